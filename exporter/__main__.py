@@ -1,0 +1,7 @@
+"""``python -m exporter`` runs the exporter (same as ``confscale-exporter``)."""
+
+import sys
+
+from exporter.cli import main
+
+sys.exit(main())

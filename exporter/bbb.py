@@ -1,0 +1,175 @@
+"""BigBlueButton getMeetings: signed URL, safe streaming parse, per-node figures.
+
+The parser is fed the body chunk by chunk while it downloads, keeps only one meeting
+in memory at a time, never expands entities, never loads a DTD or anything from the
+network, and refuses any document that declares a DTD.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import requests
+from lxml import etree
+
+from exporter.config import BbbSource
+from exporter.fetch import PollError, fetch
+
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_MAX_COUNT_DIGITS = 12
+# A DTD is where entity bombs and external entities live; BBB never sends one.
+_FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
+_FORBIDDEN_OVERLAP = max(len(m) for m in _FORBIDDEN) - 1
+_COUNTERS = {
+    "participantCount": "participants",
+    "moderatorCount": "moderators",
+    "listenerCount": "listeners",
+    "voiceParticipantCount": "voice_participants",
+    "videoCount": "video_participants",
+}
+
+
+@dataclass(frozen=True)
+class BbbFigures:
+    """What one getMeetings answer says about a node (DESIGN.md §2)."""
+
+    meetings: int = 0
+    breakout_rooms: int = 0
+    participants: int = 0
+    moderators: int = 0
+    listeners: int = 0
+    voice_participants: int = 0
+    video_participants: int = 0
+    participants_max: int = 0
+    video_fanout: int = 0
+    clients: tuple[tuple[str, int], ...] = ()
+
+
+def parse_count(text: str | None, field: str) -> int:
+    """A BBB count, tolerant of thousands separators (``1,202``, ``1.000``)."""
+    digits = _NOT_DIGIT.sub("", text or "")
+    if not digits or len(digits) > _MAX_COUNT_DIGITS:
+        shown = (text or "").strip()[:20]
+        raise PollError("parse", f"{field} is not a count: {shown!r}")
+    return int(digits)
+
+
+def signed_url(source: BbbSource, call: str = "getMeetings", query: str = "") -> str:
+    """``url + call?query&checksum=…`` with checksum = H(call + query + secret)."""
+    digest = hashlib.new(source.checksum,
+                         (call + query + source.secret.reveal()).encode("utf-8")).hexdigest()
+    separator = "&" if query else ""
+    return f"{source.url}{call}?{query}{separator}checksum={digest}"
+
+
+class MeetingsParser:
+    """Incremental getMeetings parser: ``feed`` chunks, then ``close`` for the figures."""
+
+    def __init__(self) -> None:
+        self._parser = etree.XMLPullParser(
+            events=("end",), tag="meeting", resolve_entities=False, no_network=True,
+            load_dtd=False, dtd_validation=False, huge_tree=False, remove_comments=True,
+            remove_pis=True)
+        self._tail = b""
+        self._sums: Counter[str] = Counter()
+        self._clients: Counter[str] = Counter()
+        self._meetings = 0
+        self._breakouts = 0
+        self._max = 0
+        self._fanout = 0
+
+    def feed(self, chunk: bytes) -> None:
+        window = self._tail + chunk
+        if any(marker in window for marker in _FORBIDDEN):
+            raise PollError("parse", "the document declares a DTD or entities; refused")
+        self._tail = window[-_FORBIDDEN_OVERLAP:]
+        try:
+            self._parser.feed(chunk)
+        except etree.XMLSyntaxError as exc:
+            raise PollError("parse", f"invalid XML: {_syntax_detail(exc)}") from None
+        self._drain()
+
+    def close(self) -> BbbFigures:
+        try:
+            root = self._parser.close()
+        except etree.XMLSyntaxError as exc:
+            raise PollError("parse", f"invalid XML: {_syntax_detail(exc)}") from None
+        self._drain()
+        if root.tag != "response":
+            raise PollError("parse", f"expected a <response> document, got <{_short(root.tag)}>")
+        returncode = (root.findtext("returncode") or "").strip()
+        if returncode == "FAILED":
+            key = (root.findtext("messageKey") or "").strip()
+            if key == "checksumError":
+                raise PollError("checksum", "BBB refused the checksum (checksumError)")
+            raise PollError("failed", f"BBB answered FAILED ({_short(key) or 'no messageKey'})")
+        if returncode != "SUCCESS":
+            raise PollError("parse", "no SUCCESS or FAILED returncode in the answer")
+        if self._meetings == 0 and root.find("participantCount") is not None:
+            self._add_meeting(root)  # getMeetingInfo shape: one meeting's fields on the root
+        return BbbFigures(
+            meetings=self._meetings, breakout_rooms=self._breakouts,
+            participants=self._sums["participants"], moderators=self._sums["moderators"],
+            listeners=self._sums["listeners"],
+            voice_participants=self._sums["voice_participants"],
+            video_participants=self._sums["video_participants"],
+            participants_max=self._max, video_fanout=self._fanout,
+            clients=tuple(sorted(self._clients.items())))
+
+    def _drain(self) -> None:
+        for _event, meeting in self._parser.read_events():
+            parent = meeting.getparent()
+            # A <meeting> inside <metadata> is user data, not a meeting.
+            if parent is None or parent.tag != "meetings":
+                continue
+            self._add_meeting(meeting)
+            meeting.clear()
+            while meeting.getprevious() is not None:
+                del parent[0]
+
+    def _add_meeting(self, meeting: etree._Element) -> None:
+        counts = dict.fromkeys(_COUNTERS.values(), 0)
+        for child in meeting:
+            tag = child.tag
+            if tag in _COUNTERS:
+                counts[_COUNTERS[tag]] = parse_count(child.text, tag)
+            elif tag == "isBreakout":
+                if (child.text or "").strip().lower() == "true":
+                    self._breakouts += 1
+            elif tag == "attendees":
+                for attendee in child:
+                    client = (attendee.findtext("clientType") or "").strip() or "unknown"
+                    self._clients[client[:32]] += 1
+        self._meetings += 1
+        self._sums.update(counts)
+        n, w = counts["participants"], counts["video_participants"]
+        self._max = max(self._max, n)
+        self._fanout += w * max(n - 1, 0)
+
+
+def parse_meetings(document: bytes, chunk_size: int = 64 * 1024) -> BbbFigures:
+    """Figures of a whole getMeetings (or getMeetingInfo) document held in memory."""
+    parser = MeetingsParser()
+    for start in range(0, len(document), chunk_size):
+        parser.feed(document[start:start + chunk_size])
+    return parser.close()
+
+
+def poll_bbb(session: requests.Session, source: BbbSource, *, timeout: float,
+             max_bytes: int) -> BbbFigures:
+    """One getMeetings poll of one node; raises PollError with the failure reason."""
+    parser = MeetingsParser()
+    fetch(session, signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed)
+    return parser.close()
+
+
+def _syntax_detail(exc: etree.XMLSyntaxError) -> str:
+    message = str(getattr(exc, "msg", "") or "malformed").split(",")[0]
+    return _short(message, 80)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return str(text).replace("\n", " ")[:limit]

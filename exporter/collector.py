@@ -1,0 +1,168 @@
+"""Metric families of DESIGN.md §2 from one snapshot (pure: snapshot in, families out)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterator
+from importlib import metadata
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.bbb import BbbFigures
+from exporter.host import HostFigures
+from exporter.jitsi import JitsiFigures
+from exporter.poller import Snapshot
+
+_BBB_GAUGES = (
+    ("meetings", "bbb_meetings", "Meetings on the node, breakout rooms included."),
+    ("breakout_rooms", "bbb_breakout_rooms", "Breakout rooms on the node."),
+    ("participants", "bbb_meetings_participants",
+     "Participants on the node (sum of participantCount; moderators included once)."),
+    ("moderators", "bbb_meetings_moderators", "Sum of moderatorCount."),
+    ("listeners", "bbb_meetings_listeners", "Sum of listenerCount (listen-only audio)."),
+    ("voice_participants", "bbb_meetings_voice_participants", "Sum of voiceParticipantCount."),
+    ("video_participants", "bbb_meetings_video_participants", "Sum of videoCount."),
+    ("participants_max", "bbb_meetings_participants_max", "Participants of the largest meeting."),
+    ("video_fanout", "bbb_meetings_video_fanout",
+     "Forwarded webcam streams: sum over meetings of videoCount*(participantCount-1)."),
+)
+_JITSI_HELP = {
+    "conferences": "Conferences on the bridge.",
+    "participants": "Participants on the bridge.",
+    "largest_conference": "Participants of the largest conference.",
+    "endpoints_sending_video": "Endpoints sending video.",
+    "stress_level": "The bridge's own stress level (0-1, overload from about 0.8).",
+    "bit_rate_upload": "Upload bit rate in kbit/s as the JVB reports it.",
+    "bit_rate_download": "Download bit rate in kbit/s as the JVB reports it.",
+}
+
+
+def build_version() -> str:
+    try:
+        return metadata.version("confscale")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class SnapshotCollector(Collector):
+    """Yields the families of whatever snapshot ``source`` returns at collect time."""
+
+    def __init__(self, source: Callable[[], Snapshot | None], *, self_metrics: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._self_metrics = self_metrics
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._source()
+        if snapshot is not None:
+            yield from snapshot_families(snapshot, stale=snapshot.is_stale(self._clock()))
+            if self._self_metrics:
+                yield from exporter_families(snapshot)
+        if self._self_metrics:
+            info = GaugeMetricFamily("confscale_exporter_build_info",
+                                     "Version of the exporter; the value is always 1.",
+                                     labels=["version", "python"])
+            info.add_metric([build_version(), platform.python_version()], 1)
+            yield info
+
+
+def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric]:
+    """Every per-node family; a stale snapshot keeps only up=0, errors and timestamps."""
+    pool = snapshot.config.pool
+    base = ["node", "pool"] if pool else ["node"]
+
+    def labels(node: str, *extra: str) -> list[str]:
+        return [node, pool, *extra] if pool else [node, *extra]
+
+    up = GaugeMetricFamily("confscale_node_up", "1 when the last poll of the source succeeded.",
+                           labels=[*base, "source"])
+    duration = GaugeMetricFamily("confscale_node_poll_duration_seconds",
+                                 "Duration of the last poll of the source.",
+                                 labels=[*base, "source"])
+    errors = CounterMetricFamily("confscale_node_poll_errors",
+                                 "Failed polls by reason (see docs/exporter.md).",
+                                 labels=[*base, "source", "reason"])
+    last = GaugeMetricFamily("confscale_node_last_success_timestamp_seconds",
+                             "Unix time of the last successful poll of the source.",
+                             labels=[*base, "source"])
+    link = GaugeMetricFamily("confscale_node_link_capacity_bytes_per_second",
+                             "Configured uplink capacity in bytes per second.", labels=base)
+    for node in snapshot.config.nodes:
+        link.add_metric(labels(node.name), node.link_capacity_bytes_per_second)
+    for (node, source, reason), count in sorted(snapshot.errors.items()):
+        errors.add_metric(labels(node, source, reason), count)
+    for (node, source), when in sorted(snapshot.last_success.items()):
+        last.add_metric(labels(node, source), when)
+    families: list[Metric] = [up, duration, errors, last, link]
+    data = _DataFamilies(base)
+    for result in snapshot.results:
+        up.add_metric(labels(result.node, result.source), 0 if stale or not result.ok else 1)
+        duration.add_metric(labels(result.node, result.source), result.duration)
+        if stale or result.figures is None:
+            continue  # absent, not zero
+        data.add(result.figures, labels(result.node))
+    if not stale:
+        families.extend(data.families())
+    return families
+
+
+class _DataFamilies:
+    """The figure families, filled node by node."""
+
+    def __init__(self, base: list[str]) -> None:
+        self._bbb = [(key, GaugeMetricFamily(name, text, labels=base))
+                     for key, name, text in _BBB_GAUGES]
+        self._clients = GaugeMetricFamily("bbb_meetings_participant_clients",
+                                          "Attendees by client type.", labels=[*base, "type"])
+        self._jitsi = {key: GaugeMetricFamily(f"jitsi_{key}", text, labels=base)
+                       for key, text in _JITSI_HELP.items()}
+        self._cpu = CounterMetricFamily("confscale_node_cpu_seconds",
+                                        "CPU seconds summed over CPUs, by mode.",
+                                        labels=[*base, "mode"])
+        self._cpus = GaugeMetricFamily("confscale_node_cpu_count", "Number of CPUs.",
+                                       labels=base)
+        self._tx = CounterMetricFamily("confscale_node_network_transmit_bytes",
+                                       "Bytes sent on the uplink interface(s).", labels=base)
+        self._rx = CounterMetricFamily("confscale_node_network_receive_bytes",
+                                       "Bytes received on the uplink interface(s).", labels=base)
+
+    def add(self, figures: BbbFigures | HostFigures | JitsiFigures, labels: list[str]) -> None:
+        if isinstance(figures, BbbFigures):
+            for key, family in self._bbb:
+                family.add_metric(labels, getattr(figures, key))
+            for client, count in figures.clients:
+                self._clients.add_metric([*labels, client], count)
+        elif isinstance(figures, JitsiFigures):
+            for key, value in figures.values:
+                self._jitsi[key].add_metric(labels, value)
+        else:
+            for mode, seconds in figures.cpu_seconds:
+                self._cpu.add_metric([*labels, mode], seconds)
+            self._cpus.add_metric(labels, figures.cpu_count)
+            self._tx.add_metric(labels, figures.transmit_bytes)
+            self._rx.add_metric(labels, figures.receive_bytes)
+
+    def families(self) -> list[Metric]:
+        return [*(f for _, f in self._bbb), self._clients, *self._jitsi.values(),
+                self._cpu, self._cpus, self._tx, self._rx]
+
+
+def exporter_families(snapshot: Snapshot) -> list[Metric]:
+    """The exporter's own figures about the last cycle."""
+    cycle = GaugeMetricFamily("confscale_exporter_cycle_duration_seconds",
+                              "Wall time of the last complete poll cycle.")
+    cycle.add_metric([], snapshot.duration)
+    finished = GaugeMetricFamily("confscale_exporter_last_cycle_timestamp_seconds",
+                                 "Unix time the last complete poll cycle ended.")
+    finished.add_metric([], snapshot.finished_at)
+    nodes = GaugeMetricFamily("confscale_exporter_nodes",
+                              "Nodes polled in the last cycle, and of those with every "
+                              "source up.", labels=["state"])
+    polled = {r.node for r in snapshot.results}
+    down = {r.node for r in snapshot.results if not r.ok}
+    nodes.add_metric(["polled"], len(polled))
+    nodes.add_metric(["up"], len(polled - down))
+    return [cycle, finished, nodes]

@@ -1,0 +1,301 @@
+"""The exporter's YAML configuration as small immutable value objects.
+
+Every error names the file, the node and the key, and what was expected; secret values
+never appear in an error, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+CHECKSUM_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
+DEFAULT_LINK_MBIT = 500.0
+DEFAULT_INTERVAL = 15.0
+DEFAULT_TIMEOUT = 5.0
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_TOP_KEYS = {"pool", "interval", "timeout", "nodes"}
+_NODE_KEYS = {"name", "link_capacity_mbit", "bbb", "host", "jitsi"}
+_BBB_KEYS = {"url", "secret", "secret_file", "checksum"}
+_HOST_KEYS = {"node_exporter", "interface"}
+_JITSI_KEYS = {"url"}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class EmptyConfigError(ConfigError):
+    """The file holds no configuration at all."""
+
+
+class ConfigFileError(ConfigError):
+    """The file cannot be read or is not YAML."""
+
+
+class ConfigValueError(ConfigError):
+    """A key is missing, unknown or has a value of the wrong kind."""
+
+
+class SecretError(ConfigError):
+    """A secret cannot be read (missing file, unset variable, empty)."""
+
+
+class Secret:
+    """A shared secret whose repr and str never show the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class BbbSource:
+    url: str
+    secret: Secret = field(repr=False)
+    checksum: str = "sha256"
+
+
+@dataclass(frozen=True)
+class HostSource:
+    """``node_exporter`` is a /metrics URL, or None for this machine's /proc."""
+
+    node_exporter: str | None
+    interface: str | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.node_exporter is None
+
+
+@dataclass(frozen=True)
+class JitsiSource:
+    url: str
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    link_capacity_bytes_per_second: float = DEFAULT_LINK_MBIT * 1e6 / 8
+    bbb: BbbSource | None = None
+    host: HostSource | None = None
+    jitsi: JitsiSource | None = None
+
+    def sources(self) -> tuple[str, ...]:
+        """Names of the configured sources, in a stable order."""
+        present = (("bbb", self.bbb), ("jitsi", self.jitsi), ("host", self.host))
+        return tuple(name for name, source in present if source is not None)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    nodes: tuple[NodeConfig, ...]
+    pool: str | None = None
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    path: str = "<memory>"
+
+    def node(self, name: str) -> NodeConfig | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+
+def parse_duration(value: object, where: str) -> float:
+    """Seconds from ``15s``, ``500ms``, ``1m`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ConfigValueError(f"{where}: expected a duration like 15s, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value).strip())
+        if not match:
+            raise ConfigValueError(f"{where}: expected a duration like 15s or 500ms, "
+                                   f"got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigValueError(f"{where}: must be greater than zero, got {value!r}")
+    return seconds
+
+
+def load_config(path: str | os.PathLike[str],
+                environ: Mapping[str, str] | None = None) -> PoolConfig:
+    """Read and validate ``path``; raises a ConfigError naming file, node and key."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigFileError(f"{file}: cannot read the configuration: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigFileError(f"{file}:{line}: not valid YAML: {problem}") from None
+    if data is None:
+        raise EmptyConfigError(f"{file}: the configuration is empty; expected a 'nodes' list")
+    return parse_config(data, str(file), os.environ if environ is None else environ,
+                        base_dir=file.parent)
+
+
+def parse_config(data: object, origin: str, environ: Mapping[str, str],
+                 base_dir: Path | None = None) -> PoolConfig:
+    """Validate already-loaded YAML data (``origin`` names it in errors)."""
+    if not isinstance(data, dict):
+        raise ConfigValueError(f"{origin}: expected a mapping with a 'nodes' list at the top")
+    _reject_unknown(data, _TOP_KEYS, origin)
+    pool = data.get("pool")
+    if pool is not None and not isinstance(pool, str | int):
+        raise ConfigValueError(f"{origin}: key 'pool': expected a name, got {pool!r}")
+    interval = parse_duration(data.get("interval", DEFAULT_INTERVAL), f"{origin}: key 'interval'")
+    timeout = parse_duration(data.get("timeout", DEFAULT_TIMEOUT), f"{origin}: key 'timeout'")
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise ConfigValueError(f"{origin}: key 'nodes': expected a non-empty list of nodes")
+    nodes: list[NodeConfig] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_nodes):
+        node = _parse_node(raw, f"{origin}: nodes[{index}]", environ, base_dir)
+        if node.name in seen:
+            raise ConfigValueError(f"{origin}: nodes[{index}]: node name {node.name!r} "
+                                   "is used twice; names must be unique")
+        seen.add(node.name)
+        nodes.append(node)
+    return PoolConfig(nodes=tuple(nodes), pool=None if pool is None else str(pool),
+                      interval=interval, timeout=timeout, path=origin)
+
+
+def _reject_unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise ConfigValueError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                               f"expected some of {', '.join(sorted(allowed))}")
+
+
+def _parse_node(raw: object, where: str, environ: Mapping[str, str],
+                base_dir: Path | None) -> NodeConfig:
+    if not isinstance(raw, dict):
+        raise ConfigValueError(f"{where}: expected a mapping with 'name' and a source")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NODE_NAME.match(name):
+        raise ConfigValueError(f"{where}: key 'name': expected a node name "
+                               f"(letters, digits, - _ . :), got {name!r}")
+    where = f"{where} (node {name})"
+    _reject_unknown(raw, _NODE_KEYS, where)
+    link = raw.get("link_capacity_mbit", DEFAULT_LINK_MBIT)
+    if isinstance(link, bool) or not isinstance(link, int | float) or link <= 0:
+        raise ConfigValueError(f"{where}: key 'link_capacity_mbit': expected a positive "
+                               f"number of Mbit/s, got {link!r}")
+    bbb = _parse_bbb(raw["bbb"], f"{where}: key 'bbb'", environ, base_dir) \
+        if raw.get("bbb") is not None else None
+    host = _parse_host(raw["host"], f"{where}: key 'host'") \
+        if raw.get("host") is not None else None
+    jitsi = _parse_jitsi(raw["jitsi"], f"{where}: key 'jitsi'") \
+        if raw.get("jitsi") is not None else None
+    if bbb is None and jitsi is None and host is None:
+        raise ConfigValueError(f"{where}: no source; expected at least one of bbb, jitsi, host")
+    return NodeConfig(name=name, link_capacity_bytes_per_second=float(link) * 1e6 / 8,
+                      bbb=bbb, host=host, jitsi=jitsi)
+
+
+def _url(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigValueError(f"{where}: expected an http(s) URL, got {value!r}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigValueError(f"{where}: expected an http(s) URL, got {value!r}")
+    if parts.username or parts.password:
+        # Credentials in a URL end up in logs and errors: refuse them without echoing.
+        raise ConfigValueError(f"{where}: the URL must not carry a user or password")
+    return value
+
+
+def _parse_bbb(raw: object, where: str, environ: Mapping[str, str],
+               base_dir: Path | None) -> BbbSource:
+    if not isinstance(raw, dict):
+        raise ConfigValueError(f"{where}: expected a mapping with url and secret_file or secret")
+    _reject_unknown(raw, _BBB_KEYS, where)
+    url = _url(raw.get("url"), f"{where}.url")
+    if not url.endswith("/"):
+        url += "/"
+    checksum = str(raw.get("checksum", "sha256")).lower()
+    if checksum not in CHECKSUM_ALGORITHMS:
+        raise ConfigValueError(f"{where}.checksum: expected one of "
+                               f"{', '.join(CHECKSUM_ALGORITHMS)}, got {raw.get('checksum')!r}")
+    secret = _read_secret(raw, where, environ, base_dir)
+    return BbbSource(url=url, secret=secret, checksum=checksum)
+
+
+def _read_secret(raw: dict[str, Any], where: str, environ: Mapping[str, str],
+                 base_dir: Path | None) -> Secret:
+    has_file, has_value = raw.get("secret_file") is not None, raw.get("secret") is not None
+    if has_file == has_value:
+        raise SecretError(f"{where}: expected exactly one of secret_file or secret: ${{ENV_VAR}}")
+    if has_file:
+        path = Path(str(raw["secret_file"]))
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretError(f"{where}.secret_file: cannot read {path}: "
+                              f"{exc.strerror}") from None
+        if not value:
+            raise SecretError(f"{where}.secret_file: {path} is empty")
+        return Secret(value)
+    match = _ENV_REF.match(str(raw["secret"]).strip())
+    if not match:
+        # Never echo the value: it is probably the secret itself.
+        raise SecretError(f"{where}.secret: expected a reference like ${{BBB_SECRET}}; "
+                          "put literal secrets in a file and use secret_file")
+    value = environ.get(match.group(1), "").strip()
+    if not value:
+        raise SecretError(f"{where}.secret: environment variable {match.group(1)} "
+                          "is unset or empty")
+    return Secret(value)
+
+
+def _parse_host(raw: object, where: str) -> HostSource:
+    if raw == "local":
+        return HostSource(node_exporter=None)
+    if not isinstance(raw, dict):
+        raise ConfigValueError(f"{where}: expected a mapping with node_exporter: URL or local")
+    _reject_unknown(raw, _HOST_KEYS, where)
+    target = raw.get("node_exporter")
+    url = None if target == "local" else _url(target, f"{where}.node_exporter")
+    interface = raw.get("interface")
+    if interface is not None and (not isinstance(interface, str) or not interface):
+        raise ConfigValueError(f"{where}.interface: expected an interface name, "
+                               f"got {interface!r}")
+    return HostSource(node_exporter=url, interface=interface)
+
+
+def _parse_jitsi(raw: object, where: str) -> JitsiSource:
+    if not isinstance(raw, dict):
+        raise ConfigValueError(f"{where}: expected a mapping with url")
+    _reject_unknown(raw, _JITSI_KEYS, where)
+    return JitsiSource(url=_url(raw.get("url"), f"{where}.url"))

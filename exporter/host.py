@@ -1,0 +1,163 @@
+"""Host figures: CPU seconds and uplink bytes, from a node_exporter or from local /proc.
+
+Only the three families we need are parsed out of the node_exporter text; every other
+line is skipped after a prefix check, so a large node_exporter page costs little.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from exporter.config import HostSource
+from exporter.fetch import PollError, fetch
+
+_CPU = "node_cpu_seconds_total{"
+_RX = "node_network_receive_bytes_total{"
+_TX = "node_network_transmit_bytes_total{"
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_NOT_UPLINK = ("lo", "veth", "docker", "br-", "ifb", "virbr")
+# /proc/stat cpu columns in order (guest time is already inside user and nice).
+_PROC_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+@dataclass(frozen=True)
+class HostFigures:
+    cpu_seconds: tuple[tuple[str, float], ...]  # (mode, seconds summed over CPUs)
+    cpu_count: int
+    transmit_bytes: float
+    receive_bytes: float
+
+
+def is_uplink(device: str, interface: str | None = None) -> bool:
+    """The configured interface, or any interface that is not loopback/virtual."""
+    if interface is not None:
+        return device == interface
+    return not (device == "lo" or device.startswith(_NOT_UPLINK))
+
+
+def parse_node_exporter(lines: Iterable[str], interface: str | None = None) -> HostFigures:
+    """Figures from node_exporter text lines; raises PollError('parse') if CPU is missing."""
+    cpu: dict[str, float] = defaultdict(float)
+    cpus: set[str] = set()
+    rx = tx = 0.0
+    found_net = False
+    for line in lines:
+        if not line.startswith("node_"):
+            continue
+        if line.startswith(_CPU):
+            labels, value = _split(line)
+            cpus.add(labels.get("cpu", ""))
+            cpu[labels.get("mode", "unknown")] += value
+        elif line.startswith((_RX, _TX)):
+            labels, value = _split(line)
+            if is_uplink(labels.get("device", ""), interface):
+                found_net = True
+                if line.startswith(_RX):
+                    rx += value
+                else:
+                    tx += value
+    if not cpus:
+        raise PollError("parse", "no node_cpu_seconds_total in the node_exporter answer")
+    if interface is not None and not found_net:
+        raise PollError("parse", f"interface {interface!r} not in the node_exporter answer")
+    return HostFigures(cpu_seconds=tuple(sorted(cpu.items())), cpu_count=len(cpus),
+                       transmit_bytes=tx, receive_bytes=rx)
+
+
+def _split(line: str) -> tuple[dict[str, str], float]:
+    close = line.rfind("}")
+    if close < 0:
+        raise PollError("parse", f"malformed sample line {line[:60]!r}")
+    labels = dict(_LABEL.findall(line, 0, close))
+    fields = line[close + 1:].split()
+    if not fields:
+        raise PollError("parse", f"sample without a value {line[:60]!r}")
+    try:
+        value = float(fields[0])
+    except ValueError:
+        raise PollError("parse", f"value is not a number in {line[:60]!r}") from None
+    if not math.isfinite(value):
+        raise PollError("parse", f"value is not finite in {line[:60]!r}")
+    return labels, value
+
+
+class _LineSink:
+    """Splits streamed bytes into text lines, keeping only lines that may matter."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._rest = b""
+
+    def __call__(self, chunk: bytes) -> None:
+        data = self._rest + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._rest = data
+            return
+        self._rest = data[cut + 1:]
+        for raw in data[:cut].split(b"\n"):
+            if raw.startswith((b"node_cpu_seconds_total{", b"node_network_")):
+                self.lines.append(raw.decode("utf-8", "replace"))
+
+    def finish(self) -> list[str]:
+        if self._rest:
+            self(b"\n")
+        return self.lines
+
+
+def read_proc(root: Path = Path("/proc"), interface: str | None = None) -> HostFigures:
+    """Figures of the machine the exporter runs on, from /proc/stat and /proc/net/dev."""
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    try:
+        stat = (root / "stat").read_text()
+        netdev = (root / "net" / "dev").read_text()
+    except OSError as exc:
+        raise PollError("parse", f"cannot read {exc.filename}: {exc.strerror}") from None
+    cpu: dict[str, float] = {}
+    count = 0
+    for line in stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            for mode, value in zip(_PROC_MODES, fields[1:], strict=False):
+                cpu[mode] = _proc_number(value) / ticks
+        elif fields and fields[0].startswith("cpu"):
+            count += 1
+    rx = tx = 0.0
+    found = False
+    for line in netdev.splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        fields = rest.split()
+        if len(fields) >= 9 and is_uplink(name.strip(), interface):
+            found = True
+            rx += _proc_number(fields[0])
+            tx += _proc_number(fields[8])
+    if not cpu or count == 0:
+        raise PollError("parse", f"no cpu lines in {root / 'stat'}")
+    if interface is not None and not found:
+        raise PollError("parse", f"interface {interface!r} not in {root / 'net' / 'dev'}")
+    return HostFigures(cpu_seconds=tuple(sorted(cpu.items())), cpu_count=count,
+                       transmit_bytes=tx, receive_bytes=rx)
+
+
+def _proc_number(text: str) -> float:
+    if not text.isdigit():
+        raise PollError("parse", f"unexpected /proc field {text[:20]!r}")
+    return float(text)
+
+
+def poll_host(session: requests.Session, source: HostSource, *, timeout: float,
+              max_bytes: int) -> HostFigures:
+    """One poll of a node's host figures; raises PollError with the failure reason."""
+    if source.node_exporter is None:
+        return read_proc(interface=source.interface)
+    sink = _LineSink()
+    fetch(session, source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink)
+    return parse_node_exporter(sink.finish(), source.interface)

@@ -1,0 +1,235 @@
+"""The poll cycle: every source of every node, concurrently, into an immutable snapshot.
+
+A background thread runs one cycle per interval on its own clock. Each cycle submits
+one task per (node, source) to a fixed pool of worker threads, each worker keeping its
+own keep-alive session, so the number of open connections and queued tasks is bounded
+by the configuration. ``/metrics`` only ever reads the last finished snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import requests
+
+from exporter.bbb import BbbFigures, poll_bbb
+from exporter.config import NodeConfig, PoolConfig
+from exporter.fetch import DEFAULT_MAX_BODY_BYTES, PollError, new_session
+from exporter.host import HostFigures, poll_host
+from exporter.jitsi import JitsiFigures, poll_jitsi
+
+log = logging.getLogger("confscale.exporter")
+
+Figures = BbbFigures | HostFigures | JitsiFigures
+DEFAULT_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """The outcome of polling one source of one node once."""
+
+    node: str
+    source: str
+    duration: float
+    finished_at: float
+    figures: Figures | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.figures is not None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One complete poll cycle plus the state that outlives cycles (counters, last success)."""
+
+    config: PoolConfig
+    results: tuple[SourceResult, ...]
+    started_at: float
+    finished_at: float
+    duration: float
+    errors: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+    last_success: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    def is_stale(self, now: float) -> bool:
+        """Data older than two intervals is not served as current."""
+        return now - self.finished_at > 2 * self.config.interval
+
+
+def select_nodes(config: PoolConfig) -> tuple[NodeConfig, ...]:
+    """The nodes this exporter polls (the place a ``--shard i/N`` filter will go)."""
+    return config.nodes
+
+
+def poll_source(session: requests.Session, node: NodeConfig, source: str, *, timeout: float,
+                max_bytes: int, clock: Callable[[], float] = time.time) -> SourceResult:
+    """Poll one source of one node; never raises, the failure is in ``reason``."""
+    started = time.monotonic()
+    figures: Figures | None = None
+    reason: str | None = None
+    try:
+        if source == "bbb" and node.bbb is not None:
+            figures = poll_bbb(session, node.bbb, timeout=timeout, max_bytes=max_bytes)
+        elif source == "jitsi" and node.jitsi is not None:
+            figures = poll_jitsi(session, node.jitsi, timeout=timeout, max_bytes=max_bytes)
+        elif source == "host" and node.host is not None:
+            figures = poll_host(session, node.host, timeout=timeout, max_bytes=max_bytes)
+        else:
+            raise PollError("internal", f"source {source} is not configured")
+    except PollError as exc:
+        reason = exc.reason
+        log.debug("poll failed node=%s source=%s reason=%s detail=%r", node.name, source,
+                  exc.reason, exc.detail)
+    except Exception as exc:  # a bug must cost one poll, not the poll loop
+        reason = "internal"
+        log.warning("poll crashed node=%s source=%s error=%s", node.name, source,
+                    type(exc).__name__)
+    return SourceResult(node=node.name, source=source, duration=time.monotonic() - started,
+                        finished_at=clock(), figures=figures, reason=reason)
+
+
+class PollState:
+    """Counters and last-success times that survive cycles and reloads."""
+
+    def __init__(self) -> None:
+        self.errors: dict[tuple[str, str, str], int] = {}
+        self.last_success: dict[tuple[str, str], float] = {}
+        self.was_up: dict[tuple[str, str], bool] = {}
+
+    def record(self, results: tuple[SourceResult, ...]) -> None:
+        for result in results:
+            key = (result.node, result.source)
+            if result.ok:
+                self.last_success[key] = result.finished_at
+            else:
+                error_key = (result.node, result.source, result.reason or "internal")
+                self.errors[error_key] = self.errors.get(error_key, 0) + 1
+            if self.was_up.get(key, True) != result.ok:
+                log.warning("node=%s source=%s is %s%s", result.node, result.source,
+                            "up" if result.ok else "down",
+                            "" if result.ok else f" reason={result.reason}")
+            self.was_up[key] = result.ok
+
+    def prune(self, config: PoolConfig) -> None:
+        """Forget nodes and sources that are no longer configured."""
+        keep = {(n.name, s) for n in config.nodes for s in n.sources()}
+        self.errors = {k: v for k, v in self.errors.items() if (k[0], k[1]) in keep}
+        self.last_success = {k: v for k, v in self.last_success.items() if k in keep}
+        self.was_up = {k: v for k, v in self.was_up.items() if k in keep}
+
+
+class Poller:
+    """Runs poll cycles in a background thread and keeps the last complete snapshot."""
+
+    def __init__(self, config: PoolConfig, *, workers: int = DEFAULT_WORKERS,
+                 max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=workers,
+                                            thread_name_prefix="confscale-poll")
+        self._sessions = threading.local()
+        self._state = PollState()
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def config(self) -> PoolConfig:
+        return self._config
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    def snapshot(self) -> Snapshot | None:
+        """The last complete cycle (None before the first one ends)."""
+        return self._snapshot
+
+    def replace_config(self, config: PoolConfig) -> None:
+        """Use ``config`` from the next cycle on (started at once); counters are kept."""
+        with self._lock:
+            self._config = config
+            self._state.prune(config)
+        self._wake.set()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = new_session()
+        return session
+
+    def _task(self, node: NodeConfig, source: str, timeout: float) -> SourceResult:
+        return poll_source(self._session(), node, source, timeout=timeout,
+                           max_bytes=self._max_bytes, clock=self._clock)
+
+    def run_cycle(self) -> Snapshot:
+        """Poll every source of every node once and publish the snapshot."""
+        config = self._config
+        started_wall, started = self._clock(), time.monotonic()
+        futures = [self._executor.submit(self._task, node, source, config.timeout)
+                   for node in select_nodes(config) for source in node.sources()]
+        results = tuple(future.result() for future in futures)
+        with self._lock:
+            if config is not self._config:
+                # Reloaded meanwhile: keep state only for nodes still configured.
+                results = tuple(r for r in results if self._config.node(r.node) is not None)
+            self._state.record(results)
+            snapshot = Snapshot(
+                config=config, results=results, started_at=started_wall,
+                finished_at=self._clock(), duration=time.monotonic() - started,
+                errors=MappingProxyType(dict(self._state.errors)),
+                last_success=MappingProxyType(dict(self._state.last_success)))
+            self._snapshot = snapshot
+        log.debug("cycle done nodes=%d duration=%.3fs", len(config.nodes), snapshot.duration)
+        return snapshot
+
+    def start(self) -> None:
+        """Start the background loop (one cycle at once, then one per interval)."""
+        self._thread = threading.Thread(target=self._loop, name="confscale-poller", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_cycle()
+            except Exception as exc:  # keep polling; the snapshot goes stale visibly
+                log.error("poll cycle failed error=%s", type(exc).__name__)
+            wait = self._config.interval - (time.monotonic() - started)
+            self._wake.wait(max(wait, 0.0))
+            self._wake.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._config.timeout + 5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def probe_node(node: NodeConfig, config: PoolConfig, *, max_bytes: int,
+               clock: Callable[[], float] = time.time) -> Snapshot:
+    """Poll one node now with a fresh session and fresh state (``/probe``)."""
+    started_wall, started = clock(), time.monotonic()
+    with new_session() as session:
+        results = tuple(poll_source(session, node, source, timeout=config.timeout,
+                                    max_bytes=max_bytes, clock=clock)
+                        for source in node.sources())
+    state = PollState()
+    state.record(results)
+    probe_config = PoolConfig(nodes=(node,), pool=config.pool, interval=config.interval,
+                              timeout=config.timeout, path=config.path)
+    return Snapshot(config=probe_config, results=results, started_at=started_wall,
+                    finished_at=clock(), duration=time.monotonic() - started,
+                    errors=state.errors, last_success=state.last_success)
