@@ -1,0 +1,149 @@
+"""Exporter configuration: good files load into value objects, bad ones say where and why."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from exporter.config import (
+    ConfigError,
+    ConfigFileError,
+    ConfigValueError,
+    EmptyConfigError,
+    SecretError,
+    load_config,
+    parse_duration,
+)
+
+SECRET = "Sup3r-S3cret-Value-4711"
+
+GOOD = """
+pool: campus
+interval: 15s
+timeout: 500ms
+nodes:
+  - name: bbb-01
+    link_capacity_mbit: 1000
+    bbb:
+      url: https://bbb-01.example.org/bigbluebutton/api
+      secret_file: bbb.secret
+      checksum: SHA512
+    host:
+      node_exporter: http://bbb-01.example.org:9100/metrics
+      interface: eth0
+  - name: bbb-02
+    bbb:
+      url: https://bbb-02.example.org/bigbluebutton/api/
+      secret: ${BBB_SECRET}
+    host: local
+  - name: jvb-01
+    jitsi:
+      url: http://jvb-01.example.org:8080/colibri/stats
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "bbb.secret").write_text(SECRET + "\n")
+    path = tmp_path / "pool.yml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_loads_into_immutable_values(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), environ={"BBB_SECRET": "from-env"})
+    assert config.pool == "campus"
+    assert config.interval == 15.0
+    assert config.timeout == 0.5
+    assert [n.name for n in config.nodes] == ["bbb-01", "bbb-02", "jvb-01"]
+    first, second, bridge = config.nodes
+    assert first.link_capacity_bytes_per_second == 125e6
+    assert second.link_capacity_bytes_per_second == 62.5e6
+    assert first.bbb is not None and first.bbb.checksum == "sha512"
+    assert first.bbb.url.endswith("/api/")
+    assert first.bbb.secret.reveal() == SECRET
+    assert second.bbb is not None and second.bbb.secret.reveal() == "from-env"
+    assert second.bbb.checksum == "sha256"
+    assert first.host is not None and first.host.interface == "eth0" and not first.host.local
+    assert second.host is not None and second.host.local
+    assert bridge.sources() == ("jitsi",)
+    assert first.sources() == ("bbb", "host")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.name = "other"  # type: ignore[misc]
+    assert SECRET not in repr(config)
+    assert "from-env" not in repr(config)
+
+
+BAD = [
+    # (case, yaml, exception, fragments the message must contain)
+    ("empty", "", EmptyConfigError, ["pool.yml", "empty"]),
+    ("not yaml", "nodes: [\n  - {name: x", ConfigFileError, ["pool.yml", "line"]),
+    ("not a mapping", "- a\n- b\n", ConfigValueError, ["pool.yml", "mapping"]),
+    ("no nodes", "pool: x\n", ConfigValueError, ["'nodes'"]),
+    ("unknown top key", "nodez: []\nnodes: [{name: a, host: local}]\n", ConfigValueError,
+     ["nodez"]),
+    ("bad interval", "interval: soon\nnodes: [{name: a, host: local}]\n", ConfigValueError,
+     ["'interval'", "soon"]),
+    ("zero timeout", "timeout: 0s\nnodes: [{name: a, host: local}]\n", ConfigValueError,
+     ["'timeout'", "greater than zero"]),
+    ("no name", "nodes: [{host: local}]\n", ConfigValueError, ["nodes[0]", "'name'"]),
+    ("duplicate", "nodes: [{name: a, host: local}, {name: a, host: local}]\n",
+     ConfigValueError, ["nodes[1]", "'a'", "twice"]),
+    ("no source", "nodes: [{name: a}]\n", ConfigValueError, ["node a", "no source"]),
+    ("unknown node key", "nodes: [{name: a, host: local, colour: red}]\n", ConfigValueError,
+     ["node a", "colour"]),
+    ("bad link", "nodes: [{name: a, host: local, link_capacity_mbit: -5}]\n",
+     ConfigValueError, ["node a", "link_capacity_mbit"]),
+    ("bad url", "nodes: [{name: a, jitsi: {url: 'ftp://x/'}}]\n", ConfigValueError,
+     ["node a", "jitsi", "url"]),
+    ("bad checksum",
+     "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: bbb.secret, checksum: md5}}]\n",
+     ConfigValueError, ["node a", "checksum", "sha256", "md5"]),
+    ("secret missing", "nodes: [{name: a, bbb: {url: 'http://x/'}}]\n", SecretError,
+     ["node a", "secret_file"]),
+    ("secret file missing",
+     "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: nope.secret}}]\n", SecretError,
+     ["node a", "nope.secret"]),
+    ("env unset", "nodes: [{name: a, bbb: {url: 'http://x/', secret: '${NOT_SET_XYZ}'}}]\n",
+     SecretError, ["node a", "NOT_SET_XYZ"]),
+    ("bad host", "nodes: [{name: a, host: {node_exporter: 'nonsense'}}]\n", ConfigValueError,
+     ["node a", "node_exporter"]),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "error", "fragments"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_names_file_node_and_key(tmp_path: Path, case: str, text: str,
+                                            error: type[ConfigError],
+                                            fragments: list[str]) -> None:
+    with pytest.raises(error) as raised:
+        load_config(write(tmp_path, text), environ={})
+    message = str(raised.value)
+    for fragment in fragments:
+        assert fragment in message, f"{case}: {fragment!r} missing from {message!r}"
+
+
+def test_inline_secret_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    text = f"nodes: [{{name: a, bbb: {{url: 'http://x/', secret: '{SECRET}'}}}}]\n"
+    with pytest.raises(SecretError) as raised:
+        load_config(write(tmp_path, text), environ={})
+    assert SECRET not in str(raised.value)
+    assert "secret_file" in str(raised.value)
+
+
+def test_credentials_in_url_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    text = f"nodes: [{{name: a, jitsi: {{url: 'http://admin:{SECRET}@x/'}}}}]\n"
+    with pytest.raises(ConfigValueError) as raised:
+        load_config(write(tmp_path, text), environ={})
+    assert SECRET not in str(raised.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match=r"nope\.yml"):
+        load_config(tmp_path / "nope.yml")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("15s", 15), ("500ms", 0.5), ("1m", 60),
+                                                ("2h", 7200), (3, 3), ("1.5s", 1.5)])
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text, "key") == seconds
