@@ -1,0 +1,222 @@
+"""Sources over real sockets: deadline, byte cap, failures; host figures from a real
+prometheus-node-exporter and from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from harness import fixture_path, node_exporter
+
+from exporter.bbb import poll_bbb
+from exporter.config import BbbSource, HostSource, JitsiSource, Secret
+from exporter.fetch import PollError, fetch, new_session
+from exporter.host import is_uplink, poll_host, read_proc
+from exporter.jitsi import poll_jitsi
+
+Behaviour = Callable[[socket.socket], None]
+
+
+@contextlib.contextmanager
+def raw_server(behaviour: Behaviour) -> Iterator[str]:
+    """A real TCP server on 127.0.0.1 running ``behaviour`` per connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def handle(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(10)
+            conn.recv(65536)  # the request; its content does not matter here
+            behaviour(conn)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            worker = threading.Thread(target=handle, args=(conn,), daemon=True)
+            worker.start()
+            workers.append(worker)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+        for worker in workers:
+            worker.join(10)
+
+
+def answer(body: bytes, *, status: str = "200 OK", length: bool = True,
+           content_type: str = "text/xml") -> Behaviour:
+    def run(conn: socket.socket) -> None:
+        head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
+        if length:
+            head += f"Content-Length: {len(body)}\r\n"
+        conn.sendall(head.encode() + b"\r\n" + body)
+    return run
+
+
+def drip(body: bytes, pause: float, stop_after: float) -> Behaviour:
+    """Headers at once, then the body a few bytes at a time: each read is quick."""
+    def run(conn: socket.socket) -> None:
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        deadline = time.monotonic() + stop_after
+        for start in range(0, len(body), 4):
+            if time.monotonic() > deadline:
+                return
+            conn.sendall(body[start:start + 4])
+            time.sleep(pause)
+    return run
+
+
+def hold(seconds: float) -> Behaviour:
+    def run(conn: socket.socket) -> None:
+        time.sleep(seconds)
+    return run
+
+
+def close_at_once(conn: socket.socket) -> None:
+    return
+
+
+def bbb(url: str) -> BbbSource:
+    return BbbSource(url=url, secret=Secret("test-secret"), checksum="sha256")
+
+
+FIXTURE = "getMeetings_apiphp_3meetings_breakout.xml"
+
+
+def poll_reason(behaviour: Behaviour, *, timeout: float = 1.0,
+                max_bytes: int = 1 << 20) -> str | None:
+    with raw_server(behaviour) as url, new_session() as session:
+        try:
+            poll_bbb(session, bbb(url), timeout=timeout, max_bytes=max_bytes)
+        except PollError as exc:
+            return exc.reason
+    return None
+
+
+def test_a_good_answer_parses() -> None:
+    body = fixture_path("bbb", FIXTURE).read_bytes()
+    with raw_server(answer(body)) as url, new_session() as session:
+        figures = poll_bbb(session, bbb(url), timeout=2, max_bytes=1 << 20)
+    assert figures.meetings == 3 and figures.video_fanout == 12
+
+
+def test_slow_drip_is_cut_at_the_deadline() -> None:
+    # Every single read returns well within the timeout, the whole body would take ~10 s:
+    # only a total deadline turns this into a timeout instead of a (late) success.
+    body = fixture_path("bbb", FIXTURE).read_bytes()
+    assert poll_reason(drip(body, pause=0.01, stop_after=15), timeout=1.0) == "timeout"
+
+
+def test_no_answer_is_a_timeout() -> None:
+    assert poll_reason(hold(1.5), timeout=0.5) == "timeout"
+
+
+def test_closed_without_answer_is_connect() -> None:
+    assert poll_reason(close_at_once) == "connect"
+
+
+def test_refused_port_is_connect() -> None:
+    port = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{port.getsockname()[1]}/"
+    port.close()
+    with new_session() as session, pytest.raises(PollError) as raised:
+        poll_bbb(session, bbb(url), timeout=1, max_bytes=1 << 20)
+    assert raised.value.reason == "connect"
+
+
+def test_http_error_status() -> None:
+    assert poll_reason(answer(b"<html>bad gateway</html>", status="502 Bad Gateway")) == "http"
+
+
+def test_html_page_with_200_is_parse() -> None:
+    page = b"<!DOCTYPE html><html><body><h1>Maintenance</h1></body></html>"
+    assert poll_reason(answer(page, content_type="text/html")) == "parse"
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "no-length"])
+def test_body_over_the_cap_is_too_large(length: bool) -> None:
+    meeting = (b"<meeting><participantCount>1</participantCount><videoCount>0</videoCount>"
+               b"<attendees/></meeting>")
+    body = (b"<response><returncode>SUCCESS</returncode><meetings>" + meeting * 20000
+            + b"</meetings></response>")
+    assert poll_reason(answer(body, length=length), max_bytes=256 * 1024) == "too_large"
+    assert poll_reason(answer(body, length=length), max_bytes=len(body)) is None
+
+
+def test_fetch_hands_over_the_whole_body() -> None:
+    body = bytes(range(256)) * 1000
+    received: list[bytes] = []
+    with raw_server(answer(body, length=False)) as url, new_session() as session:
+        size = fetch(session, url, timeout=2, max_bytes=len(body), sink=received.append)
+    assert size == len(body) and b"".join(received) == body
+
+
+def test_jitsi_over_http() -> None:
+    stats = b'{"conferences": 1, "participants": 3, "stress_level": 0.5}'
+    with raw_server(answer(stats, content_type="application/json")) as url, \
+            new_session() as session:
+        figures = poll_jitsi(session, JitsiSource(url=url), timeout=2, max_bytes=1 << 20)
+    assert dict(figures.values) == {"conferences": 1, "participants": 3, "stress_level": 0.5}
+
+
+def proc_counters(interface: str | None) -> tuple[dict[str, float], float, float, int]:
+    figures = read_proc(interface=interface)
+    return dict(figures.cpu_seconds), figures.transmit_bytes, figures.receive_bytes, \
+        figures.cpu_count
+
+
+def first_uplink() -> str:
+    for line in Path("/proc/net/dev").read_text().splitlines()[2:]:
+        name = line.partition(":")[0].strip()
+        if is_uplink(name):
+            return name
+    pytest.fail("this machine has no uplink interface in /proc/net/dev")
+
+
+@pytest.mark.parametrize("one_interface", [False, True], ids=["auto", "configured"])
+def test_real_node_exporter_matches_proc(one_interface: bool) -> None:
+    """node_exporter reads the same /proc: its figures sit between two local readings."""
+    interface = first_uplink() if one_interface else None
+    with node_exporter() as url, new_session() as session:
+        before = proc_counters(interface)
+        figures = poll_host(session, HostSource(node_exporter=url, interface=interface),
+                            timeout=5, max_bytes=16 << 20)
+        after = proc_counters(interface)
+    cpu = dict(figures.cpu_seconds)
+    assert figures.cpu_count == before[3]
+    for mode in ("user", "system", "idle"):
+        # node_exporter rounds to centiseconds like /proc's USER_HZ ticks
+        assert before[0][mode] - 0.02 <= cpu[mode] <= after[0][mode] + 0.02, mode
+    assert before[1] <= figures.transmit_bytes <= after[1]
+    assert before[2] <= figures.receive_bytes <= after[2]
+
+
+def test_local_host_source() -> None:
+    with new_session() as session:
+        figures = poll_host(session, HostSource(node_exporter=None), timeout=1, max_bytes=1)
+    stat_cpus = sum(1 for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("cpu") and not line.startswith("cpu "))
+    assert figures.cpu_count == stat_cpus
+    assert dict(figures.cpu_seconds)["idle"] > 0
+
+
+def test_local_host_source_unknown_interface_names_it() -> None:
+    with pytest.raises(PollError, match="no-such-if0"):
+        read_proc(interface="no-such-if0")
