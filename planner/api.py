@@ -1,0 +1,76 @@
+"""HTTP routes of the planner (a Flask blueprint): JSON API, /metrics, /-/healthy.
+
+Every answer comes from the service's last snapshot, serialised once per snapshot; a
+request never recomputes anything. The Dash page mounts on the same Flask server.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Flask, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from planner.metrics import PlannerCollector
+from planner.service import PlannerService
+
+JSON = "application/json"
+
+
+def blueprint(service: PlannerService) -> Blueprint:
+    """Routes bound to ``service``; register it on any Flask app (Dash's ``app.server``)."""
+    routes = Blueprint("confscale_planner_api", __name__)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PlannerCollector(service.snapshot))
+    cache: dict[int, bytes] = {}  # per-blueprint, keyed by snapshot identity
+
+    def not_ready() -> Response:
+        status = service.status()
+        body = {"error": "no planner result yet", "last_error": status.last_error}
+        return Response(json.dumps(body), status=503, mimetype=JSON)
+
+    @routes.get("/api/v1/placement")
+    def placement() -> Response:
+        snapshot = service.snapshot()
+        if snapshot is None:
+            return not_ready()
+        return Response(snapshot.placement_json, mimetype=JSON)
+
+    @routes.get("/api/v1/capacity")
+    def capacity() -> Response:
+        snapshot = service.snapshot()
+        if snapshot is None:
+            return not_ready()
+        return Response(snapshot.capacity_json, mimetype=JSON)
+
+    @routes.get("/metrics")
+    def metrics() -> Response:
+        snapshot = service.snapshot()
+        key = id(snapshot)
+        body = cache.get(key)
+        if body is None:
+            body = generate_latest(registry)
+            cache.clear()
+            cache[key] = body
+        return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+    @routes.get("/-/healthy")
+    def healthy() -> Response:
+        status = service.status()
+        body = {
+            "status": "ok",
+            "ready": service.snapshot() is not None,
+            "last_refit": status.last_refit,
+            "last_error": status.last_error,
+        }
+        return Response(json.dumps(body), mimetype=JSON)
+
+    return routes
+
+
+def create_app(service: PlannerService) -> Flask:
+    """A Flask app with the planner routes (what ``confscale-planner serve`` runs)."""
+    app = Flask("confscale_planner")
+    app.register_blueprint(blueprint(service))
+    return app

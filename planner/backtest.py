@@ -1,0 +1,197 @@
+"""Rolling-origin backtest of the forecast methods, without leakage.
+
+At each origin (every ``step_hours``) every method sees only the hours before the
+origin; its bands come from the scaled residuals of *earlier* origins whose targets
+also lie before this origin (split-conformal, refreshed as time moves on). Metrics:
+MASE (scale: in-sample seasonal-naive error before the origin), coverage of the 80 and
+95 % bands, and the absolute percentage error of each day's peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planner.forecast import (
+    METHODS,
+    WEEK_HOURS,
+    ForecastConfig,
+    RegimeFn,
+    apply_bands,
+    band_quantiles,
+    lead_bucket,
+    predict,
+    scale_floor,
+)
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Summary per method, per-bucket MASE, the residual pools and the method choice."""
+
+    summary: dict[str, dict[str, float | int | None]]
+    by_bucket: pd.DataFrame  # index (method, bucket): mase, coverage_80, coverage_95, n
+    residuals: dict[str, pd.DataFrame] = field(repr=False)
+    method_by_bucket: dict[str, str]
+    horizon_hours: int
+    origins: int
+
+    def table(self) -> pd.DataFrame:
+        """One row per method (the backtest table of the page)."""
+        return pd.DataFrame.from_dict(self.summary, orient="index").rename_axis("method")
+
+
+def rolling_origin(
+    hourly: pd.Series,
+    regime_of: RegimeFn,
+    horizon_hours: int,
+    config: ForecastConfig | None = None,
+    *,
+    step_hours: int = 24,
+    warmup_hours: int = 4 * WEEK_HOURS,
+) -> BacktestResult:
+    """Backtest every method on ``hourly`` (regular hourly index, NaN for gaps)."""
+    config = config or ForecastConfig()
+    if horizon_hours < 1:
+        raise ValueError("horizon must be at least one hour")
+    hourly = hourly.astype(float)
+    values = hourly.to_numpy()
+    index = hourly.index
+    regimes = regime_of(index)
+    floor = scale_floor(hourly)
+    origins = list(range(warmup_hours, len(hourly) - horizon_hours + 1, step_hours))
+    records: dict[str, list[pd.DataFrame]] = {m: [] for m in METHODS}
+    per_origin: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
+    for origin in origins:
+        train = hourly.iloc[:origin]
+        actual = values[origin : origin + horizon_hours]
+        if np.isnan(actual).all() or train.dropna().empty:
+            continue
+        targets = index[origin : origin + horizon_hours]
+        scale = _mase_scale(train.to_numpy())
+        leads = np.arange(1, horizon_hours + 1)
+        buckets = lead_bucket(leads)
+        origin_time = index[origin]
+        for method in METHODS:
+            point = predict(
+                method,
+                train,
+                regimes[:origin],
+                targets,
+                regimes[origin : origin + horizon_hours],
+                config,
+            )
+            earlier = [r[r["target_time"] < origin_time] for r in records[method]]
+            pool = (
+                pd.concat(earlier)
+                if earlier
+                else pd.DataFrame(columns=["bucket", "error", "target_time"])
+            )
+            quantiles = band_quantiles(pool, buckets, config.levels, config.min_residuals)
+            banded = apply_bands(point, quantiles, floor, config.levels)
+            median = banded["median"].to_numpy()
+            ok = np.isfinite(actual) & np.isfinite(median)
+            stats: dict[str, float] = {"n": float(ok.sum())}
+            if ok.any() and scale > 0:
+                stats["mase"] = float(np.mean(np.abs(actual[ok] - median[ok])) / scale)
+                for bucket in np.unique(buckets[ok]):
+                    sel = ok & (buckets == bucket)
+                    stats[f"mase:{bucket}"] = float(
+                        np.mean(np.abs(actual[sel] - median[sel])) / scale
+                    )
+            if quantiles is not None:
+                for level in (80, 95):
+                    low = banded[f"lower_{level}"].to_numpy()[ok]
+                    high = banded[f"upper_{level}"].to_numpy()[ok]
+                    inside = (actual[ok] >= low) & (actual[ok] <= high)
+                    stats[f"hits_{level}"] = float(inside.sum())
+                stats["covered_n"] = float(ok.sum())
+            stats["peak_ape"] = _daily_peak_ape(targets, actual, median, config.timezone)
+            per_origin[method].append(stats)
+            residual = (actual - point) / np.maximum(point, floor)
+            keep = np.isfinite(residual)
+            records[method].append(
+                pd.DataFrame(
+                    {
+                        "bucket": buckets[keep],
+                        "error": residual[keep],
+                        "target_time": targets[keep],
+                    }
+                )
+            )
+    return _summarise(per_origin, records, horizon_hours)
+
+
+def _mase_scale(train: np.ndarray) -> float:
+    if len(train) <= WEEK_HOURS:
+        diffs = np.abs(np.diff(train))
+    else:
+        diffs = np.abs(train[WEEK_HOURS:] - train[:-WEEK_HOURS])
+    diffs = diffs[np.isfinite(diffs)]
+    return float(diffs.mean()) if diffs.size else 0.0
+
+
+def _daily_peak_ape(
+    targets: pd.DatetimeIndex, actual: np.ndarray, median: np.ndarray, timezone: str
+) -> float:
+    days = targets.tz_convert(timezone).date
+    frame = pd.DataFrame({"day": days, "actual": actual, "median": median}).dropna()
+    if frame.empty:
+        return float("nan")
+    peaks = frame.groupby("day")[["actual", "median"]].max()
+    peaks = peaks[peaks["actual"] > 0]
+    if peaks.empty:
+        return float("nan")
+    return float((np.abs(peaks["median"] - peaks["actual"]) / peaks["actual"]).mean())
+
+
+def _summarise(
+    per_origin: dict[str, list[dict[str, float]]],
+    records: dict[str, list[pd.DataFrame]],
+    horizon_hours: int,
+) -> BacktestResult:
+    summary: dict[str, dict[str, float | int | None]] = {}
+    bucket_rows = []
+    for method, rows in per_origin.items():
+        frame = pd.DataFrame(rows)
+        covered = frame["covered_n"].sum() if "covered_n" in frame else 0.0
+
+        def mean(column: str, frame: pd.DataFrame = frame) -> float | None:
+            if column not in frame or frame[column].dropna().empty:
+                return None
+            return round(float(frame[column].dropna().mean()), 4)
+
+        summary[method] = {
+            "mase": mean("mase"),
+            "coverage_80": round(float(frame["hits_80"].sum() / covered), 4) if covered else None,
+            "coverage_95": round(float(frame["hits_95"].sum() / covered), 4) if covered else None,
+            "peak_ape": mean("peak_ape"),
+            "origins": len(rows),
+        }
+        for column in frame.columns:
+            if column.startswith("mase:"):
+                bucket_rows.append({"method": method, "bucket": column[5:], "mase": mean(column)})
+    by_bucket = pd.DataFrame(bucket_rows, columns=["method", "bucket", "mase"])
+    method_by_bucket: dict[str, str] = {}
+    for bucket, group in by_bucket.dropna().groupby("bucket"):
+        best = group.sort_values(["mase", "method"]).iloc[0]
+        method_by_bucket[str(bucket)] = str(best["method"])
+    residuals = {
+        m: (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame(columns=["bucket", "error", "target_time"])
+        )
+        for m, parts in records.items()
+    }
+    origins = max((len(rows) for rows in per_origin.values()), default=0)
+    return BacktestResult(
+        summary,
+        by_bucket.set_index(["method", "bucket"]),
+        residuals,
+        method_by_bucket,
+        horizon_hours,
+        origins,
+    )

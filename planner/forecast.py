@@ -1,0 +1,257 @@
+"""Hourly-peak demand forecast per weekday-hour slot and regime, with calibrated bands.
+
+Method ``confscale``: for a target hour, the median of the last ``slot_weeks`` values of
+the same local weekday-hour slot *in the same regime* (term, holiday, …), moved forward
+by a robust weekly growth factor. A regime slot never seen falls back to the same hour
+of the same day type (weekday/weekend) in that regime, then to the ``term`` slot scaled by
+``holiday_ratio_prior`` (a 7× drop in the holidays is real). Method ``seasonal_naive``:
+the value one week (168 h) earlier. Bands come from the out-of-sample errors of a
+rolling-origin backtest (split-conformal on scaled residuals, per lead-time bucket).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from planner.calendar import HOLIDAY, TERM
+
+WEEK_HOURS = 168
+WEEK_SECONDS = 7 * 24 * 3600.0
+LEAD_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("1-24h", 1, 24),
+    ("25-168h", 25, 168),
+    ("169-672h", 169, 672),
+    (">672h", 673, 10**9),
+)
+METHODS = ("confscale", "seasonal_naive")
+
+RegimeFn = Callable[[pd.DatetimeIndex], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Knobs of the forecast; the defaults are what the backtests were run with."""
+
+    timezone: str = "UTC"
+    slot_weeks: int = 4
+    growth_weeks: int = 4
+    max_weekly_growth: float = 0.05
+    levels: tuple[float, ...] = (0.5, 0.8, 0.95)
+    holiday_ratio_prior: float = 1 / 7
+    min_residuals: int = 48
+
+
+def lead_bucket(lead_hours: np.ndarray) -> np.ndarray:
+    """Name of the lead-time bucket of each lead (in hours, 1 = the next hour)."""
+    names = np.empty(len(lead_hours), dtype=object)
+    for name, low, high in LEAD_BUCKETS:
+        names[(lead_hours >= low) & (lead_hours <= high)] = name
+    return names
+
+
+def _slot_frame(index: pd.DatetimeIndex, timezone: str) -> pd.DataFrame:
+    local = index.tz_convert(timezone)
+    weekday = local.weekday.to_numpy()
+    hour = local.hour.to_numpy()
+    return pd.DataFrame(
+        {"slot": weekday * 24 + hour, "hour": hour, "weekend": weekday >= 5, "t": index.asi8 / 1e9}
+    )
+
+
+def growth_factor(history: pd.Series, regimes: np.ndarray, config: ForecastConfig) -> float:
+    """Weekly growth: median log ratio of an hour to the same hour a week earlier.
+
+    Only pairs in the same regime and clearly above the night floor count; the window is
+    the last ``growth_weeks`` weeks; the result is clipped to ±``max_weekly_growth``.
+    """
+    values = history.to_numpy(dtype=float)
+    if len(values) <= WEEK_HOURS:
+        return 1.0
+    positive = values[np.isfinite(values) & (values > 0)]
+    if positive.size == 0:
+        return 1.0
+    floor = 0.2 * float(np.quantile(positive, 0.9))
+    now, before = values[WEEK_HOURS:], values[:-WEEK_HOURS]
+    same = regimes[WEEK_HOURS:] == regimes[:-WEEK_HOURS]
+    ok = same & np.isfinite(now) & np.isfinite(before) & (now > floor) & (before > floor)
+    window = config.growth_weeks * WEEK_HOURS
+    ok[: max(0, len(ok) - window)] = False
+    if ok.sum() < 24:
+        return 1.0
+    weekly = float(np.exp(np.median(np.log(now[ok] / before[ok]))))
+    return float(np.clip(weekly, 1 - config.max_weekly_growth, 1 + config.max_weekly_growth))
+
+
+def point_forecast(
+    history: pd.Series,
+    history_regimes: np.ndarray,
+    targets: pd.DatetimeIndex,
+    target_regimes: np.ndarray,
+    config: ForecastConfig,
+) -> np.ndarray:
+    """The ``confscale`` point forecast for ``targets`` from ``history`` (hourly peaks)."""
+    valid = history.notna().to_numpy()
+    result = np.full(len(targets), np.nan)
+    if not valid.any():
+        return result
+    frame = _slot_frame(history.index[valid], config.timezone)
+    frame["v"] = history.to_numpy(dtype=float)[valid]
+    frame["regime"] = np.asarray(history_regimes)[valid]
+    growth = growth_factor(history, np.asarray(history_regimes), config)
+    k = config.slot_weeks
+
+    def recent(keys: list[str], count: int) -> pd.DataFrame:
+        tail = frame.groupby(keys, sort=False).tail(count)
+        return tail.groupby(keys).agg(v=("v", "median"), base_t=("t", "mean"))
+
+    by_slot = recent(["regime", "slot"], k)
+    by_hour = recent(["regime", "weekend", "hour"], 3 * k)
+    want = _slot_frame(targets, config.timezone)
+    want["regime"] = np.asarray(target_regimes)
+    level1 = want.join(by_slot, on=["regime", "slot"])
+    level2 = want.join(by_hour, on=["regime", "weekend", "hour"])
+    base_regime = TERM if TERM in set(frame["regime"]) else frame["regime"].iloc[-1]
+    fallback = want.assign(regime=base_regime).join(by_slot, on=["regime", "slot"])
+    ratio = np.where(want["regime"].to_numpy() == HOLIDAY, config.holiday_ratio_prior, 1.0)
+    value = level1["v"].to_numpy(dtype=float)
+    stamp = level1["base_t"].to_numpy(dtype=float)
+    for other, scale in ((level2, 1.0), (fallback, ratio)):
+        missing = np.isnan(value)
+        value[missing] = (other["v"].to_numpy(dtype=float) * scale)[missing]
+        stamp[missing] = other["base_t"].to_numpy(dtype=float)[missing]
+    weeks_ahead = (want["t"].to_numpy() - stamp) / WEEK_SECONDS
+    result = value * growth**weeks_ahead
+    return np.maximum(result, 0.0)
+
+
+def seasonal_naive(history: pd.Series, targets: pd.DatetimeIndex) -> np.ndarray:
+    """The value 168 h (or a multiple) before each target, from the last known week."""
+    known = history.dropna()
+    result = np.full(len(targets), np.nan)
+    if known.empty:
+        return result
+    last = known.index[-1]
+    lookup = history.to_dict()
+    for position, target in enumerate(targets):
+        weeks = max(1, int(np.ceil((target - last) / pd.Timedelta(hours=WEEK_HOURS))))
+        for extra in range(4):  # skip back over gaps, a bounded number of weeks
+            value = lookup.get(target - pd.Timedelta(hours=WEEK_HOURS * (weeks + extra)))
+            if value is not None and np.isfinite(value):
+                result[position] = value
+                break
+    return result
+
+
+def predict(
+    method: str,
+    history: pd.Series,
+    history_regimes: np.ndarray,
+    targets: pd.DatetimeIndex,
+    target_regimes: np.ndarray,
+    config: ForecastConfig,
+) -> np.ndarray:
+    """Point forecast by method name (one of :data:`METHODS`)."""
+    if method == "confscale":
+        return point_forecast(history, history_regimes, targets, target_regimes, config)
+    if method == "seasonal_naive":
+        return seasonal_naive(history, targets)
+    raise ValueError(f"unknown forecast method {method!r}; expected one of {METHODS}")
+
+
+def scale_floor(history: pd.Series) -> float:
+    """Residual scale floor: keeps night hours (near 0) from exploding scaled errors."""
+    positive = history[history > 0]
+    return max(1.0, 0.05 * float(positive.quantile(0.9))) if not positive.empty else 1.0
+
+
+def band_quantiles(
+    residuals: pd.DataFrame, buckets: np.ndarray, levels: Sequence[float], min_residuals: int
+) -> dict[str, np.ndarray] | None:
+    """Per target: quantiles of scaled residuals for median and each band edge.
+
+    ``residuals`` has columns ``bucket`` and ``error`` (scaled). Buckets with too few
+    residuals borrow the whole pool; None when the whole pool is too small.
+    """
+    if len(residuals) < min_residuals:
+        return None
+    probs = {"median": 0.5}
+    for level in levels:
+        probs[f"lower_{round(level * 100)}"] = (1 - level) / 2
+        probs[f"upper_{round(level * 100)}"] = (1 + level) / 2
+    names, values = list(probs), list(probs.values())
+    pooled = np.quantile(residuals["error"].to_numpy(), values)
+    table: dict[str, np.ndarray] = {}
+    for bucket, group in residuals.groupby("bucket"):
+        if len(group) >= min_residuals:
+            table[str(bucket)] = np.quantile(group["error"].to_numpy(), values)
+    rows = np.array([table.get(str(b), pooled) for b in buckets])
+    return {name: rows[:, i] for i, name in enumerate(names)}
+
+
+def apply_bands(
+    point: np.ndarray,
+    quantiles: dict[str, np.ndarray] | None,
+    floor: float,
+    levels: Sequence[float],
+) -> pd.DataFrame:
+    """Median and band columns from a point forecast and residual quantiles."""
+    columns = ["median"] + [
+        f"{edge}_{round(level * 100)}" for level in levels for edge in ("lower", "upper")
+    ]
+    if quantiles is None:
+        frame = pd.DataFrame({c: np.full(len(point), np.nan) for c in columns})
+        frame["median"] = point
+        return frame
+    scale = np.maximum(point, floor)
+    return pd.DataFrame({c: np.maximum(point + quantiles[c] * scale, 0.0) for c in columns})
+
+
+def forecast_frame(
+    history: pd.Series,
+    regime_of: RegimeFn,
+    horizon_hours: int,
+    residuals: dict[str, pd.DataFrame],
+    method_by_bucket: dict[str, str],
+    config: ForecastConfig,
+) -> pd.DataFrame:
+    """Hourly history plus forecast for ``horizon_hours`` after its last hour.
+
+    Columns: ``actual``, ``regime``, ``method``, ``median`` and ``lower_/upper_50|80|95``;
+    the forecast rows have no ``actual``. Each lead-time bucket uses the method its
+    backtest picked (default ``confscale``) and that method's residual pool.
+    """
+    history = history.astype(float)
+    if history.dropna().empty:
+        raise ValueError("no history to forecast from")
+    last = history.dropna().index[-1]
+    history = history[:last]
+    targets = pd.date_range(last + pd.Timedelta(hours=1), periods=horizon_hours, freq="1h")
+    regimes_hist = regime_of(history.index)
+    regimes_target = regime_of(targets)
+    leads = np.arange(1, horizon_hours + 1)
+    buckets = lead_bucket(leads)
+    floor = scale_floor(history)
+    out = apply_bands(np.zeros(horizon_hours), None, floor, config.levels)
+    chosen = np.array([method_by_bucket.get(str(b), "confscale") for b in buckets])
+    for method in METHODS:
+        mask = chosen == method
+        if not mask.any():
+            continue
+        point = predict(method, history, regimes_hist, targets, regimes_target, config)
+        pool = residuals.get(method)
+        quantiles = (
+            None
+            if pool is None
+            else band_quantiles(pool, buckets, config.levels, config.min_residuals)
+        )
+        banded = apply_bands(point, quantiles, floor, config.levels)
+        out.loc[mask, :] = banded.loc[mask, :].to_numpy()
+    out.index = targets
+    out.insert(0, "method", chosen)
+    out.insert(0, "regime", regimes_target)
+    past = pd.DataFrame({"actual": history, "regime": regimes_hist}, index=history.index)
+    return pd.concat([past, out], axis=0).rename_axis("timestamp")

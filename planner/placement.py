@@ -1,0 +1,203 @@
+"""The placement signal (DESIGN.md §5): per-node pressure, weights, hysteresis, ranking.
+
+Pure functions: readings in, a ranked :class:`Placement` out. The caller keeps the set
+of nodes that are currently taken out and passes it back in (that is the hysteresis).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PressureTargets:
+    """Denominators of the pressure formula (the headroom targets of DESIGN.md §4)."""
+
+    cpu: float = 0.75
+    link: float = 0.8
+    participants: float = 200.0
+    jitsi_stress: float = 0.8
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    """Take a node out at ``out`` pressure, put it back at ``back`` (JVB's own pair)."""
+
+    out: float = 0.9
+    back: float = 0.72
+
+
+def pressure_array(
+    *,
+    cpu: np.ndarray,
+    transmit: np.ndarray,
+    receive: np.ndarray,
+    participants: np.ndarray,
+    jitsi_stress: np.ndarray | None = None,
+    targets: PressureTargets = PressureTargets(),
+) -> np.ndarray:
+    """max(cpu/u_cpu, tx/u_link, rx/u_link, participants/C, stress/u_stress); NaN-aware.
+
+    The formula of the recording rule ``node:confscale_pressure:ratio``; a row whose
+    every term is missing gives NaN (no data), not 0 (idle).
+    """
+    terms = [
+        np.asarray(cpu, dtype=float) / targets.cpu,
+        np.asarray(transmit, dtype=float) / targets.link,
+        np.asarray(receive, dtype=float) / targets.link,
+        np.asarray(participants, dtype=float) / targets.participants,
+    ]
+    if jitsi_stress is not None:
+        terms.append(np.asarray(jitsi_stress, dtype=float) / targets.jitsi_stress)
+    stacked = np.vstack(terms)
+    all_missing = np.isnan(stacked).all(axis=0)
+    result = np.nanmax(np.where(np.isnan(stacked), -np.inf, stacked), axis=0)
+    return np.where(all_missing, np.nan, result)
+
+
+@dataclass(frozen=True)
+class NodeReading:
+    """What is known about one node right now (from Prometheus, the exporter or a file)."""
+
+    node: str
+    kind: str = "bbb"
+    up: bool = True
+    timestamp: float | None = None
+    meetings: float | None = None
+    participants: float | None = None
+    participants_max: float | None = None
+    webcams: float | None = None
+    cpu_utilisation: float | None = None
+    transmit_utilisation: float | None = None
+    receive_utilisation: float | None = None
+    jitsi_stress: float | None = None
+    pressure: float | None = None  # when a recording rule already gives it
+
+
+def reading_pressure(reading: NodeReading, targets: PressureTargets) -> float | None:
+    """The node's pressure: the given one, else computed; None when nothing is known."""
+    if reading.pressure is not None and math.isfinite(reading.pressure):
+        return float(reading.pressure)
+
+    def arr(value: float | None) -> np.ndarray:
+        return np.array([np.nan if value is None else value], dtype=float)
+
+    value = pressure_array(
+        cpu=arr(reading.cpu_utilisation),
+        transmit=arr(reading.transmit_utilisation),
+        receive=arr(reading.receive_utilisation),
+        participants=arr(reading.participants),
+        jitsi_stress=arr(reading.jitsi_stress),
+        targets=targets,
+    )[0]
+    return None if math.isnan(value) else float(value)
+
+
+@dataclass(frozen=True)
+class NodePlacement:
+    """One ranked node: ``state`` is available, out (pressure), stale or down."""
+
+    node: str
+    kind: str
+    state: str
+    pressure: float | None
+    weight: float
+    timestamp: float | None
+    reason: str
+    reading: NodeReading = field(repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "node": self.node,
+            "kind": self.kind,
+            "state": self.state,
+            "pressure": None if self.pressure is None else round(self.pressure, 4),
+            "weight": round(self.weight, 4),
+            "timestamp": self.timestamp,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Ranked nodes (best first), the recommended one, and when this was computed."""
+
+    generated_at: float
+    nodes: tuple[NodePlacement, ...]
+    recommended: str | None
+    out: frozenset[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "generated_at": self.generated_at,
+            "recommended": self.recommended,
+            "nodes": [
+                {"rank": index + 1, **node.as_dict()} for index, node in enumerate(self.nodes)
+            ],
+        }
+
+    def weights(self) -> dict[str, float]:
+        return {node.node: node.weight for node in self.nodes}
+
+
+_STATE_ORDER = {"available": 0, "out": 1, "stale": 2, "down": 3}
+
+
+def place(
+    readings: Iterable[NodeReading],
+    *,
+    now: float,
+    previous_out: frozenset[str] = frozenset(),
+    targets: PressureTargets = PressureTargets(),
+    hysteresis: Hysteresis = Hysteresis(),
+    stale_after: float = 180.0,
+) -> Placement:
+    """Rank nodes for the next meeting.
+
+    weight = 1 − pressure for available nodes (so ≥ 1 − ``hysteresis.out``), 0 for nodes
+    that are out, stale (no reading newer than ``stale_after`` seconds) or down.
+    A node goes out at pressure ≥ ``hysteresis.out`` and comes back only at
+    ≤ ``hysteresis.back``; between the two it keeps its previous state.
+    """
+    placed: list[NodePlacement] = []
+    for reading in readings:
+        pressure = reading_pressure(reading, targets)
+        if not reading.up:
+            state, reason = "down", "node is down"
+        elif reading.timestamp is None or now - reading.timestamp > stale_after:
+            state, reason = "stale", f"no reading in the last {stale_after:.0f}s"
+        elif pressure is None:
+            state, reason = "stale", "no load figures"
+        elif pressure >= hysteresis.out:
+            state, reason = "out", f"pressure {pressure:.2f} ≥ {hysteresis.out}"
+        elif reading.node in previous_out and pressure > hysteresis.back:
+            state = "out"
+            reason = f"pressure {pressure:.2f} not yet ≤ {hysteresis.back} (hysteresis)"
+        else:
+            state, reason = "available", f"pressure {pressure:.2f}"
+        weight = max(0.0, 1.0 - pressure) if state == "available" and pressure is not None else 0.0
+        placed.append(
+            NodePlacement(
+                reading.node,
+                reading.kind,
+                state,
+                pressure,
+                weight,
+                reading.timestamp,
+                reason,
+                reading,
+            )
+        )
+    placed.sort(key=lambda p: (_STATE_ORDER[p.state], -p.weight, p.node))
+    recommended = next((p.node for p in placed if p.state == "available"), None)
+    # A node that was out and is now stale or down stays remembered as out.
+    out = frozenset(
+        p.node
+        for p in placed
+        if p.state == "out" or (p.state in ("stale", "down") and p.node in previous_out)
+    )
+    return Placement(now, tuple(placed), recommended, out)

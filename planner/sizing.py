@@ -1,0 +1,422 @@
+"""Servers needed (DESIGN.md §4): per constraint, N+1, largest meeting, headroom, saturation.
+
+``N_normal,k = ceil(D_k / (u_k·C_k − L_k))``, ``N_failure,k = ceil(D_k / (u_fail,k·C_k)) + R``
+and ``N = max(N_normal, N_failure, N_min)`` over constraints k ∈ participants, cpu,
+transmit, where D_k is demand from the upper forecast band, C_k per-node capacity, u_k
+the headroom target and L_k the largest meeting (it cannot be split across nodes).
+Everything here is a pure function of a forecast, a demand mix and a resource model, so a
+what-if changes inputs and recomputes in milliseconds without refitting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from planner.resources import KBIT, PRIOR_CAMERA_KBIT, PRIOR_OVERHEAD, ResourceModel
+
+CONSTRAINTS: tuple[str, ...] = ("participants", "cpu", "transmit")
+HORIZONS: tuple[str, ...] = ("now", "next_peak", "4w")
+NEXT_PEAK_HOURS = 168
+FOUR_WEEKS_HOURS = 672
+
+
+@dataclass(frozen=True)
+class DemandMix:
+    """Per-participant shares of the pool at its busy hours (from history)."""
+
+    voice_per_participant: float = 0.3
+    listeners_per_participant: float = 0.6
+    fanout_per_participant: float = 2.0
+    webcam_share: float = 0.1
+    mean_meeting_size: float = 15.0
+    largest_meeting: float = 0.0
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """Capacity of one node per constraint."""
+
+    participants: float = 200.0
+    cpu_cores: float = 8.0
+    link_bytes_per_second: float = 62.5e6
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Inputs a planner can change without refitting anything."""
+
+    growth: float = 1.0  # multiplies forecast demand
+    webcam_share: float | None = None  # share of participants with a camera on
+    camera_kbit: float | None = None  # per forwarded webcam stream
+    screen_share_share: float = 0.0  # share of participants watching a screen share
+    screen_share_kbit: float = 500.0
+    headroom_participants: float = 1.0
+    headroom_cpu: float = 0.75
+    headroom_transmit: float = 0.8
+    failure_participants: float = 1.0
+    failure_cpu: float = 0.9
+    failure_transmit: float = 0.95
+    link_capacity_bytes_per_second: float | None = None
+    redundancy: int = 1
+    min_servers: int = 1
+    cameras_per_viewer: float = 5.0  # pagination: what a viewer of the largest meeting sees
+    band: int = 95  # which upper band is "demand"
+
+    def headroom(self, constraint: str) -> float:
+        return float(getattr(self, f"headroom_{constraint}"))
+
+    def failure(self, constraint: str) -> float:
+        return float(getattr(self, f"failure_{constraint}"))
+
+    def validated(self) -> WhatIf:
+        """Self, or a ValueError naming the input that is out of range."""
+        for name in (
+            "headroom_participants",
+            "headroom_cpu",
+            "headroom_transmit",
+            "failure_participants",
+            "failure_cpu",
+            "failure_transmit",
+        ):
+            value = getattr(self, name)
+            if not 0 < value <= 1.5:
+                raise ValueError(f"{name} must be in (0, 1.5], got {value}")
+        if self.growth <= 0:
+            raise ValueError(f"growth must be > 0, got {self.growth}")
+        for name in ("webcam_share", "screen_share_share"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.redundancy < 0 or self.min_servers < 0:
+            raise ValueError("redundancy and min_servers must be ≥ 0")
+        if self.band not in (50, 80, 95):
+            raise ValueError(f"band must be 50, 80 or 95, got {self.band}")
+        return self
+
+
+def constraint_demand(
+    participants: float, mix: DemandMix, model: ResourceModel, what_if: WhatIf
+) -> dict[str, float]:
+    """D_k for a pool-wide participant count: participants, busy cores, transmit B/s."""
+    p = participants * what_if.growth
+    fanout_pp = _fanout_per_participant(mix, what_if)
+    voice, listeners, fanout = (
+        p * mix.voice_per_participant,
+        p * mix.listeners_per_participant,
+        p * fanout_pp,
+    )
+    return {
+        "participants": p,
+        "cpu": _slopes(model.cpu, voice, listeners, fanout),
+        "transmit": _transmit(model, voice, listeners, fanout, p, what_if),
+    }
+
+
+def largest_meeting_load(mix: DemandMix, model: ResourceModel, what_if: WhatIf) -> dict[str, float]:
+    """L_k: what the largest meeting needs on its single node, per constraint."""
+    size = mix.largest_meeting
+    share = mix.webcam_share if what_if.webcam_share is None else what_if.webcam_share
+    cameras = share * size
+    fanout = cameras * min(max(size - 1, 0.0), what_if.cameras_per_viewer) if cameras else 0.0
+    fanout = min(fanout, size * what_if.cameras_per_viewer)
+    voice, listeners = size * mix.voice_per_participant, size * mix.listeners_per_participant
+    return {
+        "participants": size,
+        "cpu": _slopes(model.cpu, voice, listeners, fanout),
+        "transmit": _transmit(model, voice, listeners, fanout, size, what_if),
+    }
+
+
+def _fanout_per_participant(mix: DemandMix, what_if: WhatIf) -> float:
+    if what_if.webcam_share is None:
+        return mix.fanout_per_participant
+    if mix.webcam_share > 0:
+        return mix.fanout_per_participant * what_if.webcam_share / mix.webcam_share
+    return what_if.webcam_share * max(mix.mean_meeting_size - 1, 0.0)
+
+
+def _slopes(cost: object, voice: float, listeners: float, fanout: float) -> float:
+    return (
+        cost.voice_participants * voice
+        + cost.listeners * listeners  # type: ignore[attr-defined]
+        + cost.video_fanout * fanout
+    )  # type: ignore[attr-defined]
+
+
+def _transmit(
+    model: ResourceModel,
+    voice: float,
+    listeners: float,
+    fanout: float,
+    participants: float,
+    what_if: WhatIf,
+) -> float:
+    camera_scale = 1.0 if what_if.camera_kbit is None else what_if.camera_kbit / PRIOR_CAMERA_KBIT
+    cost = model.transmit
+    base = (
+        cost.voice_participants * voice
+        + cost.listeners * listeners
+        + cost.video_fanout * camera_scale * fanout
+    )
+    screen = participants * what_if.screen_share_share * what_if.screen_share_kbit * KBIT
+    return base + screen * PRIOR_OVERHEAD
+
+
+def effective_capacity(
+    capacity: NodeCapacity, model: ResourceModel, what_if: WhatIf
+) -> dict[str, float]:
+    """C_k per node; a fitted per-node baseline (intercept) is taken off CPU and link."""
+    link = what_if.link_capacity_bytes_per_second or capacity.link_bytes_per_second
+    return {
+        "participants": capacity.participants,
+        "cpu": max(capacity.cpu_cores - max(model.cpu.intercept, 0.0), 0.0),
+        "transmit": max(link - max(model.transmit.intercept, 0.0), 0.0),
+    }
+
+
+def servers_for(
+    demand: dict[str, float], largest: dict[str, float], capacity: dict[str, float], what_if: WhatIf
+) -> dict[str, dict[str, float | None]]:
+    """Per constraint: n_normal, n_failure and servers (None when a node cannot fit L_k)."""
+    result: dict[str, dict[str, float | None]] = {}
+    for k in CONSTRAINTS:
+        usable = what_if.headroom(k) * capacity[k] - largest[k]
+        n_normal = math.ceil(demand[k] / usable - 1e-9) if usable > 0 else None
+        failure_cap = what_if.failure(k) * capacity[k]
+        n_failure = (
+            math.ceil(demand[k] / failure_cap - 1e-9) + what_if.redundancy
+            if failure_cap > 0
+            else None
+        )
+        servers = None if n_normal is None or n_failure is None else max(n_normal, n_failure)
+        result[k] = {"n_normal": n_normal, "n_failure": n_failure, "servers": servers}
+    return result
+
+
+def total_servers(
+    per: dict[str, dict[str, float | None]], what_if: WhatIf
+) -> tuple[int | None, str]:
+    """N and the binding constraint (the first constraint with the largest need)."""
+    needs = {k: per[k]["servers"] for k in CONSTRAINTS}
+    if any(v is None for v in needs.values()):
+        binding = next(k for k in CONSTRAINTS if needs[k] is None)
+        return None, binding
+    binding = max(CONSTRAINTS, key=lambda k: (needs[k], -CONSTRAINTS.index(k)))
+    return max(int(needs[binding]), what_if.min_servers), binding
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The sizing answer (the JSON of ``/api/v1/capacity`` and ``size``)."""
+
+    servers_needed: dict[str, int | None]
+    servers_online: int
+    binding_constraint: str
+    binding_by_horizon: dict[str, str]
+    per_constraint: dict[str, dict[str, object]]
+    headroom: dict[str, float | None]
+    time_to_saturation_seconds: float | None
+    demand_at: dict[str, str | None]
+    what_if: WhatIf
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "servers_needed": dict(self.servers_needed),
+            "servers_online": self.servers_online,
+            "binding_constraint": self.binding_constraint,
+            "binding_constraint_by_horizon": dict(self.binding_by_horizon),
+            "per_constraint": self.per_constraint,
+            "headroom": dict(self.headroom),
+            "time_to_saturation_seconds": self.time_to_saturation_seconds,
+            "demand_at": dict(self.demand_at),
+            "what_if": asdict(self.what_if),
+            "notes": list(self.notes),
+        }
+
+
+def horizon_demand(forecast: pd.DataFrame, what_if: WhatIf) -> dict[str, tuple[float, str | None]]:
+    """Participants per horizon and when: now (last observed hour), next peak, 4 weeks."""
+    actual = forecast["actual"].dropna() if "actual" in forecast else pd.Series(dtype=float)
+    future = forecast[forecast["actual"].isna()] if "actual" in forecast else forecast
+    column = f"upper_{what_if.band}"
+    upper = (
+        future[column]
+        if column in future and future[column].notna().any()
+        else future["median"] * 1.25
+    )
+
+    def peak(series: pd.Series) -> tuple[float, str | None]:
+        series = series.dropna()
+        if series.empty:
+            return (float("nan"), None)
+        when = series.idxmax()
+        return float(series.max()), when.isoformat()
+
+    now = (
+        (float(actual.iloc[-1]), actual.index[-1].isoformat())
+        if len(actual)
+        else (float("nan"), None)
+    )
+    return {
+        "now": now,
+        "next_peak": peak(upper.iloc[:NEXT_PEAK_HOURS]),
+        "4w": peak(upper.iloc[FOUR_WEEKS_HOURS - NEXT_PEAK_HOURS : FOUR_WEEKS_HOURS]),
+    }
+
+
+def size_pool(
+    forecast: pd.DataFrame,
+    *,
+    mix: DemandMix,
+    model: ResourceModel,
+    capacity: NodeCapacity,
+    servers_online: int,
+    what_if: WhatIf | None = None,
+    weekly_growth: float = 1.0,
+) -> Sizing:
+    """Size the pool from a forecast frame (see :func:`planner.forecast.forecast_frame`)."""
+    what_if = (what_if or WhatIf()).validated()
+    caps = effective_capacity(capacity, model, what_if)
+    largest = largest_meeting_load(mix, model, what_if)
+    notes: list[str] = []
+    if f"upper_{what_if.band}" not in forecast or forecast[f"upper_{what_if.band}"].isna().all():
+        notes.append("forecast bands uncalibrated (short history): demand = median × 1.25")
+    demand_points = horizon_demand(forecast, what_if)
+    needed: dict[str, int | None] = {}
+    binding_by: dict[str, str] = {}
+    per: dict[str, dict[str, object]] = {
+        k: {
+            "capacity_per_node": round(caps[k], 3),
+            "target_utilisation": what_if.headroom(k),
+            "failure_utilisation": what_if.failure(k),
+            "largest_meeting": round(largest[k], 3),
+            "demand": {},
+            "servers_needed": {},
+        }
+        for k in CONSTRAINTS
+    }
+    demand_now: dict[str, float] = {}
+    for horizon in HORIZONS:
+        participants, _ = demand_points[horizon]
+        if not math.isfinite(participants):
+            needed[horizon] = None
+            notes.append(f"{horizon}: no demand figure (history too short or empty)")
+            continue
+        demand = constraint_demand(participants, mix, model, what_if)
+        if horizon == "now":
+            demand_now = demand
+        per_horizon = servers_for(demand, largest, caps, what_if)
+        total, binding = total_servers(per_horizon, what_if)
+        needed[horizon], binding_by[horizon] = total, binding
+        for k in CONSTRAINTS:
+            per[k]["demand"][horizon] = round(demand[k], 3)  # type: ignore[index]
+            per[k]["servers_needed"][horizon] = per_horizon[k]["servers"]  # type: ignore[index]
+        if total is None:
+            notes.append(
+                f"{horizon}: the largest meeting does not fit one node under the {binding} target"
+            )
+    headroom = {
+        k: (
+            round(1 - demand_now[k] / (what_if.headroom(k) * caps[k] * servers_online), 4)
+            if demand_now and servers_online and caps[k] > 0
+            else None
+        )
+        for k in CONSTRAINTS
+    }
+    binding = binding_by.get("next_peak") or binding_by.get("now") or CONSTRAINTS[0]
+    saturation = time_to_saturation(
+        forecast,
+        mix=mix,
+        model=model,
+        largest=largest,
+        caps=caps,
+        servers_online=servers_online,
+        what_if=what_if,
+        weekly_growth=weekly_growth,
+    )
+    return Sizing(
+        needed,
+        servers_online,
+        binding,
+        binding_by,
+        per,
+        headroom,
+        saturation,
+        {h: demand_points[h][1] for h in HORIZONS},
+        what_if,
+        tuple(notes),
+    )
+
+
+def time_to_saturation(
+    forecast: pd.DataFrame,
+    *,
+    mix: DemandMix,
+    model: ResourceModel,
+    largest: dict[str, float],
+    caps: dict[str, float],
+    servers_online: int,
+    what_if: WhatIf,
+    weekly_growth: float,
+) -> float | None:
+    """Seconds from the last observation until the online servers are not enough.
+
+    Scans the forecast's upper band hour by hour; past its end, extrapolates the weekly
+    growth from the last forecast week's peak. 0 when short already; None when never
+    (no growth) or unknown.
+    """
+    if "actual" not in forecast or forecast["actual"].dropna().empty:
+        return None
+    last = forecast["actual"].dropna().index[-1]
+    future = forecast.loc[forecast.index > last]
+    column = f"upper_{what_if.band}"
+    upper = (
+        future[column]
+        if column in future and future[column].notna().any()
+        else future["median"] * 1.25
+    )
+    upper = upper.dropna()
+
+    def enough(participants: float) -> bool:
+        per = servers_for(
+            constraint_demand(participants, mix, model, what_if), largest, caps, what_if
+        )
+        total, _ = total_servers(per, what_if)
+        return total is not None and total <= servers_online
+
+    if not enough(float(forecast["actual"].dropna().iloc[-1])):
+        return 0.0
+    # The need is monotone in demand: find the largest supported demand once, then scan.
+    low, high = 0.0, 1.0
+    while enough(high) and high < 1e9:
+        low, high = high, high * 2
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if enough(mid) else (low, mid)
+    limit = low
+    over = np.flatnonzero(upper.to_numpy() > limit)
+    if over.size:
+        return float((upper.index[over[0]] - last).total_seconds())
+    if upper.empty or weekly_growth <= 1.0:
+        return None
+    last_week_peak = float(upper.iloc[-NEXT_PEAK_HOURS:].max())
+    if last_week_peak <= 0:
+        return None
+    weeks = math.log(limit / last_week_peak) / math.log(weekly_growth)
+    return float((upper.index[-1] - last).total_seconds() + max(weeks, 0.0) * 7 * 86400)
+
+
+def with_changes(what_if: WhatIf, **changes: object) -> WhatIf:
+    """A copy of ``what_if`` with some fields changed (unknown names are an error)."""
+    unknown = set(changes) - set(asdict(what_if))
+    if unknown:
+        raise ValueError(
+            f"unknown what-if input(s) {', '.join(sorted(unknown))}; expected "
+            f"{', '.join(asdict(what_if))}"
+        )
+    return replace(what_if, **changes).validated()  # type: ignore[arg-type]

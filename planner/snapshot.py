@@ -1,0 +1,365 @@
+"""One planner result: history → forecast, backtest, fit, sizing, placement (pure).
+
+:func:`compute_snapshot` does the whole computation from a history frame; the
+:class:`Snapshot` it returns is immutable and is what the HTTP API, ``/metrics`` and the
+Dash page read. :func:`what_if` re-sizes from a snapshot without refitting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from planner.backtest import BacktestResult, rolling_origin
+from planner.calendar import RegimeCalendar
+from planner.forecast import WEEK_HOURS, ForecastConfig, forecast_frame, growth_factor
+from planner.history import derive_rates
+from planner.peaks import five_minute_peaks, hourly_peaks, pool_totals
+from planner.placement import (
+    Hysteresis,
+    NodeReading,
+    Placement,
+    PressureTargets,
+    place,
+)
+from planner.resources import ResourceModel, fit_resource_model
+from planner.sizing import (
+    FOUR_WEEKS_HOURS,
+    DemandMix,
+    NodeCapacity,
+    Sizing,
+    WhatIf,
+    size_pool,
+    with_changes,
+)
+
+MIN_BACKTEST_HOURS = 3 * WEEK_HOURS
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Everything the computation depends on besides the data."""
+
+    calendar: RegimeCalendar = field(default_factory=RegimeCalendar)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    what_if: WhatIf = field(default_factory=WhatIf)
+    targets: PressureTargets = field(default_factory=PressureTargets)
+    hysteresis: Hysteresis = field(default_factory=Hysteresis)
+    quantile: float = 0.9
+    horizon_hours: int = FOUR_WEEKS_HOURS
+    stale_after: float = 180.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The last computed answer; every figure the page, API and /metrics show."""
+
+    generated_at: float
+    data_until: float | None
+    sizing: Sizing
+    forecast: pd.DataFrame = field(repr=False)  # hourly: actual, median, lower/upper_50|80|95
+    backtest: pd.DataFrame = field(repr=False)  # per method: mase, coverage_80/95, peak_ape
+    method_by_horizon: dict[str, str]
+    nodes: pd.DataFrame = field(repr=False)  # the node table, in placement order
+    placement: Placement
+    model: ResourceModel
+    mix: DemandMix
+    capacity: NodeCapacity
+    weekly_growth: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def servers_online(self) -> int:
+        return self.sizing.servers_online
+
+    @property
+    def servers_needed(self) -> dict[str, int | None]:
+        return self.sizing.servers_needed
+
+    def capacity_dict(self) -> dict[str, object]:
+        """The ``/api/v1/capacity`` and ``confscale-planner size`` JSON."""
+        return {
+            **self.sizing.as_dict(),
+            "generated_at": self.generated_at,
+            "data_until": self.data_until,
+            "weekly_growth": round(self.weekly_growth, 4),
+            "model": self.model.as_dict(),
+            "method_by_horizon": dict(self.method_by_horizon),
+            "warnings": list(self.warnings),
+        }
+
+    @cached_property
+    def capacity_json(self) -> bytes:
+        return json.dumps(_finite(self.capacity_dict())).encode()
+
+    @cached_property
+    def placement_json(self) -> bytes:
+        return json.dumps(_finite(self.placement.as_dict())).encode()
+
+
+def what_if(snapshot: Snapshot, **changes: object) -> Sizing:
+    """Re-size from ``snapshot`` with changed what-if inputs (no refit, no new forecast)."""
+    inputs = with_changes(snapshot.sizing.what_if, **changes)
+    return size_pool(
+        snapshot.forecast,
+        mix=snapshot.mix,
+        model=snapshot.model,
+        capacity=snapshot.capacity,
+        servers_online=snapshot.servers_online,
+        what_if=inputs,
+        weekly_growth=snapshot.weekly_growth,
+    )
+
+
+def readings_from_history(frame: pd.DataFrame) -> list[NodeReading]:
+    """Current data in the embedded default: each node's last row of the history."""
+    if frame.empty:
+        return []
+    last = frame.groupby("node", sort=True).tail(1)
+    return [
+        NodeReading(
+            node=str(row.node),
+            kind=str(row.kind),
+            up=True,
+            timestamp=row.timestamp.timestamp(),
+            meetings=_num(row.meetings),
+            participants=_num(row.participants),
+            participants_max=_num(row.participants_max),
+            webcams=_num(row.video_participants),
+            cpu_utilisation=_num(row.cpu_utilisation),
+            transmit_utilisation=_num(row.transmit_utilisation),
+            receive_utilisation=_num(row.receive_utilisation),
+        )
+        for row in last.itertuples(index=False)
+    ]
+
+
+def compute_snapshot(
+    history: pd.DataFrame,
+    config: PlannerConfig | None = None,
+    *,
+    now: float | None = None,
+    readings: Sequence[NodeReading] | None = None,
+    previous_out: frozenset[str] = frozenset(),
+    rates_included: bool = False,
+) -> Snapshot:
+    """Everything from a validated history frame (see :mod:`planner.history`).
+
+    ``readings`` are the current node figures (default: the last rows of the history, and
+    ``now`` defaults to the history's last timestamp so a file replays consistently).
+    ``rates_included``: the frame already has rate columns (Prometheus path).
+    """
+    config = config or PlannerConfig()
+    warnings: list[str] = []
+    frame = five_minute_peaks(history)
+    if not rates_included:
+        frame = derive_rates(frame, config.targets)
+    data_until = frame["timestamp"].max().timestamp() if not frame.empty else None
+    now = data_until if now is None else now
+    if now is None:
+        raise ValueError("empty history and no current time")
+    if readings is None:
+        readings = readings_from_history(frame)
+    placement = place(
+        readings,
+        now=now,
+        previous_out=previous_out,
+        targets=config.targets,
+        hysteresis=config.hysteresis,
+        stale_after=config.stale_after,
+    )
+
+    sized = frame[frame["kind"] == "bbb"] if (frame["kind"] == "bbb").any() else frame
+    pool = pool_totals(sized)
+    hourly = hourly_peaks(pool["participants"])
+
+    def regime_of(index: pd.DatetimeIndex) -> np.ndarray:
+        local = index.tz_convert(config.forecast.timezone)
+        return np.asarray(config.calendar.regimes(local.date))
+
+    backtest = _backtest(hourly, regime_of, config, warnings)
+    if backtest is None:
+        residuals, chosen, table = {}, {}, _empty_backtest()
+    else:
+        residuals, chosen, table = backtest.residuals, backtest.method_by_bucket, backtest.table()
+    forecast = forecast_frame(
+        hourly, regime_of, config.horizon_hours, residuals, chosen, config.forecast
+    )
+    growth = growth_factor(hourly, regime_of(hourly.index), config.forecast)
+    model = fit_resource_model(sized, config.quantile)
+    if model.source.get("cpu") == "prior" or model.source.get("transmit") == "prior":
+        warnings.append("resource model uses priors: " + "; ".join(model.notes))
+    mix = demand_mix(pool)
+    capacity = node_capacity(sized, config.targets)
+    kinds = {r.node: r.kind for r in readings}
+    online_kind = "bbb" if "bbb" in set(sized["kind"]) else None
+    online = sum(
+        1
+        for p in placement.nodes
+        if p.state in ("available", "out")
+        and (online_kind is None or kinds.get(p.node) == online_kind)
+    )
+    sizing = size_pool(
+        forecast,
+        mix=mix,
+        model=model,
+        capacity=capacity,
+        servers_online=online,
+        what_if=config.what_if,
+        weekly_growth=growth,
+    )
+    return Snapshot(
+        generated_at=now,
+        data_until=data_until,
+        sizing=sizing,
+        forecast=forecast,
+        backtest=table,
+        method_by_horizon=dict(chosen),
+        nodes=node_table(placement),
+        placement=placement,
+        model=model,
+        mix=mix,
+        capacity=capacity,
+        weekly_growth=growth,
+        warnings=tuple(warnings),
+    )
+
+
+def with_placement(snapshot: Snapshot, placement: Placement) -> Snapshot:
+    """The snapshot with a fresh placement (the cheap, frequent refresh)."""
+    return replace(
+        snapshot,
+        placement=placement,
+        nodes=node_table(placement),
+        generated_at=placement.generated_at,
+    )
+
+
+def _backtest(
+    hourly: pd.Series, regime_of, config: PlannerConfig, warnings: list[str]
+) -> BacktestResult | None:
+    known = int(hourly.notna().sum())
+    if known < MIN_BACKTEST_HOURS:
+        warnings.append(
+            f"only {known} hours of history; need {MIN_BACKTEST_HOURS} for a "
+            "backtest: bands are not calibrated, method is confscale"
+        )
+        return None
+    horizon = min(config.horizon_hours, max(WEEK_HOURS, len(hourly) - 2 * WEEK_HOURS - 7 * 24))
+    warmup = min(4 * WEEK_HOURS, max(2 * WEEK_HOURS, len(hourly) - horizon - 7 * 24))
+    return rolling_origin(hourly, regime_of, horizon, config.forecast, warmup_hours=warmup)
+
+
+def _empty_backtest() -> pd.DataFrame:
+    return pd.DataFrame(
+        columns=["mase", "coverage_80", "coverage_95", "peak_ape", "origins"]
+    ).rename_axis("method")
+
+
+def demand_mix(pool: pd.DataFrame, busy_share: float = 0.5, weeks: int = 4) -> DemandMix:
+    """Per-participant shares at busy instants of the last ``weeks`` weeks."""
+    if pool.empty or not (pool["participants"] > 0).any():
+        return DemandMix()
+    recent = pool[pool.index >= pool.index[-1] - pd.Timedelta(weeks=weeks)]
+    busy = recent[recent["participants"] >= busy_share * recent["participants"].max()]
+    people = float(busy["participants"].sum())
+    meetings = float(busy["meetings"].sum()) if "meetings" in busy else 0.0
+    return DemandMix(
+        voice_per_participant=float(busy["voice_participants"].sum()) / people,
+        listeners_per_participant=float(busy["listeners"].sum()) / people,
+        fanout_per_participant=float(busy["video_fanout"].sum()) / people,
+        webcam_share=float(busy["video_participants"].sum()) / people,
+        mean_meeting_size=people / meetings if meetings else DemandMix().mean_meeting_size,
+        largest_meeting=float(recent["participants_max"].max()),
+    )
+
+
+def node_capacity(frame: pd.DataFrame, targets: PressureTargets) -> NodeCapacity:
+    """Typical node: median CPUs and link capacity of the nodes' last rows."""
+    if frame.empty:
+        return NodeCapacity(participants=targets.participants)
+    last = frame.groupby("node").tail(1)
+    cpus = float(last["cpu_count"].median())
+    link = float(last["link_capacity_bytes_per_second"].median())
+    return NodeCapacity(
+        participants=targets.participants,
+        cpu_cores=cpus if cpus > 0 else NodeCapacity().cpu_cores,
+        link_bytes_per_second=link if link > 0 else NodeCapacity().link_bytes_per_second,
+    )
+
+
+NODE_COLUMNS = (
+    "node",
+    "kind",
+    "state",
+    "meetings",
+    "participants",
+    "largest_meeting",
+    "webcams",
+    "cpu_utilisation",
+    "link_utilisation",
+    "pressure",
+    "weight",
+    "timestamp",
+    "reason",
+)
+
+
+def node_table(placement: Placement) -> pd.DataFrame:
+    """The node table of the page, in placement order."""
+    rows = []
+    for p in placement.nodes:
+        r = p.reading
+        link = max(
+            (
+                v
+                for v in (r.transmit_utilisation, r.receive_utilisation)
+                if v is not None and math.isfinite(v)
+            ),
+            default=None,
+        )
+        rows.append(
+            (
+                p.node,
+                p.kind,
+                p.state,
+                r.meetings,
+                r.participants,
+                r.participants_max,
+                r.webcams,
+                r.cpu_utilisation,
+                link,
+                p.pressure,
+                p.weight,
+                p.timestamp,
+                p.reason,
+            )
+        )
+    return pd.DataFrame(rows, columns=list(NODE_COLUMNS))
+
+
+def _num(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _finite(value: object) -> object:
+    """JSON has no NaN: replace non-finite floats by null, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
