@@ -216,3 +216,50 @@ def prom_query(base_url: str, expr: str, **params: Any) -> list[dict[str, Any]]:
     if body.get("status") != "success":
         raise AssertionError(f"query {expr!r} failed: {body}")
     return body["data"]["result"]
+
+
+# --- the pool simulator ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def simulator(
+    *,
+    nodes: int = 3,
+    jitsi: int = 0,
+    secret: str = "sim-secret",  # noqa: S107 - a test pool's secret, not a credential
+    seed: int = 1,
+    frozen: bool = True,
+    speed: float = 60,
+    checksum: str = "sha256",
+    faults: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+) -> Iterator[Any]:
+    """Start confscale-sim on a free 127.0.0.1 port; yields a handle with .url,
+    .node_url(name), .truth(), .set_fault(node, mode, arg=None), .clear_faults(node=None),
+    .advance(seconds), .write_config(path) (runs --write-config against the same pool
+    and returns the path) and .names (BBB then Jitsi node names)."""
+    from simulator.admin import SimPool
+
+    port = free_port()
+    pool_args = [
+        f"--nodes={nodes}",
+        f"--jitsi={jitsi}",
+        f"--seed={seed}",
+        f"--speed={speed}",
+        f"--checksum={checksum}",
+        *extra_args,
+    ]
+    if frozen:
+        pool_args.append("--frozen")
+    for fault in faults:
+        pool_args.append(f"--fault={fault}")
+    # the secret goes through the environment so it never shows in a process listing
+    env = {"CONFSCALE_SIM_SECRET": secret}
+    args = python_module("simulator.cli", f"--listen=127.0.0.1:{port}", *pool_args)
+    url = f"http://127.0.0.1:{port}"
+    with running(Proc("confscale-sim", args, cwd=REPO, env=env), f"{url}/_admin/health"):
+        handle = SimPool(url, secret=secret, checksum=checksum, serve_args=pool_args)
+        try:
+            yield handle
+        finally:
+            handle.close()

@@ -1,0 +1,243 @@
+"""HTTP: one threaded listener, node ``NAME`` under ``/NAME/``, admin under ``/_admin/``.
+
+Routing and faults only; answers come from bbbapi / exposition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from simulator import bbbapi, exposition, huge
+from simulator.pool import FaultError, Pool
+
+HTML_ERROR = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+HTML_MAINTENANCE = (
+    b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>"
+    b"<h1>This server is under maintenance</h1><p>Please try again later.</p></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret: str
+    accepted: tuple[str, ...]  # checksum algorithms the nodes accept
+
+
+class SimServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], pool: Pool, settings: Settings) -> None:
+        super().__init__(address, Handler)
+        self.pool = pool
+        self.settings = settings
+
+
+def truth(pool: Pool) -> dict[str, Any]:
+    t = pool.clock.now()
+    nodes = {}
+    for name in pool.names:
+        node = pool.node(name)
+        assert node is not None
+        nodes[name] = exposition.node_truth(node, t, exposition.model.LINK_CAPACITY_BYTES)
+    return {"now": t, "nodes": nodes}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SimServer
+    server_version = "nginx"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request would drown the logs of 1,000-node runs
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            if key.lower() != "content-type":
+                self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: object) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    def _drop(self) -> None:
+        """Close the connection without an answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0:
+            return {}
+        if length > 1_000_000:
+            raise ValueError("request body too large")
+        data = json.loads(self.rfile.read(length) or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        return data
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_HEAD(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
+    def _route(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path
+        try:
+            if path.startswith("/_admin/"):
+                self._admin(method, path[len("/_admin/") :].rstrip("/"), parts.query)
+            else:
+                name, _, rest = path.lstrip("/").partition("/")
+                self._node(name, "/" + rest, parts.query)
+        except (ValueError, FaultError) as exc:
+            self._json(400, {"error": str(exc)})
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    # --- admin --------------------------------------------------------------------------
+
+    def _admin(self, method: str, what: str, query: str) -> None:
+        pool = self.server.pool
+        if what == "health":
+            self._json(200, {"ok": True})
+        elif what == "nodes":
+            self._json(200, [{"name": n, "kind": pool.kinds[n]} for n in pool.names])
+        elif what == "truth":
+            self._json(200, truth(pool))
+        elif what == "clock":
+            if method == "POST":
+                seconds = float(self._body().get("advance", 0))
+                self._json(200, {"now": pool.clock.advance(seconds)})
+            else:
+                self._json(200, {"now": pool.clock.now()})
+        elif what == "faults":
+            if method == "POST":
+                body = self._body()
+                fault = pool.set_fault(
+                    str(body.get("node", "")), str(body.get("mode", "")), body.get("arg")
+                )
+                self._json(200, {"node": body.get("node"), **fault.as_dict()})
+            elif method == "DELETE":
+                node = parse_qs(query).get("node", [None])[-1]
+                pool.clear_faults(node)
+                self._json(200, pool.faults())
+            else:
+                self._json(200, pool.faults())
+        else:
+            self._json(404, {"error": f"no admin endpoint {what!r}"})
+
+    # --- nodes --------------------------------------------------------------------------
+
+    def _node(self, name: str, rest: str, query: str) -> None:
+        pool = self.server.pool
+        node = pool.node(name)
+        if node is None:
+            self._send(404, f"no simulated node {name!r}\n".encode())
+            return
+        fault = pool.fault(name)
+        mode = fault.mode if fault else ""
+        if mode == "refused":
+            self._drop()
+            return
+        if mode == "timeout":
+            time.sleep(float(fault.arg))  # type: ignore[union-attr, arg-type]
+            self._drop()
+            return
+        if mode == "slow":
+            time.sleep(float(fault.arg))  # type: ignore[union-attr, arg-type]
+        if mode == "html":
+            self._send(200, HTML_MAINTENANCE, "text/html")
+            return
+        if mode == "http_error":
+            self._send(int(fault.arg), HTML_ERROR, "text/html")  # type: ignore[union-attr, arg-type]
+            return
+        status, body, content_type, headers = self._node_answer(name, rest, query, mode, fault)
+        if mode == "invalid_xml" and status == 200 and body:
+            body = body[: max(len(body) * 2 // 3, 10)] + b"<meeting><unclosed"
+        self._send(status, body, content_type, headers)
+
+    def _node_answer(
+        self, name: str, rest: str, query: str, mode: str, fault: Any
+    ) -> tuple[int, bytes, str, dict[str, str]]:
+        pool = self.server.pool
+        settings = self.server.settings
+        node = pool.node(name)
+        assert node is not None
+        t = pool.clock.now()
+        if rest == "/metrics":
+            with node.lock:
+                snap = node.snapshot(t)
+                load = exposition.load_average(node.active(t), t, node.cpu_count)
+            body = exposition.node_metrics(name, snap, t, load)
+            return 200, body, "text/plain; version=0.0.4; charset=utf-8", {}
+        if rest in ("/colibri/stats", "/colibri/stats/") and node.kind == "jitsi":
+            return 200, exposition.colibri_json(node, t), "application/json", {}
+        if rest.startswith("/bigbluebutton/api") and node.kind == "bbb":
+            call = rest[len("/bigbluebutton/api") :].strip("/")
+            if not call:
+                answer = bbbapi.api_root()
+            elif mode == "checksum":
+                answer = bbbapi.Answer(
+                    200, bbbapi.XML, bbbapi.bbbxml.message("FAILED", "checksumError")
+                )
+            elif (
+                mode == "huge"
+                and call == "getMeetings"
+                and bbbapi.checksum_ok(call, query, settings.secret, settings.accepted)
+            ):
+                answer = bbbapi.Answer(200, bbbapi.XML, huge.get_meetings(node, float(fault.arg)))
+            else:
+                host = self.headers.get("Host", "127.0.0.1")
+                separator = str(fault.arg) if mode == "thousands" else ""
+                answer = bbbapi.handle(
+                    node,
+                    call,
+                    query,
+                    t=t,
+                    secret=settings.secret,
+                    accepted=settings.accepted,
+                    base_url=f"http://{host}/{name}",
+                    separator=separator,
+                )
+            return answer.status, answer.body, answer.headers["Content-Type"], answer.headers
+        return 404, f"{name}: nothing at {rest}\n".encode(), "text/plain", {}
+
+
+def serve(pool: Pool, settings: Settings, host: str, port: int) -> SimServer:
+    """Bind (port 0 picks a free one); the caller runs ``serve_forever``."""
+    return SimServer((host, port), pool, settings)
