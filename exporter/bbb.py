@@ -72,7 +72,11 @@ class MeetingsParser:
         self._parser = etree.XMLPullParser(
             events=("end",), tag="meeting", resolve_entities=False, no_network=True,
             load_dtd=False, dtd_validation=False, huge_tree=False, remove_comments=True,
-            remove_pis=True)
+            remove_pis=True, remove_blank_text=True, collect_ids=False)
+        # Compiled per parser: lxml XPath objects must not be shared between threads.
+        self._client_types = etree.XPath("attendees/attendee/clientType/text()",
+                                         smart_strings=False)
+        self._attendee_count = etree.XPath("count(attendees/attendee)")
         self._tail = b""
         self._sums: Counter[str] = Counter()
         self._clients: Counter[str] = Counter()
@@ -131,21 +135,20 @@ class MeetingsParser:
                 del parent[0]
 
     def _add_meeting(self, meeting: etree._Element) -> None:
-        counts = dict.fromkeys(_COUNTERS.values(), 0)
-        for child in meeting:
-            tag = child.tag
-            if tag in _COUNTERS:
-                counts[_COUNTERS[tag]] = parse_count(child.text, tag)
-            elif tag == "isBreakout":
-                if (child.text or "").strip().lower() == "true":
-                    self._breakouts += 1
-            elif tag == "attendees":
-                for attendee in child:
-                    client = (attendee.findtext("clientType") or "").strip() or "unknown"
-                    self._clients[client[:32]] += 1
+        counts = {key: parse_count(meeting.findtext(tag), tag) for tag, key in _COUNTERS.items()
+                  if meeting.find(tag) is not None}
+        if (meeting.findtext("isBreakout") or "").strip().lower() == "true":
+            self._breakouts += 1
+        typed = 0
+        for client in self._client_types(meeting):
+            self._clients[str(client).strip()[:32] or "unknown"] += 1
+            typed += 1
+        untyped = int(self._attendee_count(meeting)) - typed  # XPath count() is a float
+        if untyped > 0:
+            self._clients["unknown"] += untyped
         self._meetings += 1
         self._sums.update(counts)
-        n, w = counts["participants"], counts["video_participants"]
+        n, w = counts.get("participants", 0), counts.get("video_participants", 0)
         self._max = max(self._max, n)
         self._fanout += w * max(n - 1, 0)
 

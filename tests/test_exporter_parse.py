@@ -268,3 +268,11 @@ def test_node_exporter_text_wrong_shape(text: str) -> None:
                                                 ("docker0", False), ("br-1a", False)])
 def test_uplink_rule(device: str, uplink: bool) -> None:
     assert is_uplink(device) is uplink
+
+
+def test_attendees_without_client_type_count_as_unknown() -> None:
+    people = ("<attendees><attendee><clientType>HTML5</clientType></attendee>"
+              "<attendee></attendee><attendee><clientType> </clientType></attendee>"
+              "<attendee><clientType>DIAL-IN</clientType></attendee></attendees>")
+    figures = parse_meetings(response(meeting("4", extra=people)))
+    assert figures.clients == (("DIAL-IN", 1), ("HTML5", 1), ("unknown", 2))
