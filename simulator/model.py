@@ -40,7 +40,7 @@ CPU_SCREEN = 0.15
 CPU_MAX_BUSY = 0.99  # a node cannot be busier than this share of its cores
 
 # Expected meetings per node and day in a term weekday; weekends and holidays scale it.
-MEETINGS_PER_DAY = {"lecture": 4.0, "seminar": 8.0, "small": 18.0}
+MEETINGS_PER_DAY = {"lecture": 2.5, "seminar": 7.0, "small": 16.0}
 REGIME_FACTOR = {"term-weekday": 1.0, "term-weekend": 0.15, "holiday": 1.0 / 7.0}
 
 
@@ -184,7 +184,7 @@ def _duration(rng: random.Random, kind: str) -> float:
 def draw_attendance(rng: random.Random, kind: str) -> Attendance:
     """Sizes, audio and webcams of one meeting from the realistic mix of its kind."""
     if kind == "lecture":
-        n = int(min(max(rng.lognormvariate(math.log(70), 0.5), 25), 300))
+        n = int(min(max(rng.lognormvariate(math.log(55), 0.45), 20), 250))
         moderators = rng.choice((1, 1, 2))
         listeners = int(n * rng.uniform(0.5, 0.7))
         voice = min(n - listeners, moderators + int(n * rng.uniform(0.05, 0.2)))
