@@ -173,6 +173,10 @@ def parse_config(data: object, origin: str, environ: Mapping[str, str],
         raise ConfigValueError(f"{origin}: key 'pool': expected a name, got {pool!r}")
     interval = parse_duration(data.get("interval", DEFAULT_INTERVAL), f"{origin}: key 'interval'")
     timeout = parse_duration(data.get("timeout", DEFAULT_TIMEOUT), f"{origin}: key 'timeout'")
+    if timeout >= interval:
+        # A cycle lasts about one timeout; longer than the interval and data goes stale.
+        raise ConfigValueError(f"{origin}: key 'timeout' ({timeout:g}s) must be shorter than "
+                               f"'interval' ({interval:g}s)")
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise ConfigValueError(f"{origin}: key 'nodes': expected a non-empty list of nodes")

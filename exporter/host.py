@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +46,7 @@ def is_uplink(device: str, interface: str | None = None) -> bool:
 def parse_node_exporter(lines: Iterable[str], interface: str | None = None) -> HostFigures:
     """Figures from node_exporter text lines; raises PollError('parse') if CPU is missing."""
     cpu: dict[str, float] = defaultdict(float)
-    cpus: set[str] = set()
+    cpus: Counter[str] = Counter()
     rx = tx = 0.0
     found_net = False
     for line in lines:
@@ -54,7 +54,7 @@ def parse_node_exporter(lines: Iterable[str], interface: str | None = None) -> H
             continue
         if line.startswith(_CPU):
             labels, value = _split(line)
-            cpus.add(labels.get("cpu", ""))
+            cpus[labels.get("cpu", "")] += 1
             cpu[labels.get("mode", "unknown")] += value
         elif line.startswith((_RX, _TX)):
             labels, value = _split(line)
@@ -66,6 +66,8 @@ def parse_node_exporter(lines: Iterable[str], interface: str | None = None) -> H
                     tx += value
     if not cpus:
         raise PollError("parse", "no node_cpu_seconds_total in the node_exporter answer")
+    if len(set(cpus.values())) != 1:
+        raise PollError("parse", "CPUs report different sets of modes; page incomplete?")
     if interface is not None and not found_net:
         raise PollError("parse", f"interface {interface!r} not in the node_exporter answer")
     return HostFigures(cpu_seconds=tuple(sorted(cpu.items())), cpu_count=len(cpus),
@@ -108,8 +110,9 @@ class _LineSink:
                 self.lines.append(raw.decode("utf-8", "replace"))
 
     def finish(self) -> list[str]:
+        """The kept lines; a page that does not end in a newline was cut off."""
         if self._rest:
-            self(b"\n")
+            raise PollError("parse", "the node_exporter page is truncated (no final newline)")
         return self.lines
 
 

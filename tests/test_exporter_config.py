@@ -87,6 +87,8 @@ BAD = [
      ["'interval'", "soon"]),
     ("zero timeout", "timeout: 0s\nnodes: [{name: a, host: local}]\n", ConfigValueError,
      ["'timeout'", "greater than zero"]),
+    ("timeout not below interval", "interval: 5s\ntimeout: 5s\nnodes: [{name: a, host: local}]\n",
+     ConfigValueError, ["'timeout'", "'interval'"]),
     ("no name", "nodes: [{host: local}]\n", ConfigValueError, ["nodes[0]", "'name'"]),
     ("duplicate", "nodes: [{name: a, host: local}, {name: a, host: local}]\n",
      ConfigValueError, ["nodes[1]", "'a'", "twice"]),

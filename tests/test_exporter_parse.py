@@ -255,6 +255,9 @@ def test_node_exporter_text_one_interface() -> None:
 
 
 @pytest.mark.parametrize("text", ["<html>502</html>", "node_load1 1\n",
+                                  'node_cpu_seconds_total{cpu="0",mode="idle"} 1\n'
+                                  'node_cpu_seconds_total{cpu="0",mode="user"} 1\n'
+                                  'node_cpu_seconds_total{cpu="1",mode="idle"} 1\n',
                                   'node_cpu_seconds_total{cpu="0",mode="idle"} NaN\n',
                                   'node_cpu_seconds_total{cpu="0",mode="idle"} lots\n'])
 def test_node_exporter_text_wrong_shape(text: str) -> None:

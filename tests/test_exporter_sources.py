@@ -176,6 +176,16 @@ def test_jitsi_over_http() -> None:
     assert dict(figures.values) == {"conferences": 1, "participants": 3, "stress_level": 0.5}
 
 
+def test_truncated_node_exporter_page_is_parse() -> None:
+    page = (b'node_cpu_seconds_total{cpu="0",mode="idle"} 1\n'
+            b'node_cpu_seconds_total{cpu="0",mode="user"} 2\n'
+            b'node_network_transmit_bytes_total{device="eth0"} 12')
+    with raw_server(answer(page, content_type="text/plain")) as url, \
+            new_session() as session, pytest.raises(PollError) as raised:
+        poll_host(session, HostSource(node_exporter=url), timeout=2, max_bytes=1 << 20)
+    assert raised.value.reason == "parse" and "truncated" in raised.value.detail
+
+
 def proc_counters(interface: str | None) -> tuple[dict[str, float], float, float, int]:
     figures = read_proc(interface=interface)
     return dict(figures.cpu_seconds), figures.transmit_bytes, figures.receive_bytes, \
