@@ -17,8 +17,13 @@ def scrape(url: str) -> Samples:
     """Every sample of a /metrics page keyed by (name, labels)."""
     response = requests.get(url, timeout=10)
     response.raise_for_status()
+    return parse_text(response.text)
+
+
+def parse_text(text: str) -> Samples:
+    """Samples of a Prometheus text page keyed by (name, labels)."""
     samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples

@@ -1,0 +1,192 @@
+"""End to end against the pool simulator: every contract metric equals /_admin/truth,
+every fault mode gives up 0 with the right reason while healthy nodes stay exact, and the
+shared secret never shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from harness import simulator, wait_until
+from test_exporter_support import Exporter, Samples, exporter, parse_text, series, value
+
+SECRET = "E2E-Sim-Secret-7d41b9aa"
+BBB_FIELDS = ("meetings", "breakout_rooms", "participants", "moderators", "listeners",
+              "voice_participants", "video_participants", "participants_max", "video_fanout")
+BBB_METRIC = {"meetings": "bbb_meetings", "breakout_rooms": "bbb_breakout_rooms",
+              **{f: f"bbb_meetings_{f}" for f in BBB_FIELDS[2:]}}
+JITSI_FIELDS = ("conferences", "participants", "largest_conference", "endpoints_sending_video",
+                "stress_level", "bit_rate_upload", "bit_rate_download")
+
+
+def exporter_config(sim: Any, path: Path, *, interval: str = "1s", timeout: str = "800ms",
+                    auto_interface: bool = False) -> Path:
+    """The simulator's own --write-config output with test-friendly timing."""
+    sim.write_config(path)
+    data = yaml.safe_load(path.read_text())
+    data["interval"], data["timeout"] = interval, timeout
+    if auto_interface:
+        for node in data["nodes"]:
+            node.get("host", {}).pop("interface", None)
+    path.write_text(yaml.safe_dump(data))
+    assert SECRET not in path.read_text()
+    return path
+
+
+def assert_node_matches_truth(samples: Samples, node: str, truth: dict[str, Any]) -> None:
+    labels = {"node": node, "pool": "sim"}
+    kind = truth["kind"]
+    assert value(samples, "confscale_node_up", **labels, source=kind) == 1, node
+    assert value(samples, "confscale_node_up", **labels, source="host") == 1, node
+    if kind == "bbb":
+        for field in BBB_FIELDS:
+            assert value(samples, BBB_METRIC[field], **labels) == truth[field], (node, field)
+        clients = {dict(k)["type"]: v for k, v in
+                   series(samples, "bbb_meetings_participant_clients", **labels).items()}
+        assert clients == truth["clients"], node
+    else:
+        for field in JITSI_FIELDS:
+            assert value(samples, f"jitsi_{field}", **labels) == pytest.approx(truth[field]), \
+                (node, field)
+    cpu = {dict(k)["mode"]: v for k, v in
+           series(samples, "confscale_node_cpu_seconds_total", **labels).items()}
+    assert cpu == pytest.approx(truth["cpu_seconds"], rel=1e-12), node
+    assert value(samples, "confscale_node_cpu_count", **labels) == truth["cpu_count"]
+    assert value(samples, "confscale_node_network_transmit_bytes_total", **labels) == \
+        truth["transmit_bytes"], node
+    assert value(samples, "confscale_node_network_receive_bytes_total", **labels) == \
+        truth["receive_bytes"], node
+    assert value(samples, "confscale_node_link_capacity_bytes_per_second", **labels) == \
+        truth["link_capacity_bytes_per_second"]
+    assert value(samples, "confscale_node_last_success_timestamp_seconds", **labels,
+                 source=kind) is not None
+
+
+@pytest.mark.parametrize("auto_interface", [False, True], ids=["interface-eth0", "auto-uplinks"])
+def test_every_contract_metric_equals_the_truth(tmp_path: Path, auto_interface: bool) -> None:
+    with simulator(nodes=3, jitsi=2, secret=SECRET) as sim:
+        config = exporter_config(sim, tmp_path / "pool.yml", auto_interface=auto_interface)
+        with exporter(config) as running:
+            samples = running.wait_cycles(1)
+            truth = sim.truth()["nodes"]
+            assert set(truth) == {"bbb-01", "bbb-02", "bbb-03", "jvb-01", "jvb-02"}
+            for node, figures in truth.items():
+                assert_node_matches_truth(samples, node, figures)
+            # the clock moves on: the next cycle reports the new instant, exactly
+            sim.advance(2 * 3600 + 17 * 60)
+            samples = running.wait_cycles(2)
+            moved = sim.truth()["nodes"]
+            for node, figures in moved.items():
+                assert_node_matches_truth(samples, node, figures)
+            log = running.proc.log()
+    assert moved != truth
+    assert value(samples, "confscale_exporter_nodes", state="up") == 5
+    assert SECRET not in log
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha384", "sha512"])
+def test_every_checksum_algorithm(tmp_path: Path, algorithm: str) -> None:
+    with simulator(nodes=1, secret=SECRET, checksum=algorithm) as sim:
+        config = exporter_config(sim, tmp_path / "pool.yml")
+        assert f"checksum: {algorithm}" in config.read_text()
+        with exporter(config) as running:
+            samples = running.wait_cycles(1)
+            truth = sim.truth()["nodes"]["bbb-01"]
+    assert_node_matches_truth(samples, "bbb-01", truth)
+
+
+# node -> (fault mode, argument, expected bbb reason, expected host reason or None if up)
+FAULTS = {
+    "bbb-01": ("timeout", 3, "timeout", "timeout"),
+    "bbb-02": ("refused", None, "connect", "connect"),
+    "bbb-03": ("html", None, "parse", "parse"),
+    "bbb-04": ("http_error", 503, "http", "http"),
+    "bbb-05": ("invalid_xml", None, "parse", "parse"),
+    "bbb-06": ("checksum", None, "checksum", None),
+    "bbb-07": ("huge", 2, "too_large", None),
+}
+HEALTHY = ("bbb-08", "bbb-09", "jvb-01")
+
+
+def bbb_gauges(samples: Samples, node: str) -> dict:
+    found = {}
+    for name in (*BBB_METRIC.values(), "bbb_meetings_participant_clients"):
+        found.update(series(samples, name, node=node))
+    return found
+
+
+def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(
+        tmp_path: Path) -> None:
+    with simulator(nodes=9, jitsi=1, secret=SECRET) as sim:
+        config = exporter_config(sim, tmp_path / "pool.yml")
+        for node, (mode, arg, _, _) in FAULTS.items():
+            sim.set_fault(node, mode, arg)
+        sim.set_fault("bbb-09", "slow", 0.1)  # slow but within the timeout: healthy
+        with exporter(config, "--poll.max-body-bytes=1000000") as running:
+            samples = running.wait_cycles(2)
+            truth = sim.truth()["nodes"]
+            pages = [requests.get(f"{running.url}/metrics", timeout=10).text]
+            for node in FAULTS:
+                pages.append(probe(running, node))
+            sim.clear_faults()
+            recovered = running.wait_cycles(2)
+            truth_after = sim.truth()["nodes"]
+            log = running.proc.log()
+    for node, (mode, _, bbb_reason, host_reason) in FAULTS.items():
+        labels = {"node": node, "pool": "sim"}
+        assert value(samples, "confscale_node_up", **labels, source="bbb") == 0, mode
+        errors = value(samples, "confscale_node_poll_errors_total", **labels, source="bbb",
+                       reason=bbb_reason)
+        assert errors is not None and errors >= 1, (mode, bbb_reason)
+        other = {dict(k)["reason"] for k in
+                 series(samples, "confscale_node_poll_errors_total", **labels, source="bbb")}
+        assert other == {bbb_reason}, mode
+        assert bbb_gauges(samples, node) == {}, f"{mode}: absent, not zero"
+        assert value(samples, "confscale_node_last_success_timestamp_seconds", **labels,
+                     source="bbb") is None
+        host_up = value(samples, "confscale_node_up", **labels, source="host")
+        if host_reason is None:
+            assert host_up == 1, mode
+            assert series(samples, "confscale_node_cpu_seconds_total", **labels), mode
+        else:
+            assert host_up == 0, mode
+            assert value(samples, "confscale_node_poll_errors_total", **labels, source="host",
+                         reason=host_reason), (mode, host_reason)
+            assert not series(samples, "confscale_node_cpu_seconds_total", **labels), mode
+    for node in HEALTHY:
+        assert_node_matches_truth(samples, node, truth[node])
+    assert value(samples, "confscale_exporter_nodes", state="up") == len(HEALTHY)
+    # after the faults clear every node is exact again and the error counters are kept
+    for node, figures in truth_after.items():
+        assert_node_matches_truth(recovered, node, figures)
+    for node, (_, _, bbb_reason, _) in FAULTS.items():
+        assert value(recovered, "confscale_node_poll_errors_total", node=node, pool="sim",
+                     source="bbb", reason=bbb_reason)
+    for text in [*pages, log, config.read_text()]:
+        assert SECRET not in text
+    assert "is down reason=checksum" in log
+
+
+def probe(running: Exporter, node: str) -> str:
+    response = requests.get(f"{running.url}/probe", params={"node": node}, timeout=30)
+    assert response.status_code == 200
+    assert f'confscale_node_up{{node="{node}",pool="sim",source="bbb"}} 0.0' in response.text
+    return response.text
+
+
+def test_probe_polls_one_node_now(tmp_path: Path) -> None:
+    with simulator(nodes=2, secret=SECRET) as sim:
+        config = exporter_config(sim, tmp_path / "pool.yml", interval="30s", timeout="2s")
+        with exporter(config) as running:
+            wait_until(lambda: value(running.metrics(), "confscale_exporter_nodes",
+                                     state="polled"), timeout=30, what="first cycle")
+            sim.advance(3 * 3600)  # /metrics still shows the old cycle, /probe polls now
+            truth = sim.truth()["nodes"]["bbb-02"]
+            response = requests.get(f"{running.url}/probe", params={"node": "bbb-02"},
+                                    timeout=30)
+    samples = parse_text(response.text)
+    assert_node_matches_truth(samples, "bbb-02", truth)
+    assert not series(samples, "confscale_node_up", node="bbb-01")
