@@ -12,14 +12,18 @@ from flask import Blueprint, Flask, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from planner.adapters.b3lb import B3lbAdapter
 from planner.metrics import PlannerCollector
 from planner.service import PlannerService
 
 JSON = "application/json"
 
 
-def blueprint(service: PlannerService) -> Blueprint:
-    """Routes bound to ``service``; register it on any Flask app (Dash's ``app.server``)."""
+def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Blueprint:
+    """Routes bound to ``service``; register it on any Flask app (Dash's ``app.server``).
+
+    With a ``b3lb`` adapter, ``/<node>/b3lb/load`` answers its load values.
+    """
     routes = Blueprint("confscale_planner_api", __name__)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PlannerCollector(service.snapshot))
@@ -66,11 +70,18 @@ def blueprint(service: PlannerService) -> Blueprint:
         }
         return Response(json.dumps(body), mimetype=JSON)
 
+    @routes.get("/<node>/b3lb/load")
+    def b3lb_load(node: str) -> Response:
+        body = None if b3lb is None else b3lb.body(node)
+        if body is None:
+            return Response("not found\n", status=404, mimetype="text/plain")
+        return Response(body, mimetype="text/plain")
+
     return routes
 
 
-def create_app(service: PlannerService) -> Flask:
+def create_app(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Flask:
     """A Flask app with the planner routes (what ``confscale-planner serve`` runs)."""
     app = Flask("confscale_planner")
-    app.register_blueprint(blueprint(service))
+    app.register_blueprint(blueprint(service, b3lb))
     return app

@@ -116,7 +116,10 @@ def point_forecast(
     level2 = want.join(by_hour, on=["regime", "weekend", "hour"])
     base_regime = TERM if TERM in set(frame["regime"]) else frame["regime"].iloc[-1]
     fallback = want.assign(regime=base_regime).join(by_slot, on=["regime", "slot"])
-    ratio = np.where(want["regime"].to_numpy() == HOLIDAY, config.holiday_ratio_prior, 1.0)
+    ratios = _regime_ratios(by_hour, base_regime, config)
+    ratio = np.array(
+        [ratios.get(r, config.holiday_ratio_prior if r == HOLIDAY else 1.0) for r in want["regime"]]
+    )
     value = level1["v"].to_numpy(dtype=float)
     stamp = level1["base_t"].to_numpy(dtype=float)
     for other, scale in ((level2, 1.0), (fallback, ratio)):
@@ -126,6 +129,24 @@ def point_forecast(
     weeks_ahead = (want["t"].to_numpy() - stamp) / WEEK_SECONDS
     result = value * growth**weeks_ahead
     return np.maximum(result, 0.0)
+
+
+def _regime_ratios(
+    by_hour: pd.DataFrame, base_regime: str, config: ForecastConfig
+) -> dict[str, float]:
+    """Level of each seen regime relative to the base regime, from busy shared hours."""
+    values = by_hour["v"]
+    if base_regime not in values.index.get_level_values(0):
+        return {}
+    base = values.xs(base_regime, level=0)
+    busy = base[base >= 0.5 * base.max()] if len(base) else base
+    ratios = {}
+    for regime in set(values.index.get_level_values(0)) - {base_regime}:
+        other = values.xs(regime, level=0).reindex(busy.index).dropna()
+        if len(other):
+            shared = busy.loc[other.index]
+            ratios[regime] = float(np.median(other / shared))
+    return ratios
 
 
 def seasonal_naive(history: pd.Series, targets: pd.DatetimeIndex) -> np.ndarray:

@@ -21,12 +21,15 @@ PRIOR_OVERHEAD = 1.25
 PRIOR_AUDIO_KBIT = 40.0
 PRIOR_CAMERA_KBIT = 200.0
 PRIOR_PARTICIPANTS_PER_NODE = 200.0
-# CPU prior: 200 participants fill an 8-core node's 100 % (DESIGN.md §4); an assumption,
-# marked as a prior in every answer that uses it.
-PRIOR_CPU_PER_AUDIO_USER = 8 / 200
-PRIOR_CPU_PER_LISTENER = 8 / 400
-PRIOR_CPU_PER_FANOUT = 8 / 2000
+# CPU prior (an assumption, marked as a prior in every answer that uses it): an 8-core
+# node at its 75 % target carries ~300 talking or ~600 listening users, and a forwarded
+# webcam stream costs a twentieth of a talking user; so with a typical mix the participant
+# prior (200 per node) binds before CPU, as BBB's sizing guidance says.
+PRIOR_CPU_PER_AUDIO_USER = 0.02
+PRIOR_CPU_PER_LISTENER = 0.01
+PRIOR_CPU_PER_FANOUT = 0.001
 MIN_SAMPLES = 2016  # one week of 5-minute steps on one node
+MIN_DAYS = 14  # and two weeks of calendar time (a fit on one week learns one week's mix)
 MAX_FIT_ROWS = 200_000  # an even subsample keeps big pools fast; the quantile is stable
 
 
@@ -131,6 +134,9 @@ def fit_resource_model(frame: pd.DataFrame, quantile: float = 0.9) -> ResourceMo
     needed = [*FEATURES, "cpu_busy_cores", "transmit_bytes_per_second"]
     if frame.empty or any(c not in frame for c in needed):
         return prior_model("history lacks the columns to fit")
+    span = (frame["timestamp"].max() - frame["timestamp"].min()).total_seconds() / 86400
+    if span < MIN_DAYS:
+        return prior_model(f"history covers {span:.1f} days; need {MIN_DAYS} to fit")
     rows = frame[frame["kind"] == "bbb"][needed].dropna()
     rows = rows[rows[list(FEATURES)].sum(axis=1) > 0]  # idle steps say nothing of cost
     if len(rows) < MIN_SAMPLES:

@@ -80,6 +80,10 @@ class PlannerService:
         self._status = RefreshStatus()
         self._scheduler: BackgroundScheduler | None = None
 
+    @property
+    def actuators(self) -> tuple[Actuator, ...]:
+        return self._actuators
+
     # --- readers -------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot | None:

@@ -96,11 +96,11 @@ class Snapshot:
 
     @cached_property
     def capacity_json(self) -> bytes:
-        return json.dumps(_finite(self.capacity_dict())).encode()
+        return json.dumps(json_safe(self.capacity_dict())).encode()
 
     @cached_property
     def placement_json(self) -> bytes:
-        return json.dumps(_finite(self.placement.as_dict())).encode()
+        return json.dumps(json_safe(self.placement.as_dict())).encode()
 
 
 def what_if(snapshot: Snapshot, **changes: object) -> Sizing:
@@ -352,14 +352,14 @@ def _num(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _finite(value: object) -> object:
+def json_safe(value: object) -> object:
     """JSON has no NaN: replace non-finite floats by null, recursively."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _finite(value.item())
+        return json_safe(value.item())
     return value

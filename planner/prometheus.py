@@ -1,0 +1,297 @@
+"""History and current data from a Prometheus-compatible HTTP API.
+
+Only ``/api/v1/query`` and ``/api/v1/query_range`` are used, so Thanos, Mimir and
+VictoriaMetrics work unchanged. Ranges are chunked below Prometheus' limit of 11,000
+points per series; requests have timeouts and are retried with backoff; an unreachable
+store gives one clear error naming the URL (credentials removed).
+
+Derived figures come from the recording rules of ``alerts/`` (``node:…:ratio_rate5m``).
+Backfilled blocks (``promtool tsdb create-blocks-from openmetrics``) have no recorded
+series, so every rule has a fallback: the rule's own formula on the raw contract
+series, used when the rule returns nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import pandas as pd
+import requests
+
+from planner.placement import NodeReading
+
+MAX_POINTS = 11_000  # Prometheus refuses more points per series per query
+CHUNK_POINTS = 10_000
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus answered with an error (bad query, limit…); the message is its own."""
+
+
+class PrometheusUnreachable(PrometheusError):
+    """No answer from the store after the retries."""
+
+
+def redact(url: str) -> str:
+    """The URL without user:password (for logs and error messages)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass
+class PrometheusClient:
+    """Minimal client of the Prometheus HTTP API (query and query_range)."""
+
+    base_url: str
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 0.5
+    session: requests.Session | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def _get(self, path: str, params: dict[str, str]) -> dict:
+        url = self.base_url.rstrip("/") + path
+        session = self.session or requests.Session()
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = session.get(url, params=params, timeout=self.timeout)
+            except requests.RequestException as exc:
+                last = exc
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                last = PrometheusError(f"HTTP {response.status_code}")
+                continue
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise PrometheusError(
+                    f"{redact(url)}: answer is not JSON (HTTP {response.status_code}); is "
+                    "this a Prometheus-compatible API?"
+                ) from exc
+            if body.get("status") != "success":
+                raise PrometheusError(
+                    f"{redact(url)}: {body.get('errorType', 'error')}: "
+                    f"{body.get('error', 'unknown error')} "
+                    f"(query {params.get('query')!r})"
+                )
+            return body["data"]
+        raise PrometheusUnreachable(
+            f"Prometheus at {redact(self.base_url)} unreachable after {self.retries + 1} "
+            f"attempt(s): {type(last).__name__}: {_short(last)}"
+        )
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """Instant vector: list of ``{"metric": {...}, "value": [t, "v"]}``."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        return self._get("/api/v1/query", params)["result"]
+
+    def query_range(
+        self, expr: str, start: float, end: float, step: float
+    ) -> dict[tuple[tuple[str, str], ...], pd.Series]:
+        """Series per label set over [start, end], fetched in chunks of ≤ 10,000 points."""
+        if step <= 0 or end < start:
+            raise ValueError("query_range needs step > 0 and end ≥ start")
+        span = step * (CHUNK_POINTS - 1)
+        out: dict[tuple[tuple[str, str], ...], list[pd.Series]] = {}
+        chunk_start = start
+        while chunk_start <= end:
+            chunk_end = min(end, chunk_start + span)
+            data = self._get(
+                "/api/v1/query_range",
+                {
+                    "query": expr,
+                    "start": f"{chunk_start:.3f}",
+                    "end": f"{chunk_end:.3f}",
+                    "step": f"{step:g}",
+                },
+            )
+            for item in data["result"]:
+                key = tuple(sorted(item["metric"].items()))
+                values = item["values"]
+                index = pd.to_datetime([float(t) for t, _ in values], unit="s", utc=True)
+                out.setdefault(key, []).append(
+                    pd.Series([_float(v) for _, v in values], index=index, dtype=float)
+                )
+            chunk_start = chunk_end + step
+        return {k: pd.concat(parts).groupby(level=0).last() for k, parts in out.items()}
+
+
+def _short(exc: Exception | None) -> str:
+    text = str(exc) if exc else "no answer"
+    return text[:200]
+
+
+def _float(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+# column → (recording rule or None, raw formula). Gauges: 5-minute peaks of the series.
+def _peak(metric: str) -> str:
+    return f"max by (node) (max_over_time({metric}[5m]))"
+
+
+LINK_RAW = "max by (node) (confscale_node_link_capacity_bytes_per_second)"
+GAUGE_QUERIES: dict[str, str] = {
+    "meetings": _peak("bbb_meetings"),
+    "breakout_rooms": _peak("bbb_breakout_rooms"),
+    "participants": _peak("bbb_meetings_participants"),
+    "moderators": _peak("bbb_meetings_moderators"),
+    "listeners": _peak("bbb_meetings_listeners"),
+    "voice_participants": _peak("bbb_meetings_voice_participants"),
+    "video_participants": _peak("bbb_meetings_video_participants"),
+    "participants_max": _peak("bbb_meetings_participants_max"),
+    "video_fanout": _peak("bbb_meetings_video_fanout"),
+    "cpu_count": "max by (node) (confscale_node_cpu_count)",
+    "link_capacity_bytes_per_second": LINK_RAW,
+}
+CPU_RAW = (
+    '1 - (sum by (node) (rate(confscale_node_cpu_seconds_total{mode="idle"}[5m])) / '
+    "sum by (node) (rate(confscale_node_cpu_seconds_total[5m])))"
+)
+TX_RAW = "sum by (node) (rate(confscale_node_network_transmit_bytes_total[5m]))"
+RX_RAW = "sum by (node) (rate(confscale_node_network_receive_bytes_total[5m]))"
+RULE_QUERIES: dict[str, tuple[str, str]] = {
+    "cpu_utilisation": ("max by (node) (node:confscale_cpu_utilisation:ratio_rate5m)", CPU_RAW),
+    "transmit_bytes_per_second": (
+        "max by (node) (node:confscale_network_transmit_bytes:rate5m)",
+        TX_RAW,
+    ),
+    "receive_bytes_per_second": (
+        "max by (node) (node:confscale_network_receive_bytes:rate5m)",
+        RX_RAW,
+    ),
+    "transmit_utilisation": (
+        "max by (node) (node:confscale_network_transmit_utilisation:ratio_rate5m)",
+        f"{TX_RAW} / on (node) {LINK_RAW}",
+    ),
+    "receive_utilisation": (
+        "max by (node) (node:confscale_network_receive_utilisation:ratio_rate5m)",
+        f"{RX_RAW} / on (node) {LINK_RAW}",
+    ),
+}
+
+
+def _range_column(
+    client: PrometheusClient, exprs: tuple[str, ...], start: float, end: float, step: float
+) -> tuple[dict[str, pd.Series], str]:
+    """Per node series of the first expression that returns anything; which one was used."""
+    for expr in exprs:
+        found = client.query_range(expr, start, end, step)
+        if found:
+            return {dict(k).get("node", ""): v for k, v in found.items()}, expr
+    return {}, exprs[-1]
+
+
+def load_prometheus_history(
+    client: PrometheusClient, *, start: float, end: float, step: float = 300.0
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """History frame (per node, 5-minute steps) with the rate columns already filled.
+
+    Returns the frame and, per derived column, the expression that answered (recording
+    rule or raw fallback), so callers can say which was used.
+    """
+    columns: dict[str, dict[str, pd.Series]] = {}
+    used: dict[str, str] = {}
+    for column, expr in GAUGE_QUERIES.items():
+        columns[column], used[column] = _range_column(client, (expr,), start, end, step)
+    for column, exprs in RULE_QUERIES.items():
+        columns[column], used[column] = _range_column(client, exprs, start, end, step)
+    nodes = sorted(columns["participants"])
+    if not nodes:
+        raise PrometheusError(
+            f"Prometheus at {redact(client.base_url)} has no bbb_meetings_participants "
+            f"between {pd.Timestamp(start, unit='s')} and {pd.Timestamp(end, unit='s')}"
+        )
+    frames = []
+    for node in nodes:
+        data = {c: series.get(node) for c, series in columns.items()}
+        frame = pd.DataFrame({c: s for c, s in data.items() if s is not None})
+        frame = frame.reindex(columns=list(columns))
+        frame["node"] = node
+        frame["kind"] = "bbb"
+        frames.append(frame.rename_axis("timestamp").reset_index())
+    history = pd.concat(frames, ignore_index=True)
+    history = history.dropna(subset=["participants"])
+    history["cpu_busy_cores"] = history["cpu_utilisation"] * history["cpu_count"]
+    history["pressure"] = np.nan
+    return history.sort_values(["node", "timestamp"]).reset_index(drop=True), used
+
+
+INSTANT_QUERIES: dict[str, tuple[str, ...]] = {
+    "up": ("min by (node) (confscale_node_up)",),
+    "timestamp": ("min by (node) (confscale_node_last_success_timestamp_seconds)",),
+    "pressure": ("max by (node) (node:confscale_pressure:ratio)",),
+    "meetings": ("max by (node) (bbb_meetings)", "max by (node) (jitsi_conferences)"),
+    "participants": (
+        "max by (node) (bbb_meetings_participants)",
+        "max by (node) (jitsi_participants)",
+    ),
+    "participants_max": (
+        "max by (node) (bbb_meetings_participants_max)",
+        "max by (node) (jitsi_largest_conference)",
+    ),
+    "webcams": (
+        "max by (node) (bbb_meetings_video_participants)",
+        "max by (node) (jitsi_endpoints_sending_video)",
+    ),
+    "jitsi_stress": ("max by (node) (jitsi_stress_level)",),
+    **{k: v for k, v in RULE_QUERIES.items() if k.endswith("utilisation")},
+}
+
+
+def read_prometheus_current(client: PrometheusClient, at: float | None = None) -> list[NodeReading]:
+    """Current readings per node from instant queries (rules first, raw fallback)."""
+    values: dict[str, dict[str, float]] = {}
+    for field_name, exprs in INSTANT_QUERIES.items():
+        merged: dict[str, float] = {}
+        for expr in exprs:
+            for item in client.query(expr, at):
+                node = item["metric"].get("node")
+                if node and node not in merged:
+                    merged[node] = _float(item["value"][1])
+            if field_name in RULE_QUERIES and merged:
+                break  # the recording rule answered; its raw fallback is not needed
+        values[field_name] = merged
+    jitsi = set(values["jitsi_stress"])
+    readings = []
+    for node in sorted(values["up"]):
+
+        def get(name: str, node: str = node) -> float | None:
+            value = values[name].get(node)
+            return None if value is None or math.isnan(value) else value
+
+        readings.append(
+            NodeReading(
+                node=node,
+                kind="jitsi" if node in jitsi else "bbb",
+                up=get("up") == 1.0,
+                timestamp=get("timestamp"),
+                meetings=get("meetings"),
+                participants=get("participants"),
+                participants_max=get("participants_max"),
+                webcams=get("webcams"),
+                cpu_utilisation=get("cpu_utilisation"),
+                transmit_utilisation=get("transmit_utilisation"),
+                receive_utilisation=get("receive_utilisation"),
+                jitsi_stress=get("jitsi_stress"),
+                pressure=get("pressure"),
+            )
+        )
+    return readings

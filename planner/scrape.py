@@ -1,0 +1,142 @@
+"""Current data without Prometheus: scrape the exporter's ``/metrics`` directly.
+
+Gauges are read as they are; CPU and link utilisation are rates, so they need two
+scrapes: the reader keeps the previous scrape's counters (in the instance, not the
+module) and the first scrape gives pressure from participants and Jitsi stress only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from planner.placement import NodeReading
+from planner.prometheus import redact
+
+GAUGES = {
+    "bbb_meetings": "meetings",
+    "jitsi_conferences": "meetings",
+    "bbb_meetings_participants": "participants",
+    "jitsi_participants": "participants",
+    "bbb_meetings_participants_max": "participants_max",
+    "jitsi_largest_conference": "participants_max",
+    "bbb_meetings_video_participants": "webcams",
+    "jitsi_endpoints_sending_video": "webcams",
+    "jitsi_stress_level": "jitsi_stress",
+    "confscale_node_link_capacity_bytes_per_second": "link",
+}
+MAX_BODY = 64 * 1024 * 1024
+
+
+class ScrapeError(RuntimeError):
+    """The exporter could not be scraped or parsed (names the URL)."""
+
+
+def parse_exposition(text: str) -> dict[str, dict[str, float]]:
+    """Per node: gauges, ``up`` (min over sources), ``ts`` and counter sums."""
+    nodes: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            node = sample.labels.get("node")
+            if not node or not math.isfinite(sample.value):
+                continue
+            values = nodes.setdefault(node, {})
+            name = sample.name
+            if name in GAUGES:
+                values[GAUGES[name]] = sample.value
+            elif name == "confscale_node_up":
+                values["up"] = min(values.get("up", 1.0), sample.value)
+            elif name == "confscale_node_last_success_timestamp_seconds":
+                values["ts"] = min(values.get("ts", math.inf), sample.value)
+            elif name == "confscale_node_cpu_seconds_total":
+                key = "cpu_idle" if sample.labels.get("mode") == "idle" else "cpu_busy"
+                values[key] = values.get(key, 0.0) + sample.value
+            elif name == "confscale_node_network_transmit_bytes_total":
+                values["tx"] = values.get("tx", 0.0) + sample.value
+            elif name == "confscale_node_network_receive_bytes_total":
+                values["rx"] = values.get("rx", 0.0) + sample.value
+            if family.name == "jitsi_stress_level" or name.startswith("jitsi_"):
+                values["jitsi"] = 1.0
+    return nodes
+
+
+@dataclass
+class ExporterReader:
+    """Callable returning current :class:`NodeReading` s from an exporter's /metrics."""
+
+    url: str
+    timeout: float = 5.0
+    clock: Callable[[], float] = time.time
+    _previous: tuple[float, dict[str, dict[str, float]]] | None = field(default=None, repr=False)
+
+    def __call__(self) -> list[NodeReading]:
+        try:
+            response = requests.get(self.url, timeout=self.timeout)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise ScrapeError(
+                f"exporter {redact(self.url)}: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from exc
+        if len(response.content) > MAX_BODY:
+            raise ScrapeError(f"exporter {redact(self.url)}: answer larger than {MAX_BODY} B")
+        try:
+            nodes = parse_exposition(response.text)
+        except ValueError as exc:
+            raise ScrapeError(
+                f"exporter {redact(self.url)}: not Prometheus text format: {exc}"
+            ) from exc
+        now = self.clock()
+        previous = self._previous
+        self._previous = (now, nodes)
+        return [
+            self._reading(node, values, now, previous) for node, values in sorted(nodes.items())
+        ]
+
+    @staticmethod
+    def _reading(
+        node: str,
+        values: dict[str, float],
+        now: float,
+        previous: tuple[float, dict[str, dict[str, float]]] | None,
+    ) -> NodeReading:
+        cpu = tx_ratio = rx_ratio = None
+        if previous is not None and node in previous[1]:
+            before = previous[1][node]
+            dt = now - previous[0]
+
+            def delta(key: str) -> float | None:
+                if dt <= 0 or key not in values or key not in before:
+                    return None
+                change = values[key] - before[key]
+                return change if change >= 0 else None  # counter reset
+
+            busy, idle = delta("cpu_busy"), delta("cpu_idle")
+            if busy is not None and idle is not None and busy + idle > 0:
+                cpu = busy / (busy + idle)
+            link = values.get("link")
+            for key, assign in (("tx", "tx"), ("rx", "rx")):
+                change = delta(key)
+                if change is not None and link:
+                    if assign == "tx":
+                        tx_ratio = change / dt / link
+                    else:
+                        rx_ratio = change / dt / link
+        return NodeReading(
+            node=node,
+            kind="jitsi" if "jitsi" in values else "bbb",
+            up=values.get("up", 0.0) == 1.0,
+            timestamp=values.get("ts") if math.isfinite(values.get("ts", math.inf)) else None,
+            meetings=values.get("meetings"),
+            participants=values.get("participants"),
+            participants_max=values.get("participants_max"),
+            webcams=values.get("webcams"),
+            cpu_utilisation=cpu,
+            transmit_utilisation=tx_ratio,
+            receive_utilisation=rx_ratio,
+            jitsi_stress=values.get("jitsi_stress"),
+        )
