@@ -53,7 +53,7 @@ class PrometheusClient:
     base_url: str
     timeout: float = 10.0
     retries: int = 3
-    backoff: float = 0.5
+    backoff: float = 0.25
     session: requests.Session | None = None
     sleep: Callable[[float], None] = time.sleep
 
