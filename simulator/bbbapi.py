@@ -24,6 +24,7 @@ ALL_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 CALLS = ("create", "join", "end", "isMeetingRunning", "getMeetingInfo", "getMeetings")
 BBB_VERSION = "2.7.12"
 XML = {"Content-Type": "text/xml;charset=utf-8"}
+FRAGMENT_CACHE = 400  # meeting XML fragments kept per node
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def handle(
     accepted: tuple[str, ...],
     base_url: str,
     separator: str = "",
+    cache: bool = True,
 ) -> Answer:
     """Answer one API call on ``node`` at simulated time ``t``."""
     if call not in CALLS:
@@ -82,6 +84,8 @@ def handle(
     params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     with node.lock:
         if call == "getMeetings":
+            if not cache:
+                return Answer(200, XML, bbbxml.get_meetings(node.active(t), t, separator))
             return Answer(200, XML, get_meetings(node, t, separator))
         meeting_id = params.get("meetingID", "")
         if not meeting_id:
@@ -115,7 +119,10 @@ def get_meetings(node: NodeState, t: float, separator: str) -> bytes:
     cached = node.render_cache.get("getMeetings")
     if cached is not None and cached[0] == key:
         return cached[1]
-    body = bbbxml.get_meetings(node.active(t), t, separator)
+    meetings = node.active(t)
+    if len(node.fragments) > FRAGMENT_CACHE:
+        node.fragments.clear()
+    body = bbbxml.get_meetings(meetings, t, separator, node.fragments)
     node.render_cache["getMeetings"] = (key, body)
     return body
 

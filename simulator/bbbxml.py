@@ -212,13 +212,33 @@ def meeting_fields(meeting: Meeting, t: float, separator: str = "", indent: str 
     return "".join(indent + line + "\n" for line in lines)
 
 
-def get_meetings(meetings: list[Meeting], t: float, separator: str = "") -> bytes:
+def fragment_key(meeting: Meeting, t: float, separator: str) -> tuple[object, ...]:
+    """What a meeting's XML depends on: it only changes between segments (and with joins)."""
+    segment = next((s.start for s in meeting.segments if s.start <= t < s.end), None)
+    joined = sum(1 for j in meeting.joined if j[0] <= t)
+    return (meeting.meeting_id, meeting.internal_id, segment, joined, separator)
+
+
+def get_meetings(
+    meetings: list[Meeting],
+    t: float,
+    separator: str = "",
+    fragments: dict[tuple[object, ...], str] | None = None,
+) -> bytes:
+    """getMeetings; ``fragments`` caches each meeting's XML across instants."""
     if not meetings:
         return message("SUCCESS", "noMeetings")
     parts = ["<response>\n<returncode>SUCCESS</returncode>\n<meetings>\n"]
     for meeting in meetings:
         parts.append("<meeting>\n")
-        parts.append(meeting_fields(meeting, t, separator))
+        if fragments is None:
+            parts.append(meeting_fields(meeting, t, separator))
+        else:
+            key = fragment_key(meeting, t, separator)
+            body = fragments.get(key)
+            if body is None:
+                body = fragments[key] = meeting_fields(meeting, t, separator)
+            parts.append(body)
         parts.append("</meeting>\n")
     parts.append("</meetings>\n</response>\n")
     return "".join(parts).encode()

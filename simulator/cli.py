@@ -87,6 +87,14 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--frozen", action="store_true", help="the clock moves only through POST /_admin/clock"
     )
+    p.add_argument(
+        "--load-scale",
+        type=float,
+        default=1.0,
+        help="multiply the model's meetings per day (default 1; 4 ≈ 10 meetings per node "
+        "on a term afternoon)",
+    )
+    p.add_argument("--no-render-cache", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--fault", action="append", default=[], metavar="NODE=MODE[:ARG]")
     p.add_argument(
         "--write-config",
@@ -113,7 +121,14 @@ def build_pool(args: argparse.Namespace) -> Pool:
     if args.term_calendar:
         calendar = load_calendar(args.term_calendar)
     clock = SimClock(args.start, speed=args.speed, frozen=args.frozen)
-    return Pool(nodes=args.nodes, jitsi=args.jitsi, seed=args.seed, clock=clock, calendar=calendar)
+    return Pool(
+        nodes=args.nodes,
+        jitsi=args.jitsi,
+        seed=args.seed,
+        clock=clock,
+        calendar=calendar,
+        load_scale=args.load_scale,
+    )
 
 
 def serve_main(argv: Sequence[str]) -> int:
@@ -123,6 +138,8 @@ def serve_main(argv: Sequence[str]) -> int:
         parser.error("--nodes and --jitsi must be >= 0 and at least one node in total")
     if args.speed <= 0:
         parser.error("--speed must be > 0")
+    if args.load_scale < 0:
+        parser.error("--load-scale must be >= 0")
     if not args.secret and args.nodes:
         parser.error("--secret (or CONFSCALE_SIM_SECRET) is required for BBB nodes")
     try:
@@ -150,7 +167,9 @@ def serve_main(argv: Sequence[str]) -> int:
 
     host, port = args.listen
     try:
-        server = serve(pool, Settings(args.secret, args.checksum), host, port)
+        server = serve(
+            pool, Settings(args.secret, args.checksum, not args.no_render_cache), host, port
+        )
     except OSError as exc:
         print(f"confscale-sim: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1

@@ -82,15 +82,18 @@ class NodeState:
         calendar: TermCalendar,
         origin: float,
         cpu_count: int = 8,
+        scale: float = 1.0,
     ) -> None:
         self.name = name
         self.kind = kind
         self.seed = seed
         self.calendar = calendar
         self.cpu_count = cpu_count
+        self.scale = scale
         self.lock = threading.RLock()
         self.version = 0  # bumps on every API change (render caches key on it)
         self.render_cache: dict[str, tuple[object, bytes]] = {}
+        self.fragments: dict[tuple[object, ...], str] = {}  # meeting XML across instants
         self._days: OrderedDict[int, list[Meeting]] = OrderedDict()
         self._api: dict[str, Meeting] = {}
         self._ended: dict[str, float] = {}
@@ -112,7 +115,7 @@ class NodeState:
     def _day(self, day: int) -> list[Meeting]:
         cached = self._days.get(day)
         if cached is None:
-            cached = model.day_meetings(self.seed, self.name, day, self.calendar)
+            cached = model.day_meetings(self.seed, self.name, day, self.calendar, self.scale)
             self._days[day] = cached
             while len(self._days) > DAY_CACHE:
                 self._days.popitem(last=False)

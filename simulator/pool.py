@@ -84,8 +84,10 @@ class Pool:
         seed: int,
         clock: SimClock,
         calendar: TermCalendar | None = None,
+        load_scale: float = 1.0,
     ) -> None:
         self.clock = clock
+        self.load_scale = load_scale
         self.seed = seed
         self.calendar = calendar or TermCalendar()
         self.bbb_names = node_names("bbb", nodes) if nodes else []
@@ -108,7 +110,12 @@ class Pool:
             state = self._nodes.get(name)
             if state is None:
                 state = NodeState(
-                    name, kind, seed=self.seed, calendar=self.calendar, origin=self._origin
+                    name,
+                    kind,
+                    seed=self.seed,
+                    calendar=self.calendar,
+                    origin=self._origin,
+                    scale=self.load_scale,
                 )
                 self._nodes[name] = state
             return state

@@ -32,6 +32,7 @@ HTML_MAINTENANCE = (
 class Settings:
     secret: str
     accepted: tuple[str, ...]  # checksum algorithms the nodes accept
+    render_cache: bool = True  # off only to measure what the cache buys (bench_sim)
 
 
 class SimServer(ThreadingHTTPServer):
@@ -57,6 +58,9 @@ def truth(pool: Pool) -> dict[str, Any]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body leave in one segment: no Nagle / delayed-ACK stall on keep-alive
+    disable_nagle_algorithm = True
+    wbufsize = 256 * 1024
     server: SimServer
     server_version = "nginx"
     sys_version = ""
@@ -233,6 +237,7 @@ class Handler(BaseHTTPRequestHandler):
                     accepted=settings.accepted,
                     base_url=f"http://{host}/{name}",
                     separator=separator,
+                    cache=settings.render_cache,
                 )
             return answer.status, answer.body, answer.headers["Content-Type"], answer.headers
         return 404, f"{name}: nothing at {rest}\n".encode(), "text/plain", {}
