@@ -1,0 +1,172 @@
+"""The Dash app of the planner: a shell (navigation, banners) and a small router.
+
+``create_app(service)`` builds the page on its own Flask server (``server = app.server``
+for gunicorn, see :func:`wsgi`); ``mount(flask_app, service)`` puts it on the Flask app of
+``confscale-planner serve`` beside the JSON API. Callbacks only move data between the
+page and :mod:`planner.web.view` / :mod:`planner.web.figures`; the computation runs in the
+service's background job.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from flask import Flask
+
+from planner.service import PlannerService
+from planner.web.auth import BasicAuth, auth_from_env, protect
+from planner.web.components import banners, waiting
+from planner.web.context import Context, WebOptions, safe
+from planner.web.pages import PAGES
+from planner.web.view import Message, messages
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def shell(ctx: Context) -> html.Div:
+    return html.Div(
+        [
+            dcc.Location(id="url", refresh=False),
+            dcc.Store(id="what-if", storage_type="session"),
+            dcc.Store(id="ready", data=False),
+            dcc.Interval(id="tick", interval=int(ctx.options.refresh_seconds * 1000)),
+            html.Header(
+                [
+                    html.H1(ctx.options.title),
+                    html.Nav(
+                        [
+                            dcc.Link(
+                                page.NAME,
+                                href=page.PATH,
+                                className="nav-link",
+                                id=f"nav-{page.NAME.lower()}",
+                            )
+                            for page in PAGES
+                        ]
+                    ),
+                    html.Div(id="status-line", className="status-line"),
+                ],
+                className="header",
+            ),
+            html.Div(id="banners"),
+            dcc.Loading(html.Main(id="page"), type="circle"),
+        ],
+        className="shell",
+    )
+
+
+def _status_line(ctx: Context) -> str:
+    snapshot = ctx.snapshot()
+    status = ctx.service.status()
+    if snapshot is None:
+        return f"source: {ctx.options.source}"
+    import pandas as pd
+
+    until = (
+        pd.Timestamp(snapshot.data_until, unit="s").strftime("%Y-%m-%d %H:%M UTC")
+        if snapshot.data_until
+        else "—"
+    )
+    return f"source: {ctx.options.source} · data until {until} · refits {status.refits}"
+
+
+def register_shell(app: Dash, ctx: Context) -> None:
+    by_path = {page.PATH: page for page in PAGES}
+
+    @app.callback(
+        Output("banners", "children"),
+        Output("ready", "data"),
+        Output("status-line", "children"),
+        Input("tick", "n_intervals"),
+        State("ready", "data"),
+    )
+    @safe(lambda exc: (banners([Message("bad", "Page error", str(exc))]), no_update, ""))
+    def refresh(_tick: int, ready: bool):
+        snapshot = ctx.snapshot()
+        now_ready = snapshot is not None
+        return (
+            banners(messages(snapshot, ctx.service.status(), ctx.options.source)),
+            now_ready if now_ready != ready else no_update,
+            _status_line(ctx),
+        )
+
+    @app.callback(
+        Output("page", "children"),
+        Input("url", "pathname"),
+        Input("ready", "data"),
+        State("what-if", "data"),
+    )
+    @safe(lambda exc: html.Div(f"This page could not be drawn: {exc}", className="waiting"))
+    def route(pathname: str | None, ready: bool, store: dict[str, object] | None):
+        page = by_path.get(pathname or "/")
+        if page is None:
+            return html.Div(
+                [
+                    f"No page at {pathname}. Pages: ",
+                    *[dcc.Link(p.NAME + " ", href=p.PATH) for p in PAGES],
+                ],
+                className="waiting",
+            )
+        if ctx.snapshot() is None:
+            return waiting()
+        return page.layout(ctx, store)
+
+    for page in PAGES:
+        page.register(app, ctx)
+
+
+def create_app(
+    service: PlannerService,
+    options: WebOptions | None = None,
+    *,
+    server: Flask | bool = True,
+    auth: BasicAuth | None = None,
+) -> Dash:
+    """The planner page bound to ``service`` (on ``server`` if one is given)."""
+    ctx = Context(service, options or WebOptions())
+    app = Dash(
+        "planner.web",
+        server=server,
+        assets_folder=str(ASSETS),
+        title=ctx.options.title,
+        suppress_callback_exceptions=True,  # page components appear when a page is routed
+        update_title=None,
+    )
+    app.layout = shell(ctx)
+    register_shell(app, ctx)
+    if auth is not None:
+        protect(app.server, auth)
+    return app
+
+
+def mount(server: Flask, service: PlannerService, options: WebOptions | None = None) -> Dash:
+    """Put the page on an existing Flask app (``confscale-planner serve``).
+
+    Basic auth is on when ``$CONFSCALE_WEB_AUTH_FILE`` or ``$CONFSCALE_WEB_USER`` /
+    ``$CONFSCALE_WEB_PASSWORD`` are set (it then also covers the API beside the page).
+    """
+    if options is None:
+        options = WebOptions(source=os.environ.get("CONFSCALE_WEB_SOURCE", WebOptions.source))
+    return create_app(service, options, server=server, auth=auth_from_env())
+
+
+def wsgi(history: str | None = None) -> Flask:
+    """gunicorn entry: ``gunicorn 'planner.web.app:wsgi()'`` (history from the environment).
+
+    ``$CONFSCALE_HISTORY`` names the history file; the one background service starts
+    here, so run gunicorn with one worker (threads for concurrency).
+    """
+    from planner.api import blueprint
+    from planner.history import load_history
+
+    path = history or os.environ.get("CONFSCALE_HISTORY")
+    if not path:
+        raise RuntimeError("set CONFSCALE_HISTORY to the planner's history file")
+    service = PlannerService(lambda: load_history(path))
+    app = create_app(service, WebOptions(source=f"history file {path}"), auth=auth_from_env())
+    server = app.server
+    server.register_blueprint(blueprint(service))
+    service.start()
+    return server

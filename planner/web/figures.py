@@ -1,0 +1,316 @@
+"""Plotly figures of the page, as pure functions of a snapshot and what-if inputs.
+
+Figure shaping only: the numbers come from the engine (forecast frame, sizing, backtest);
+where a figure needs servers for a demand it asks :mod:`planner.sizing`'s own functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from planner.sizing import (
+    CONSTRAINTS,
+    HORIZONS,
+    Sizing,
+    WhatIf,
+    constraint_demand,
+    effective_capacity,
+    largest_meeting_load,
+    servers_for,
+    total_servers,
+)
+from planner.snapshot import Snapshot
+
+WINDOWS: tuple[str, ...] = ("1w", "4w", "term", "90d", "all")
+BAND_COLOURS = {
+    95: "rgba(31,119,180,0.12)",
+    80: "rgba(31,119,180,0.22)",
+    50: "rgba(31,119,180,0.35)",
+}
+REGIME_COLOURS = {"holiday": "rgba(255,165,0,0.12)", "event": "rgba(148,103,189,0.12)"}
+LAYOUT = {
+    "template": "plotly_white",
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
+    "legend": {"orientation": "h", "y": -0.15},
+}
+
+
+def capacity_participants(sizing: Sizing, servers: int) -> dict[str, float | None]:
+    """Participants the ``servers`` carry at the headroom targets and at full capacity.
+
+    Demand per constraint is linear in participants, so each constraint's capacity is
+    expressed in participants with the sizing's own demand ratios; the lowest one binds.
+    """
+    target: list[float] = []
+    hard: list[float] = []
+    for k in CONSTRAINTS:
+        per = sizing.per_constraint.get(k, {})
+        demand = per.get("demand", {}) if isinstance(per, dict) else {}
+        people = sizing.per_constraint.get("participants", {}).get("demand", {})
+        ratio = None
+        for horizon in HORIZONS:
+            d, p = demand.get(horizon), people.get(horizon)
+            if d and p and d > 0 and p > 0:
+                ratio = float(p) / float(d)
+                break
+        cap = float(per.get("capacity_per_node", 0.0) or 0.0)
+        if ratio is None or cap <= 0:
+            continue
+        target.append(servers * float(per.get("target_utilisation", 1.0)) * cap * ratio)
+        hard.append(servers * cap * ratio)
+    return {
+        "target": min(target) if target else None,
+        "hard": min(hard) if hard else None,
+    }
+
+
+def regime_spans(regimes: pd.Series) -> Iterator[tuple[pd.Timestamp, pd.Timestamp, str]]:
+    """Contiguous runs of a regime other than term: (start, end, regime)."""
+    if regimes.empty:
+        return
+    values = regimes.fillna("term").astype(str)
+    run = (values != values.shift()).cumsum()
+    step = pd.Timedelta(hours=1)
+    for _, part in values.groupby(run):
+        regime = part.iloc[0]
+        if regime != "term":
+            yield part.index[0], part.index[-1] + step, regime
+
+
+def window_range(forecast: pd.DataFrame, window: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """x-axis range for a window around the last observed hour (None: everything)."""
+    actual = forecast["actual"].dropna()
+    if actual.empty or window == "all":
+        return None
+    now, end = actual.index[-1], forecast.index[-1]
+    if window == "1w":
+        return now - pd.Timedelta(days=7), min(end, now + pd.Timedelta(days=7))
+    if window == "4w":
+        return now - pd.Timedelta(days=28), end
+    if window == "90d":
+        return now - pd.Timedelta(days=90), end
+    if window == "term":
+        regimes = forecast["regime"].fillna("term").astype(str)
+        same = (regimes != regimes.shift()).cumsum()
+        current = same.loc[now]
+        run = regimes.index[same == current]
+        return run[0], run[-1]
+    raise ValueError(f"unknown window {window!r}; expected one of {', '.join(WINDOWS)}")
+
+
+def fan_chart(
+    snapshot: Snapshot,
+    sizing: Sizing,
+    window: str = "4w",
+    past_forecasts: pd.DataFrame | None = None,
+) -> go.Figure:
+    """History of hourly peaks, forecast median with 50/80/95 % bands, capacity lines."""
+    frame = snapshot.forecast
+    fig = go.Figure()
+    future = frame[frame["actual"].isna()]
+    for level in (95, 80, 50):
+        lower, upper = future.get(f"lower_{level}"), future.get(f"upper_{level}")
+        if lower is None or upper is None or upper.isna().all():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=future.index,
+                y=upper,
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+                name=f"upper {level} %",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=future.index,
+                y=lower,
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=BAND_COLOURS[level],
+                name=f"{level} % band",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=frame.index,
+            y=frame["actual"],
+            name="hourly peak (history)",
+            line={"color": "#333", "width": 1},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=future.index,
+            y=future["median"],
+            name="forecast median",
+            line={"color": "#1f77b4", "width": 2},
+        )
+    )
+    if past_forecasts is not None and not past_forecasts.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=past_forecasts.index,
+                y=past_forecasts["median"],
+                name="past forecasts",
+                line={"color": "#d62728", "dash": "dot"},
+            )
+        )
+    lines = capacity_participants(sizing, sizing.servers_online)
+    for key, dash, colour, where in (
+        ("target", "dash", "#2ca02c", "bottom left"),
+        ("hard", "solid", "#d62728", "top right"),
+    ):
+        value = lines[key]
+        if value is not None and math.isfinite(value):
+            fig.add_hline(
+                y=value,
+                line={"dash": dash, "color": colour, "width": 1.5},
+                annotation_text=f"{key} capacity of {sizing.servers_online} servers",
+                annotation_position=where,
+            )
+    for start, end, regime in regime_spans(frame["regime"]):
+        fig.add_vrect(
+            x0=start,
+            x1=end,
+            fillcolor=REGIME_COLOURS.get(regime, "rgba(0,0,0,0.06)"),
+            line_width=0,
+            layer="below",
+            annotation_text=regime,
+            annotation_position="top left",
+        )
+    fig.update_layout(
+        title="Pool participants: hourly peaks and forecast", yaxis_title="participants", **LAYOUT
+    )
+    span = window_range(frame, window)
+    if span is not None:
+        fig.update_xaxes(range=[span[0], span[1]])
+    return fig
+
+
+def weekday_hour(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Weekday × hour (UTC) table of the maximum of ``column`` over the forecast rows."""
+    future = frame[frame["actual"].isna()]
+    values = future[column]
+    table = values.groupby([values.index.dayofweek, values.index.hour]).max().unstack()
+    table.index = [("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[d] for d in table.index]
+    return table.reindex(columns=range(24))
+
+
+def servers_for_participants(
+    snapshot: Snapshot, what_if: WhatIf, participants: float
+) -> int | None:
+    """Servers the engine's sizing asks for at a pool-wide participant count."""
+    if not math.isfinite(participants):
+        return None
+    caps = effective_capacity(snapshot.capacity, snapshot.model, what_if)
+    largest = largest_meeting_load(snapshot.mix, snapshot.model, what_if)
+    demand = constraint_demand(participants, snapshot.mix, snapshot.model, what_if)
+    total, _ = total_servers(servers_for(demand, largest, caps, what_if), what_if)
+    return total
+
+
+def heatmaps(snapshot: Snapshot, what_if: WhatIf) -> tuple[go.Figure, go.Figure]:
+    """Forecast demand (median) and servers needed (upper band) per weekday × hour."""
+    frame = snapshot.forecast
+    demand = weekday_hour(frame, "median")
+    column = f"upper_{what_if.band}"
+    upper_column = column if column in frame and frame[column].notna().any() else "median"
+    upper = weekday_hour(frame, upper_column)
+    servers = upper.map(
+        lambda v: (
+            float("nan")
+            if v is None or not math.isfinite(v)
+            else float(servers_for_participants(snapshot, what_if, float(v)) or float("nan"))
+        )
+    )
+    hours = [f"{h:02d}" for h in range(24)]
+    demand_fig = go.Figure(
+        go.Heatmap(
+            z=demand.to_numpy(),
+            x=hours,
+            y=list(demand.index),
+            colorscale="Blues",
+            colorbar={"title": "participants"},
+        )
+    )
+    demand_fig.update_layout(
+        title="Forecast demand (median participants), weekday × hour UTC", **LAYOUT
+    )
+    servers_fig = go.Figure(
+        go.Heatmap(
+            z=servers.to_numpy(),
+            x=hours,
+            y=list(servers.index),
+            colorscale="OrRd",
+            colorbar={"title": "servers"},
+        )
+    )
+    servers_fig.update_layout(
+        title=f"Servers needed ({what_if.band} % band, what-if applied), weekday × hour UTC",
+        **LAYOUT,
+    )
+    for fig in (demand_fig, servers_fig):
+        fig.update_yaxes(autorange="reversed")
+    return demand_fig, servers_fig
+
+
+def constraint_chart(sizing: Sizing, horizon: str = "next_peak") -> go.Figure:
+    """Servers needed per constraint at ``horizon``; the binding one highlighted."""
+    binding = sizing.binding_by_horizon.get(horizon, sizing.binding_constraint)
+    names, values, colours, labels = [], [], [], []
+    for k in CONSTRAINTS:
+        per = sizing.per_constraint.get(k, {})
+        value = per.get("servers_needed", {}).get(horizon) if isinstance(per, dict) else None
+        names.append(k)
+        values.append(0 if value is None else value)
+        labels.append("does not fit" if value is None else str(value))
+        colours.append("#d62728" if k == binding else "#9ecae1")
+    fig = go.Figure(
+        go.Bar(x=names, y=values, marker_color=colours, text=labels, textposition="outside")
+    )
+    fig.add_hline(
+        y=sizing.servers_online,
+        line={"dash": "dash", "color": "#333"},
+        annotation_text=f"online: {sizing.servers_online}",
+    )
+    fig.update_layout(
+        title=f"Servers needed per constraint ({horizon.replace('_', ' ')}); binding: {binding}",
+        yaxis_title="servers",
+        **LAYOUT,
+    )
+    return fig
+
+
+def coverage_chart(snapshot: Snapshot) -> go.Figure:
+    """Backtest interval coverage per method against the nominal 80 % and 95 %."""
+    table = snapshot.backtest
+    fig = go.Figure()
+    for level in (80, 95):
+        column = f"coverage_{level}"
+        if column in table:
+            fig.add_trace(
+                go.Bar(x=[str(m) for m in table.index], y=table[column], name=f"{level} % band")
+            )
+            fig.add_hline(y=level / 100, line={"dash": "dot"}, annotation_text=f"nominal {level} %")
+    fig.update_layout(
+        title="Backtest: share of actuals inside the bands",
+        yaxis_tickformat=".0%",
+        barmode="group",
+        **LAYOUT,
+    )
+    return fig
+
+
+def residuals_chart(residuals: pd.DataFrame) -> go.Figure:
+    """Distribution of backtest residuals per method (``method``, ``error`` columns)."""
+    fig = go.Figure()
+    for method, part in residuals.groupby("method"):
+        fig.add_trace(go.Histogram(x=part["error"], name=str(method), opacity=0.6, nbinsx=60))
+    fig.update_layout(title="Backtest residuals (scaled)", barmode="overlay", **LAYOUT)
+    return fig

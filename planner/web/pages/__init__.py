@@ -1,0 +1,7 @@
+"""Thin page modules: each has ``PATH``, ``NAME``, ``layout(ctx)`` and ``register(app, ctx)``."""
+
+from planner.web.pages import diagnostics, forecast, nodes, overview
+
+PAGES = (overview, forecast, nodes, diagnostics)
+
+__all__ = ["PAGES"]

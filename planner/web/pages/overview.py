@@ -1,0 +1,267 @@
+"""Overview: cards, the what-if panel and the constraint breakdown."""
+
+from __future__ import annotations
+
+from dash import Dash, Input, Output, dcc, html
+
+from planner.web.components import cards, error_figure, graph
+from planner.web.context import Context, defaults, safe, what_if_changes
+from planner.web.figures import constraint_chart
+from planner.web.view import overview_cards
+
+PATH = "/"
+NAME = "Overview"
+CAMERA_PROFILES = {"low": 100.0, "medium": 200.0, "high": 500.0, "hd": 800.0}
+
+
+def _slider(
+    control_id: str,
+    label: str,
+    low: float,
+    high: float,
+    step: float,
+    value: object,
+    marks: dict[float, str],
+) -> html.Div:
+    return html.Div(
+        [
+            html.Label(label, htmlFor=control_id),
+            dcc.Slider(
+                id=control_id,
+                min=low,
+                max=high,
+                step=step,
+                value=value,
+                marks=marks,
+                tooltip={"placement": "bottom", "always_visible": False},
+            ),
+        ],
+        className="control",
+    )
+
+
+def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.Div:
+    snapshot = ctx.snapshot()
+    values = defaults(snapshot) if snapshot is not None else {}
+    values.update(what_if_changes(store))  # coming back to the page keeps the inputs
+    camera = values.get("camera_kbit") or CAMERA_PROFILES["medium"]
+    profile = next((k for k, v in CAMERA_PROFILES.items() if v == camera), "medium")
+    pct = {0: "0 %", 0.5: "50 %", 1: "100 %"}
+    return html.Div(
+        [
+            html.H3("What if"),
+            _slider(
+                "wi-growth",
+                "Growth (× demand)",
+                0.5,
+                3.0,
+                0.05,
+                values.get("growth", 1.0),
+                {0.5: "0.5", 1: "1", 2: "2", 3: "3"},
+            ),
+            _slider(
+                "wi-webcam", "Webcam share", 0.0, 1.0, 0.01, values.get("webcam_share", 0.1), pct
+            ),
+            html.Div(
+                [
+                    html.Label("Camera profile", htmlFor="wi-camera"),
+                    dcc.Dropdown(
+                        id="wi-camera",
+                        clearable=False,
+                        value=profile,
+                        options=[
+                            {"label": f"{k} ({v:g} kbit/s)", "value": k}
+                            for k, v in CAMERA_PROFILES.items()
+                        ],
+                    ),
+                ],
+                className="control",
+            ),
+            _slider(
+                "wi-screen",
+                "Screen-share viewers (share)",
+                0.0,
+                1.0,
+                0.01,
+                values.get("screen_share_share", 0.0),
+                pct,
+            ),
+            _slider(
+                "wi-headroom-cpu",
+                "CPU headroom target",
+                0.3,
+                1.0,
+                0.01,
+                values.get("headroom_cpu", 0.75),
+                {0.5: "50 %", 0.75: "75 %", 1: "100 %"},
+            ),
+            _slider(
+                "wi-headroom-link",
+                "Link headroom target",
+                0.3,
+                1.0,
+                0.01,
+                values.get("headroom_transmit", 0.8),
+                {0.5: "50 %", 0.8: "80 %", 1: "100 %"},
+            ),
+            _slider(
+                "wi-headroom-participants",
+                "Participants target (× 200)",
+                0.3,
+                1.5,
+                0.01,
+                values.get("headroom_participants", 1.0),
+                {0.5: "0.5", 1: "1", 1.5: "1.5"},
+            ),
+            html.Div(
+                [
+                    html.Label("Redundancy (N + R)", htmlFor="wi-redundancy"),
+                    dcc.Input(
+                        id="wi-redundancy",
+                        type="number",
+                        min=0,
+                        max=10,
+                        step=1,
+                        value=values.get("redundancy", 1),
+                    ),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Label("Link capacity per node (Mbit/s)", htmlFor="wi-link"),
+                    dcc.Input(
+                        id="wi-link",
+                        type="number",
+                        min=10,
+                        max=100000,
+                        step=10,
+                        value=_link_mbit(values, snapshot),
+                    ),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Label("Demand band", htmlFor="wi-band"),
+                    dcc.RadioItems(
+                        id="wi-band",
+                        value=values.get("band", 95),
+                        inline=True,
+                        options=[{"label": f" {b} %", "value": b} for b in (50, 80, 95)],
+                    ),
+                ],
+                className="control",
+            ),
+            html.Div(
+                [
+                    html.Label("Procurement lead time (days)", htmlFor="wi-lead"),
+                    dcc.Input(
+                        id="wi-lead",
+                        type="number",
+                        min=0,
+                        max=365,
+                        step=1,
+                        value=ctx.options.lead_time_days,
+                    ),
+                ],
+                className="control",
+            ),
+            html.Div(id="wi-error", className="control-error"),
+        ],
+        className="what-if",
+        id="what-if-panel",
+    )
+
+
+def _link_mbit(values: dict[str, object], snapshot: object) -> float:
+    link = values.get("link_capacity_bytes_per_second") or (
+        snapshot.capacity.link_bytes_per_second if snapshot is not None else 62.5e6  # type: ignore[attr-defined]
+    )
+    return round(float(link) * 8 / 1e6)  # type: ignore[arg-type]
+
+
+def layout(ctx: Context, store: dict[str, object] | None = None) -> html.Div:
+    return html.Div(
+        [
+            html.Div(
+                [
+                    dcc.Loading(html.Div(id="overview-cards", className="cards")),
+                    graph("constraint-chart", 380),
+                ],
+                className="main-column",
+            ),
+            what_if_panel(ctx, store),
+        ],
+        className="overview",
+    )
+
+
+def store_from_controls(
+    growth, webcam, camera, screen, cpu, link, participants, redundancy, link_mbit, band
+) -> dict[str, object]:
+    """The what-if store from the control values (None where a control is empty)."""
+
+    def number(value: object) -> float | None:
+        return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+
+    mbit = number(link_mbit)
+    red = number(redundancy)
+    return {
+        "growth": number(growth),
+        "webcam_share": number(webcam),
+        "camera_kbit": CAMERA_PROFILES.get(str(camera)),
+        "screen_share_share": number(screen),
+        "headroom_cpu": number(cpu),
+        "headroom_transmit": number(link),
+        "headroom_participants": number(participants),
+        "redundancy": None if red is None else int(red),
+        "link_capacity_bytes_per_second": None if mbit is None else mbit * 1e6 / 8,
+        "band": None if band is None else int(band),
+    }
+
+
+def register(app: Dash, ctx: Context) -> None:
+    @app.callback(
+        Output("what-if", "data"),
+        Input("wi-growth", "value"),
+        Input("wi-webcam", "value"),
+        Input("wi-camera", "value"),
+        Input("wi-screen", "value"),
+        Input("wi-headroom-cpu", "value"),
+        Input("wi-headroom-link", "value"),
+        Input("wi-headroom-participants", "value"),
+        Input("wi-redundancy", "value"),
+        Input("wi-link", "value"),
+        Input("wi-band", "value"),
+    )
+    def controls_to_store(*values: object) -> dict[str, object]:
+        return store_from_controls(*values)
+
+    def failed(exc: Exception) -> tuple[object, ...]:
+        return [], error_figure("cannot draw: see the log"), f"{exc}"
+
+    @app.callback(
+        Output("overview-cards", "children"),
+        Output("constraint-chart", "figure"),
+        Output("wi-error", "children"),
+        Input("what-if", "data"),
+        Input("wi-lead", "value"),
+        Input("tick", "n_intervals"),
+    )
+    @safe(failed)
+    def update(store: dict[str, object] | None, lead: float | None, _tick: int):
+        snapshot = ctx.snapshot()
+        if snapshot is None:
+            return [], error_figure("no planner result yet"), ""
+        error = ""
+        try:
+            sizing = ctx.service.what_if(**what_if_changes(store))
+        except ValueError as exc:  # out-of-range input: say which, keep the last good sizing
+            sizing, error = snapshot.sizing, str(exc)
+        lead_days = ctx.options.lead_time_days if lead is None else float(lead)
+        return (
+            cards(overview_cards(snapshot, sizing, lead_days)),
+            constraint_chart(sizing),
+            error,
+        )
