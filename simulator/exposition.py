@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from typing import Any
 
 from simulator import bbbxml, model
 from simulator.model import Meeting
-from simulator.node import NodeState, Snapshot
+from simulator.node import RX_BASE_BYTES, TX_BASE_BYTES, NodeState, Snapshot
 
 NODE_EXPORTER_HEADER = """\
 # HELP go_goroutines Number of goroutines that currently exist.
@@ -130,16 +131,15 @@ def jitsi_stats(
 
 
 def _jvb_time(t: float) -> str:
-    import time
-
     return time.strftime("%Y-%m-%d %H:%M:%S.000", time.gmtime(t))
 
 
 def current_rates(node: NodeState, meetings: list[Meeting], t: float) -> tuple[float, float]:
     """Uplink tx/rx bytes per second at ``t`` (for the JVB's instantaneous bit rates)."""
-    from simulator.node import RX_BASE_BYTES, TX_BASE_BYTES
-
     tx = TX_BASE_BYTES + sum(m.attendance(t).tx_bytes_per_second() for m in meetings)
+    saturated = node.override_at(t, "link_saturated")
+    if saturated is not None:
+        tx = saturated * model.LINK_CAPACITY_BYTES
     rx = RX_BASE_BYTES + sum(m.attendance(t).rx_bytes_per_second() for m in meetings)
     return tx, rx
 
@@ -149,8 +149,9 @@ def node_truth(node: NodeState, t: float, link_capacity: float) -> dict[str, Any
     with node.lock:
         meetings = node.active(t)
         snap = node.snapshot(t)
+        rates = current_rates(node, meetings, t)
     if node.kind == "jitsi":
-        stats = jitsi_stats(meetings, t, current_rates(node, meetings, t))
+        stats = jitsi_stats(meetings, t, rates)
         keys = (
             "conferences",
             "participants",
@@ -176,7 +177,8 @@ def node_truth(node: NodeState, t: float, link_capacity: float) -> dict[str, Any
 def colibri_json(node: NodeState, t: float) -> bytes:
     with node.lock:
         meetings = node.active(t)
-    return json.dumps(jitsi_stats(meetings, t, current_rates(node, meetings, t))).encode()
+        rates = current_rates(node, meetings, t)
+    return json.dumps(jitsi_stats(meetings, t, rates)).encode()
 
 
 def load_average(meetings: list[Meeting], t: float, cpu_count: int) -> float:

@@ -183,6 +183,13 @@ class NodeState:
         self._overrides = [o for o in self._overrides if o.end > o.start]
         self.version += 1
 
+    def override_at(self, t: float, mode: str) -> float | None:
+        """The value of a load fault ``mode`` in force at ``t``, if any."""
+        for o in self._overrides:
+            if o.mode == mode and o.start <= t < o.end:
+                return o.value
+        return None
+
     # --- counters -----------------------------------------------------------------------
 
     def advance(self, t: float) -> None:
@@ -204,6 +211,10 @@ class NodeState:
         c.lo += lo
         self._last = t
         self._overrides = [o for o in self._overrides if o.end > t]
+        # forget what can no longer overlap a future interval (long demo runs)
+        horizon = t - 2 * model.DAY
+        self._api = {k: m for k, m in self._api.items() if m.end > horizon}
+        self._ended = {k: v for k, v in self._ended.items() if v > horizon}
 
     def snapshot(self, t: float) -> Snapshot:
         self.advance(t)

@@ -159,3 +159,13 @@ def test_fault_flag_on_the_command_line():
         assert get_meetings(sim, "bbb-01").status_code == 504
         assert get_meetings(sim, "bbb-02").status_code == 200
         assert sim.faults() == {"bbb-01": {"mode": "http_error", "arg": 504}}
+
+
+def test_link_saturated_shows_in_a_bridges_colibri_stats():
+    with simulator(nodes=0, jitsi=1) as sim:
+        sim.set_fault("jvb-01", "link_saturated", 1.2)
+        stats = requests.get(f"{sim.node_url('jvb-01')}/colibri/stats", timeout=10).json()
+        truth = sim.truth()["nodes"]["jvb-01"]
+    assert stats["bit_rate_upload"] == round(1.2 * 62.5e6 * 8 / 1000)
+    assert stats["bit_rate_upload"] == truth["bit_rate_upload"]
+    assert stats["stress_level"] == truth["stress_level"] > 1
