@@ -23,6 +23,7 @@ from planner.forecast import (
     band_quantiles,
     lead_bucket,
     predict,
+    recent_residuals,
     scale_floor,
 )
 
@@ -83,7 +84,9 @@ def rolling_origin(
                 regimes[origin : origin + horizon_hours],
                 config,
             )
-            earlier = [r[r["target_time"] < origin_time] for r in records[method]]
+            earlier = [
+                recent_residuals(r, origin_time, config.calibration_weeks) for r in records[method]
+            ]
             pool = (
                 pd.concat(earlier)
                 if earlier

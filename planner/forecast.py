@@ -43,6 +43,7 @@ class ForecastConfig:
     levels: tuple[float, ...] = (0.5, 0.8, 0.95)
     holiday_ratio_prior: float = 1 / 7
     min_residuals: int = 48
+    calibration_weeks: int = 6  # residuals older than this leave the pool (adaptive)
 
 
 def lead_bucket(lead_hours: np.ndarray) -> np.ndarray:
@@ -117,9 +118,11 @@ def point_forecast(
     base_regime = TERM if TERM in set(frame["regime"]) else frame["regime"].iloc[-1]
     fallback = want.assign(regime=base_regime).join(by_slot, on=["regime", "slot"])
     ratios = _regime_ratios(by_hour, base_regime, config)
-    ratio = np.array(
-        [ratios.get(r, config.holiday_ratio_prior if r == HOLIDAY else 1.0) for r in want["regime"]]
-    )
+
+    def prior(regime: str) -> float:  # level relative to term when a regime is unseen
+        return config.holiday_ratio_prior if regime == HOLIDAY else 1.0
+
+    ratio = np.array([ratios.get(r, prior(r) / prior(base_regime)) for r in want["regime"]])
     value = level1["v"].to_numpy(dtype=float)
     stamp = level1["base_t"].to_numpy(dtype=float)
     for other, scale in ((level2, 1.0), (fallback, ratio)):
@@ -187,6 +190,14 @@ def scale_floor(history: pd.Series) -> float:
     """Residual scale floor: keeps night hours (near 0) from exploding scaled errors."""
     positive = history[history > 0]
     return max(1.0, 0.05 * float(positive.quantile(0.9))) if not positive.empty else 1.0
+
+
+def recent_residuals(pool: pd.DataFrame, until: pd.Timestamp, weeks: int) -> pd.DataFrame:
+    """Residuals whose target lies in the ``weeks`` before ``until`` (never after it)."""
+    if pool.empty:
+        return pool
+    times = pool["target_time"]
+    return pool[(times < until) & (times >= until - pd.Timedelta(weeks=weeks))]
 
 
 def band_quantiles(
@@ -264,6 +275,8 @@ def forecast_frame(
             continue
         point = predict(method, history, regimes_hist, targets, regimes_target, config)
         pool = residuals.get(method)
+        if pool is not None:
+            pool = recent_residuals(pool, targets[0], config.calibration_weeks)
         quantiles = (
             None
             if pool is None

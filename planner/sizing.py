@@ -180,11 +180,18 @@ def effective_capacity(
 
 def servers_for(
     demand: dict[str, float], largest: dict[str, float], capacity: dict[str, float], what_if: WhatIf
-) -> dict[str, dict[str, float | None]]:
-    """Per constraint: n_normal, n_failure and servers (None when a node cannot fit L_k)."""
-    result: dict[str, dict[str, float | None]] = {}
+) -> dict[str, dict[str, float | bool | None]]:
+    """Per constraint: n_normal, n_failure, servers and whether the largest meeting fits.
+
+    When the largest meeting alone exceeds one node's target (L_k ≥ u_k·C_k) no number
+    of such nodes satisfies the formula; the count then leaves the L_k term out and
+    ``largest_meeting_fits`` is False, so the answer stays a number and says why.
+    """
+    result: dict[str, dict[str, float | bool | None]] = {}
     for k in CONSTRAINTS:
-        usable = what_if.headroom(k) * capacity[k] - largest[k]
+        target = what_if.headroom(k) * capacity[k]
+        fits = target - largest[k] > 0
+        usable = target - largest[k] if fits else target
         n_normal = math.ceil(demand[k] / usable - 1e-9) if usable > 0 else None
         failure_cap = what_if.failure(k) * capacity[k]
         n_failure = (
@@ -193,12 +200,17 @@ def servers_for(
             else None
         )
         servers = None if n_normal is None or n_failure is None else max(n_normal, n_failure)
-        result[k] = {"n_normal": n_normal, "n_failure": n_failure, "servers": servers}
+        result[k] = {
+            "n_normal": n_normal,
+            "n_failure": n_failure,
+            "servers": servers,
+            "largest_meeting_fits": fits,
+        }
     return result
 
 
 def total_servers(
-    per: dict[str, dict[str, float | None]], what_if: WhatIf
+    per: dict[str, dict[str, float | bool | None]], what_if: WhatIf
 ) -> tuple[int | None, str]:
     """N and the binding constraint (the first constraint with the largest need)."""
     needs = {k: per[k]["servers"] for k in CONSTRAINTS}
@@ -295,6 +307,7 @@ def size_pool(
             "target_utilisation": what_if.headroom(k),
             "failure_utilisation": what_if.failure(k),
             "largest_meeting": round(largest[k], 3),
+            "largest_meeting_fits": True,
             "demand": {},
             "servers_needed": {},
         }
@@ -317,9 +330,10 @@ def size_pool(
             per[k]["demand"][horizon] = round(demand[k], 3)  # type: ignore[index]
             per[k]["servers_needed"][horizon] = per_horizon[k]["servers"]  # type: ignore[index]
         if total is None:
-            notes.append(
-                f"{horizon}: the largest meeting does not fit one node under the {binding} target"
-            )
+            notes.append(f"{horizon}: no server count: a capacity or target is zero")
+        for k in CONSTRAINTS:
+            if not per_horizon[k]["largest_meeting_fits"]:
+                per[k]["largest_meeting_fits"] = False
     headroom = {
         k: (
             round(1 - demand_now[k] / (what_if.headroom(k) * caps[k] * servers_online), 4)
@@ -328,6 +342,13 @@ def size_pool(
         )
         for k in CONSTRAINTS
     }
+    for k in CONSTRAINTS:
+        if not per[k]["largest_meeting_fits"]:
+            notes.append(
+                f"the largest meeting ({mix.largest_meeting:.0f} participants) needs more "
+                f"than one node's {k} target; its term is left out of the {k} count: "
+                "bigger nodes or a higher target are needed"
+            )
     binding = binding_by.get("next_peak") or binding_by.get("now") or CONSTRAINTS[0]
     saturation = time_to_saturation(
         forecast,

@@ -193,5 +193,6 @@ def test_largest_meeting_that_cannot_fit_says_so() -> None:
         capacity=NodeCapacity(),
         servers_online=10,
     )
-    assert sizing.servers_needed["next_peak"] is None
-    assert any("largest meeting" in note for note in sizing.notes)
+    assert sizing.per_constraint["participants"]["largest_meeting_fits"] is False
+    assert sizing.servers_needed["next_peak"] == math.ceil(1000 / 200) + 1  # N+1 binds
+    assert any("largest meeting (250 participants)" in note for note in sizing.notes)
