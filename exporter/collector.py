@@ -9,6 +9,7 @@ from importlib import metadata
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from exporter.bbb import BbbFigures
 from exporter.host import HostFigures
@@ -73,9 +74,12 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
     """Every per-node family; a stale snapshot keeps only up=0, errors and timestamps."""
     pool = snapshot.config.pool
     base = ["node", "pool"] if pool else ["node"]
+    # One label dict per node, shared by that node's samples (they are never mutated).
+    node_labels = {node.name: ({"node": node.name, "pool": pool} if pool else
+                               {"node": node.name}) for node in snapshot.config.nodes}
 
-    def labels(node: str, *extra: str) -> list[str]:
-        return [node, pool, *extra] if pool else [node, *extra]
+    def labels(node: str, **extra: str) -> dict[str, str]:
+        return {**node_labels.get(node, {"node": node}), **extra}
 
     up = GaugeMetricFamily("confscale_node_up", "1 when the last poll of the source succeeded.",
                            labels=[*base, "source"])
@@ -91,22 +95,29 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
     link = GaugeMetricFamily("confscale_node_link_capacity_bytes_per_second",
                              "Configured uplink capacity in bytes per second.", labels=base)
     for node in snapshot.config.nodes:
-        link.add_metric(labels(node.name), node.link_capacity_bytes_per_second)
+        _put(link, node_labels[node.name], node.link_capacity_bytes_per_second)
     for (node, source, reason), count in sorted(snapshot.errors.items()):
-        errors.add_metric(labels(node, source, reason), count)
+        _put(errors, labels(node, source=source, reason=reason), count)
     for (node, source), when in sorted(snapshot.last_success.items()):
-        last.add_metric(labels(node, source), when)
+        _put(last, labels(node, source=source), when)
     families: list[Metric] = [up, duration, errors, last, link]
     data = _DataFamilies(base)
     for result in snapshot.results:
-        up.add_metric(labels(result.node, result.source), 0 if stale or not result.ok else 1)
-        duration.add_metric(labels(result.node, result.source), result.duration)
+        source_labels = labels(result.node, source=result.source)
+        _put(up, source_labels, 0 if stale or not result.ok else 1)
+        _put(duration, source_labels, result.duration)
         if stale or result.figures is None:
             continue  # absent, not zero
         data.add(result.figures, labels(result.node))
     if not stale:
         families.extend(data.families())
     return families
+
+
+def _put(family: Metric, labels: dict[str, str], value: float) -> None:
+    """``add_metric`` without copying the label dict (thousands of samples per cycle)."""
+    name = f"{family.name}_total" if family.type == "counter" else family.name
+    family.samples.append(Sample(name, labels, value, None))
 
 
 class _DataFamilies:
@@ -129,21 +140,22 @@ class _DataFamilies:
         self._rx = CounterMetricFamily("confscale_node_network_receive_bytes",
                                        "Bytes received on the uplink interface(s).", labels=base)
 
-    def add(self, figures: BbbFigures | HostFigures | JitsiFigures, labels: list[str]) -> None:
+    def add(self, figures: BbbFigures | HostFigures | JitsiFigures,
+            labels: dict[str, str]) -> None:
         if isinstance(figures, BbbFigures):
             for key, family in self._bbb:
-                family.add_metric(labels, getattr(figures, key))
+                _put(family, labels, getattr(figures, key))
             for client, count in figures.clients:
-                self._clients.add_metric([*labels, client], count)
+                _put(self._clients, {**labels, "type": client}, count)
         elif isinstance(figures, JitsiFigures):
             for key, value in figures.values:
-                self._jitsi[key].add_metric(labels, value)
+                _put(self._jitsi[key], labels, value)
         else:
             for mode, seconds in figures.cpu_seconds:
-                self._cpu.add_metric([*labels, mode], seconds)
-            self._cpus.add_metric(labels, figures.cpu_count)
-            self._tx.add_metric(labels, figures.transmit_bytes)
-            self._rx.add_metric(labels, figures.receive_bytes)
+                _put(self._cpu, {**labels, "mode": mode}, seconds)
+            _put(self._cpus, labels, figures.cpu_count)
+            _put(self._tx, labels, figures.transmit_bytes)
+            _put(self._rx, labels, figures.receive_bytes)
 
     def families(self) -> list[Metric]:
         return [*(f for _, f in self._bbb), self._clients, *self._jitsi.values(),

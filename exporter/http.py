@@ -11,10 +11,10 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from exporter.collector import SnapshotCollector
 from exporter.config import ConfigError
+from exporter.exposition import CONTENT_TYPE, render
 from exporter.poller import Poller, probe_node
 
 log = logging.getLogger("confscale.exporter")
@@ -38,7 +38,7 @@ class ExporterApp:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics":
-            return _render(self._registry, environ, start)
+            return _render(self._registry, start)
         if path == "/probe":
             return self._probe(environ, start)
         if path == "/-/healthy":
@@ -68,14 +68,13 @@ class ExporterApp:
         snapshot = probe_node(node, config, max_bytes=self._poller.max_bytes)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(lambda: snapshot, self_metrics=False))
-        return _render(registry, environ, start)
+        return _render(registry, start)
 
 
-def _render(registry: CollectorRegistry, environ: dict[str, Any],
-            start: StartResponse) -> Iterable[bytes]:
-    encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
-    body = encoder(registry)
-    start("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+def _render(registry: CollectorRegistry, start: StartResponse) -> Iterable[bytes]:
+    # Always the 0.0.4 text format: every Prometheus reads it and it renders fast.
+    body = render(registry.collect())
+    start("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
     return [body]
 
 

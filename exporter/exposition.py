@@ -1,0 +1,69 @@
+"""Prometheus text format (0.0.4) for gauge and counter families, fast enough for a pool.
+
+prometheus_client's generate_latest escapes every label name and sorts every label set
+on every sample: about 9 µs a sample, 250 ms for 1,000 nodes. Our families only hold
+gauges and counters with label names we chose, so this writer does the same job at a
+fraction of the cost; the tests check it against generate_latest sample for sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from prometheus_client.core import Metric
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _escape_value(text: str) -> str:
+    if "\\" in text or '"' in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return text
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if math.isfinite(value):
+        return repr(float(value))
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    """The text exposition of gauge/counter/untyped families (raises on other types)."""
+    out: list[str] = []
+    append = out.append
+    # Rendered label sets, shared across families: a node's labels recur in every family.
+    label_cache: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
+    for family in families:
+        kind = family.type
+        if kind not in ("gauge", "counter", "unknown"):
+            raise ValueError(f"cannot render {kind} family {family.name}")
+        name = f"{family.name}_total" if kind == "counter" else family.name
+        append(f"# HELP {name} {_escape_help(family.documentation)}\n"
+               f"# TYPE {name} {'untyped' if kind == 'unknown' else kind}\n")
+        cache: dict[tuple[str, ...], str] = {}
+        cache_keys: tuple[str, ...] = ()
+        for sample in family.samples:
+            if sample.name != name:
+                continue  # _created and similar OpenMetrics-only samples
+            labels = sample.labels
+            if not labels:
+                append(f"{name} {_number(sample.value)}\n")
+                continue
+            keys = tuple(labels)
+            if keys != cache_keys:
+                cache, cache_keys = label_cache.setdefault(keys, {}), keys
+            values = tuple(labels.values())
+            rendered = cache.get(values)
+            if rendered is None:
+                rendered = cache[values] = ",".join(
+                    [f'{key}="{_escape_value(val)}"' for key, val in zip(keys, values,
+                                                                         strict=True)])
+            append(f"{name}{{{rendered}}} {_number(sample.value)}\n")
+    return "".join(out).encode("utf-8")

@@ -1,0 +1,151 @@
+"""Snapshot → families → text: the contract's shape, staleness, the fast text writer."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from test_exporter_support import Samples, parse_text, series, value
+
+from exporter.bbb import BbbFigures
+from exporter.collector import SnapshotCollector, snapshot_families
+from exporter.config import BbbSource, HostSource, JitsiSource, NodeConfig, PoolConfig, Secret
+from exporter.exposition import render
+from exporter.host import HostFigures
+from exporter.jitsi import JitsiFigures
+from exporter.poller import PollState, Snapshot, SourceResult, select_nodes
+
+NOW = 1_790_000_000.0
+BBB = BbbSource(url="http://x/", secret=Secret("not-shown"))
+HOST = HostSource(node_exporter="http://x/metrics")
+
+
+def make_snapshot(pool: str | None = "campus", finished_at: float = NOW) -> Snapshot:
+    nodes = (NodeConfig(name="bbb-01", bbb=BBB, host=HOST),
+             NodeConfig(name="bbb-02", bbb=BBB, host=HOST, link_capacity_bytes_per_second=1e9),
+             NodeConfig(name="jvb-01", jitsi=JitsiSource(url="http://x/colibri/stats")))
+    config = PoolConfig(nodes=nodes, pool=pool, interval=15, timeout=5)
+    bbb = BbbFigures(meetings=3, breakout_rooms=1, participants=41, moderators=4, listeners=20,
+                     voice_participants=18, video_participants=6, participants_max=30,
+                     video_fanout=120,
+                     clients=(("DIAL-IN", 1), ("HTML5", 39), ('we"ird\\cl\nient', 1)))
+    host = HostFigures(cpu_seconds=(("idle", 100.5), ("user", 20.25)), cpu_count=8,
+                       transmit_bytes=1e12, receive_bytes=2.5e9)
+    jitsi = JitsiFigures(values=(("conferences", 2), ("stress_level", 0.12)))
+    results = (
+        SourceResult("bbb-01", "bbb", 0.05, finished_at, bbb),
+        SourceResult("bbb-01", "host", 0.01, finished_at, host),
+        SourceResult("bbb-02", "bbb", 5.0, finished_at, None, "timeout"),
+        SourceResult("bbb-02", "host", 0.01, finished_at, host),
+        SourceResult("jvb-01", "jitsi", 0.02, finished_at, jitsi),
+    )
+    state = PollState()
+    state.record(results)
+    state.last_success[("bbb-02", "bbb")] = finished_at - 60
+    return Snapshot(config=config, results=results, started_at=finished_at - 5,
+                    finished_at=finished_at, duration=5.0, errors=dict(state.errors),
+                    last_success=dict(state.last_success))
+
+
+def collect(snapshot: Snapshot, now: float = NOW) -> Samples:
+    collector = SnapshotCollector(lambda: snapshot, clock=lambda: now)
+    return parse_text(render(collector.collect()).decode())
+
+
+def test_families_follow_the_contract() -> None:
+    samples = collect(make_snapshot())
+    one = {"node": "bbb-01", "pool": "campus"}
+    assert value(samples, "bbb_meetings", **one) == 3
+    assert value(samples, "bbb_breakout_rooms", **one) == 1
+    assert value(samples, "bbb_meetings_participants", **one) == 41
+    assert value(samples, "bbb_meetings_participants_max", **one) == 30
+    assert value(samples, "bbb_meetings_video_fanout", **one) == 120
+    assert value(samples, "bbb_meetings_participant_clients", **one, type="HTML5") == 39
+    assert value(samples, "bbb_meetings_participant_clients", **one,
+                 type='we"ird\\cl\nient') == 1
+    assert value(samples, "confscale_node_cpu_seconds_total", **one, mode="user") == 20.25
+    assert value(samples, "confscale_node_cpu_count", **one) == 8
+    assert value(samples, "confscale_node_network_transmit_bytes_total", **one) == 1e12
+    assert value(samples, "confscale_node_network_receive_bytes_total", **one) == 2.5e9
+    assert value(samples, "confscale_node_link_capacity_bytes_per_second", **one) == 62.5e6
+    assert value(samples, "jitsi_stress_level", node="jvb-01", pool="campus") == 0.12
+    assert value(samples, "jitsi_participants", node="jvb-01", pool="campus") is None
+    assert value(samples, "confscale_node_up", **one, source="bbb") == 1
+    # the failed source: up 0, its error counted, its figures absent (not zero)
+    two = {"node": "bbb-02", "pool": "campus"}
+    assert value(samples, "confscale_node_up", **two, source="bbb") == 0
+    assert value(samples, "confscale_node_up", **two, source="host") == 1
+    assert value(samples, "confscale_node_poll_errors_total", **two, source="bbb",
+                 reason="timeout") == 1
+    assert value(samples, "bbb_meetings", **two) is None
+    assert value(samples, "confscale_node_last_success_timestamp_seconds", **two,
+                 source="bbb") == NOW - 60
+    assert value(samples, "confscale_node_link_capacity_bytes_per_second", **two) == 1e9
+    assert value(samples, "confscale_exporter_nodes", state="polled") == 3
+    assert value(samples, "confscale_exporter_nodes", state="up") == 2
+    assert value(samples, "confscale_exporter_cycle_duration_seconds") == 5.0
+    assert series(samples, "confscale_exporter_build_info")
+
+
+def test_stale_snapshot_is_not_served_as_current() -> None:
+    snapshot = make_snapshot()
+    fresh = collect(snapshot, now=NOW + 2 * 15)
+    stale = collect(snapshot, now=NOW + 2 * 15 + 1)
+    assert value(fresh, "bbb_meetings", node="bbb-01", pool="campus") == 3
+    assert set(series(stale, "confscale_node_up").values()) == {0}
+    for name in ("bbb_meetings", "confscale_node_cpu_seconds_total", "jitsi_conferences"):
+        assert not series(stale, name), name
+    # staleness stays visible: last success times and error counters are still there
+    assert value(stale, "confscale_node_last_success_timestamp_seconds", node="bbb-01",
+                 pool="campus", source="bbb") == NOW
+    assert value(stale, "confscale_node_poll_errors_total", node="bbb-02", pool="campus",
+                 source="bbb", reason="timeout") == 1
+    assert value(stale, "confscale_exporter_last_cycle_timestamp_seconds") == NOW
+
+
+def test_no_pool_label_without_a_pool() -> None:
+    samples = collect(make_snapshot(pool=None))
+    assert value(samples, "bbb_meetings", node="bbb-01") == 3
+    assert all("pool" not in dict(labels) for _, labels in samples)
+
+
+def test_render_matches_generate_latest() -> None:
+    snapshot = make_snapshot(pool='odd "pool"\\')
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snapshot, clock=lambda: NOW))
+    extra = GaugeMetricFamily("plain_gauge", "help with \\ and\nnewline")
+    extra.add_metric([], float("inf"))
+    counter = CounterMetricFamily("plain", "a counter", labels=["a"])
+    counter.add_metric(["x"], 3)
+    families = [*registry.collect(), extra, counter]
+    ours = parse_text(render(families).decode())
+
+    class Fixed:
+        def collect(self):  # the same families through prometheus_client's writer
+            return families
+
+    reference_registry = CollectorRegistry(auto_describe=False)
+    reference_registry.register(Fixed())
+    reference = parse_text(generate_latest(reference_registry).decode())
+    assert ours == reference
+    assert len(ours) > 40
+
+
+def test_poll_state_keeps_counting_and_forgets_removed_nodes() -> None:
+    snapshot = make_snapshot()
+    state = PollState()
+    state.record(snapshot.results)
+    state.record(snapshot.results)
+    assert state.errors == {("bbb-02", "bbb", "timeout"): 2}
+    smaller = PoolConfig(nodes=snapshot.config.nodes[:1], interval=15, timeout=5)
+    state.prune(smaller)
+    assert state.errors == {}
+    assert set(state.last_success) == {("bbb-01", "bbb"), ("bbb-01", "host")}
+    assert select_nodes(snapshot.config) == snapshot.config.nodes
+
+
+def test_families_without_self_metrics_for_probe() -> None:
+    snapshot = make_snapshot()
+    collector = SnapshotCollector(lambda: snapshot, self_metrics=False, clock=lambda: NOW)
+    names = {family.name for family in collector.collect()}
+    assert "confscale_exporter_build_info" not in names
+    assert names == {family.name for family in snapshot_families(snapshot)}
