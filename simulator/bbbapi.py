@@ -12,25 +12,27 @@ import hashlib
 import hmac
 import random
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import parse_qs, quote
 
 from simulator import bbbxml, model
 from simulator.model import Attendance, Meeting
 from simulator.node import NodeState, with_change
 
-ALGORITHMS = {40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"}
+ALGORITHMS = MappingProxyType({40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"})
 ALL_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 CALLS = ("create", "join", "end", "isMeetingRunning", "getMeetingInfo", "getMeetings")
 BBB_VERSION = "2.7.12"
-XML = {"Content-Type": "text/xml;charset=utf-8"}
+XML = MappingProxyType({"Content-Type": "text/xml;charset=utf-8"})
 FRAGMENT_CACHE = 400  # meeting XML fragments kept per node
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
 
 

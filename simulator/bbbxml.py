@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from types import MappingProxyType
 from xml.sax.saxutils import escape
 
 from simulator.model import Meeting
@@ -53,25 +54,27 @@ LAST = (
     "Moreau",
     "Horvat",
 )
-MESSAGES = {
-    "checksumError": "Checksums do not match",
-    "noMeetings": "no meetings were found on this server",
-    "notFound": "We could not find a meeting with that meeting ID - perhaps the meeting is "
-    "not yet running?",
-    "invalidPassword": "The supplied password is incorrect.",
-    "missingParamMeetingID": "You must specify a meeting ID for the meeting.",
-    "missingParamFullName": "You must specify a name for the attendee who will be joining "
-    "the meeting.",
-    "sentEndMeetingRequest": "A request to end the meeting was sent.  Please wait a few "
-    "seconds, and then use the getMeetingInfo or isMeetingRunning "
-    "API calls to verify that it was ended.",
-    "duplicateWarning": "This conference was already in existence and may currently be in "
-    "progress.",
-    "successfullyJoined": "You have joined successfully.",
-    "unsupportedRequest": "This request is not supported.",
-    "idNotUnique": "A meeting already exists with that meeting ID.  Please use a different "
-    "meeting ID.",
-}
+MESSAGES = MappingProxyType(
+    {
+        "checksumError": "Checksums do not match",
+        "noMeetings": "no meetings were found on this server",
+        "notFound": "We could not find a meeting with that meeting ID - perhaps the meeting is "
+        "not yet running?",
+        "invalidPassword": "The supplied password is incorrect.",
+        "missingParamMeetingID": "You must specify a meeting ID for the meeting.",
+        "missingParamFullName": "You must specify a name for the attendee who will be joining "
+        "the meeting.",
+        "sentEndMeetingRequest": "A request to end the meeting was sent.  Please wait a few "
+        "seconds, and then use the getMeetingInfo or isMeetingRunning "
+        "API calls to verify that it was ended.",
+        "duplicateWarning": "This conference was already in existence and may currently be in "
+        "progress.",
+        "successfullyJoined": "You have joined successfully.",
+        "unsupportedRequest": "This request is not supported.",
+        "idNotUnique": "A meeting already exists with that meeting ID.  Please use a different "
+        "meeting ID.",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO
 
 import numpy as np
@@ -30,23 +31,27 @@ COLUMNS = (
     "video_fanout", "cpu_count", "cpu_seconds_total", "transmit_bytes_total",
     "receive_bytes_total", "link_capacity_bytes_per_second",
 )  # fmt: skip
-GAUGES = {  # column -> metric of the contract (DESIGN.md §2)
-    "meetings": "bbb_meetings",
-    "breakout_rooms": "bbb_breakout_rooms",
-    "participants": "bbb_meetings_participants",
-    "moderators": "bbb_meetings_moderators",
-    "listeners": "bbb_meetings_listeners",
-    "voice_participants": "bbb_meetings_voice_participants",
-    "video_participants": "bbb_meetings_video_participants",
-    "participants_max": "bbb_meetings_participants_max",
-    "video_fanout": "bbb_meetings_video_fanout",
-}
-JITSI_GAUGES = {
-    "meetings": "jitsi_conferences",
-    "participants": "jitsi_participants",
-    "participants_max": "jitsi_largest_conference",
-    "video_participants": "jitsi_endpoints_sending_video",
-}
+GAUGES = MappingProxyType(
+    {  # column -> metric of the contract (DESIGN.md §2)
+        "meetings": "bbb_meetings",
+        "breakout_rooms": "bbb_breakout_rooms",
+        "participants": "bbb_meetings_participants",
+        "moderators": "bbb_meetings_moderators",
+        "listeners": "bbb_meetings_listeners",
+        "voice_participants": "bbb_meetings_voice_participants",
+        "video_participants": "bbb_meetings_video_participants",
+        "participants_max": "bbb_meetings_participants_max",
+        "video_fanout": "bbb_meetings_video_fanout",
+    }
+)
+JITSI_GAUGES = MappingProxyType(
+    {
+        "meetings": "jitsi_conferences",
+        "participants": "jitsi_participants",
+        "participants_max": "jitsi_largest_conference",
+        "video_participants": "jitsi_endpoints_sending_video",
+    }
+)
 
 
 def node_history(

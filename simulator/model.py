@@ -16,6 +16,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from simulator.terms import TermCalendar
 
@@ -40,8 +41,8 @@ CPU_SCREEN = 0.15
 CPU_MAX_BUSY = 0.99  # a node cannot be busier than this share of its cores
 
 # Expected meetings per node and day in a term weekday; weekends and holidays scale it.
-MEETINGS_PER_DAY = {"lecture": 2.5, "seminar": 7.0, "small": 16.0}
-REGIME_FACTOR = {"term-weekday": 1.0, "term-weekend": 0.15, "holiday": 1.0 / 7.0}
+MEETINGS_PER_DAY = MappingProxyType({"lecture": 2.5, "seminar": 7.0, "small": 16.0})
+REGIME_FACTOR = MappingProxyType({"term-weekday": 1.0, "term-weekend": 0.15, "holiday": 1.0 / 7.0})
 
 
 @dataclass(frozen=True)
@@ -225,35 +226,37 @@ def _split(attendance: Attendance, rooms: int) -> tuple[Attendance, list[Attenda
     return parent, parts
 
 
-NAMES = {
-    "lecture": (
-        "Linear Algebra",
-        "Organic Chemistry",
-        "Macroeconomics",
-        "Intro to CS",
-        "Statistics I",
-        "Constitutional Law",
-        "Physics II",
-        "Art History",
-    ),
-    "seminar": (
-        "Reading Group",
-        "Lab Seminar",
-        "Writing Workshop",
-        "Tutorial",
-        "Project Meeting",
-        "Language Course",
-        "Case Studies",
-    ),
-    "small": (
-        "Office Hours",
-        "Team Call",
-        "Thesis Meeting",
-        "Consultation",
-        "Stand-up",
-        "Exam Review",
-    ),
-}
+NAMES = MappingProxyType(
+    {
+        "lecture": (
+            "Linear Algebra",
+            "Organic Chemistry",
+            "Macroeconomics",
+            "Intro to CS",
+            "Statistics I",
+            "Constitutional Law",
+            "Physics II",
+            "Art History",
+        ),
+        "seminar": (
+            "Reading Group",
+            "Lab Seminar",
+            "Writing Workshop",
+            "Tutorial",
+            "Project Meeting",
+            "Language Course",
+            "Case Studies",
+        ),
+        "small": (
+            "Office Hours",
+            "Team Call",
+            "Thesis Meeting",
+            "Consultation",
+            "Stand-up",
+            "Exam Review",
+        ),
+    }
+)
 
 
 def _ids(seed: int, label: str, start: float) -> tuple[str, str]:

@@ -14,20 +14,23 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from simulator import model
 from simulator.model import Attendance, Meeting, Segment
 from simulator.terms import TermCalendar
 
-CPU_MODE_SHARES = {  # how busy time splits over node_exporter's modes
-    "user": 0.62,
-    "system": 0.24,
-    "softirq": 0.08,
-    "iowait": 0.02,
-    "irq": 0.01,
-    "nice": 0.02,
-    "steal": 0.01,
-}
+CPU_MODE_SHARES = MappingProxyType(
+    {  # how busy time splits over node_exporter's modes
+        "user": 0.62,
+        "system": 0.24,
+        "softirq": 0.08,
+        "iowait": 0.02,
+        "irq": 0.01,
+        "nice": 0.02,
+        "steal": 0.01,
+    }
+)
 LO_BASE_BYTES = 20e3  # loopback chatter (redis, nginx, freeswitch) at rest
 LO_SHARE_OF_TX = 0.25
 TX_BASE_BYTES = 1.5e3

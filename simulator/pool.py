@@ -5,25 +5,28 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from simulator.model import LINK_CAPACITY_BYTES
 from simulator.node import NodeState
 from simulator.terms import TermCalendar
 
-FAULT_DEFAULTS: dict[str, float | str | None] = {
-    "slow": 2.0,
-    "timeout": 60.0,
-    "refused": None,
-    "html": None,
-    "http_error": 502,
-    "invalid_xml": None,
-    "checksum": None,
-    "huge": 30.0,
-    "link_saturated": 1.05,
-    "cpu_high": 0.95,
-    "thousands": ",",
-}
+FAULT_DEFAULTS: dict[str, float | str | None] = MappingProxyType(
+    {
+        "slow": 2.0,
+        "timeout": 60.0,
+        "refused": None,
+        "html": None,
+        "http_error": 502,
+        "invalid_xml": None,
+        "checksum": None,
+        "huge": 30.0,
+        "link_saturated": 1.05,
+        "cpu_high": 0.95,
+        "thousands": ",",
+    }
+)
 LOAD_FAULTS = ("link_saturated", "cpu_high")
 
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         status: int,
         body: bytes,
         content_type: str = "text/plain",
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -197,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _node_answer(
         self, name: str, rest: str, query: str, mode: str, fault: Any
-    ) -> tuple[int, bytes, str, dict[str, str]]:
+    ) -> tuple[int, bytes, str, Mapping[str, str]]:
         pool = self.server.pool
         settings = self.server.settings
         node = pool.node(name)
