@@ -58,6 +58,7 @@ def test_prometheus_points_at_alertmanager_and_scrapes_exporter_and_planner():
         assert targets == ["alertmanager:9093"]
         jobs = {job["job_name"]: job for job in config["scrape_configs"]}
         assert {"confscale", "confscale-planner"} <= set(jobs)
+        assert jobs["confscale"]["honor_labels"] is True  # the exporter's `node` wins
         assert config["rule_files"] == ["rules/*.yml"]
     sharded = yaml.safe_load((REPO / "prometheus" / "prometheus-sharded.yml").read_text())
     probe = next(j for j in sharded["scrape_configs"] if j["job_name"] == "confscale")
