@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,21 @@ def test_provisioning_files():
     provider = providers["providers"][0]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards/confscale"
+
+
+def test_recording_rules_the_dashboards_read_exist_in_alerts():
+    recorded = {
+        rule["record"]
+        for path in sorted((REPO / "alerts" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    used = {
+        name
+        for board in committed().values()
+        for query in checks.panel_queries(board)
+        for name in re.findall(r"\b[a-z]+:[a-z0-9_]+:[a-z0-9_]+\b", query.expr)
+    }
+    assert used, "the dashboards read no recording rules"
+    assert used - recorded == set(), "dashboards read series that alerts/rules do not record"
