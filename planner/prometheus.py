@@ -142,50 +142,61 @@ def _float(value: object) -> float:
     return number
 
 
-# column → (recording rule or None, raw formula). Gauges: 5-minute peaks of the series.
-def _peak(metric: str) -> str:
-    return f"max by (node) (max_over_time({metric}[5m]))"
-
-
+# 5-minute peaks of gauges: max over the step's own window (t − step, t], so samples are
+# never counted in two steps. Rates: a window of two steps, the shortest that always holds
+# two samples of 5-minute backfilled data (whether or not the store's ranges include
+# their left end) and that averages ordinary 15 s scrapes over the step.
+GAUGES: dict[str, str] = {
+    "meetings": "bbb_meetings",
+    "breakout_rooms": "bbb_breakout_rooms",
+    "participants": "bbb_meetings_participants",
+    "moderators": "bbb_meetings_moderators",
+    "listeners": "bbb_meetings_listeners",
+    "voice_participants": "bbb_meetings_voice_participants",
+    "video_participants": "bbb_meetings_video_participants",
+    "participants_max": "bbb_meetings_participants_max",
+    "video_fanout": "bbb_meetings_video_fanout",
+}
 LINK_RAW = "max by (node) (confscale_node_link_capacity_bytes_per_second)"
-GAUGE_QUERIES: dict[str, str] = {
-    "meetings": _peak("bbb_meetings"),
-    "breakout_rooms": _peak("bbb_breakout_rooms"),
-    "participants": _peak("bbb_meetings_participants"),
-    "moderators": _peak("bbb_meetings_moderators"),
-    "listeners": _peak("bbb_meetings_listeners"),
-    "voice_participants": _peak("bbb_meetings_voice_participants"),
-    "video_participants": _peak("bbb_meetings_video_participants"),
-    "participants_max": _peak("bbb_meetings_participants_max"),
-    "video_fanout": _peak("bbb_meetings_video_fanout"),
-    "cpu_count": "max by (node) (confscale_node_cpu_count)",
-    "link_capacity_bytes_per_second": LINK_RAW,
+
+
+def raw_formulas(window: str) -> dict[str, str]:
+    """The recording rules' formulas on the raw contract series, with a rate window."""
+    cpu = "confscale_node_cpu_seconds_total"
+    tx = f"sum by (node) (rate(confscale_node_network_transmit_bytes_total[{window}]))"
+    rx = f"sum by (node) (rate(confscale_node_network_receive_bytes_total[{window}]))"
+    return {
+        "cpu_utilisation": f'1 - (sum by (node) (rate({cpu}{{mode="idle"}}[{window}])) / '
+        f"sum by (node) (rate({cpu}[{window}])))",
+        "transmit_bytes_per_second": tx,
+        "receive_bytes_per_second": rx,
+        "transmit_utilisation": f"{tx} / on (node) {LINK_RAW}",
+        "receive_utilisation": f"{rx} / on (node) {LINK_RAW}",
+    }
+
+
+RULES: dict[str, str] = {
+    "cpu_utilisation": "node:confscale_cpu_utilisation:ratio_rate5m",
+    "transmit_bytes_per_second": "node:confscale_network_transmit_bytes:rate5m",
+    "receive_bytes_per_second": "node:confscale_network_receive_bytes:rate5m",
+    "transmit_utilisation": "node:confscale_network_transmit_utilisation:ratio_rate5m",
+    "receive_utilisation": "node:confscale_network_receive_utilisation:ratio_rate5m",
 }
-CPU_RAW = (
-    '1 - (sum by (node) (rate(confscale_node_cpu_seconds_total{mode="idle"}[5m])) / '
-    "sum by (node) (rate(confscale_node_cpu_seconds_total[5m])))"
-)
-TX_RAW = "sum by (node) (rate(confscale_node_network_transmit_bytes_total[5m]))"
-RX_RAW = "sum by (node) (rate(confscale_node_network_receive_bytes_total[5m]))"
-RULE_QUERIES: dict[str, tuple[str, str]] = {
-    "cpu_utilisation": ("max by (node) (node:confscale_cpu_utilisation:ratio_rate5m)", CPU_RAW),
-    "transmit_bytes_per_second": (
-        "max by (node) (node:confscale_network_transmit_bytes:rate5m)",
-        TX_RAW,
-    ),
-    "receive_bytes_per_second": (
-        "max by (node) (node:confscale_network_receive_bytes:rate5m)",
-        RX_RAW,
-    ),
-    "transmit_utilisation": (
-        "max by (node) (node:confscale_network_transmit_utilisation:ratio_rate5m)",
-        f"{TX_RAW} / on (node) {LINK_RAW}",
-    ),
-    "receive_utilisation": (
-        "max by (node) (node:confscale_network_receive_utilisation:ratio_rate5m)",
-        f"{RX_RAW} / on (node) {LINK_RAW}",
-    ),
-}
+
+
+def history_queries(step: float) -> dict[str, tuple[str, ...]]:
+    """Per history column: expressions to try in order (recording rule first)."""
+    seconds = max(int(step), 2)
+    queries: dict[str, tuple[str, ...]] = {
+        column: (f"max by (node) (max_over_time({metric}[{seconds - 1}s]))",)
+        for column, metric in GAUGES.items()
+    }
+    queries["cpu_count"] = ("max by (node) (confscale_node_cpu_count)",)
+    queries["link_capacity_bytes_per_second"] = (LINK_RAW,)
+    raw = raw_formulas(f"{2 * seconds - 1}s")
+    for column, rule in RULES.items():
+        queries[column] = (f"max by (node) ({rule})", raw[column])
+    return queries
 
 
 def _range_column(
@@ -209,9 +220,7 @@ def load_prometheus_history(
     """
     columns: dict[str, dict[str, pd.Series]] = {}
     used: dict[str, str] = {}
-    for column, expr in GAUGE_QUERIES.items():
-        columns[column], used[column] = _range_column(client, (expr,), start, end, step)
-    for column, exprs in RULE_QUERIES.items():
+    for column, exprs in history_queries(step).items():
         columns[column], used[column] = _range_column(client, exprs, start, end, step)
     nodes = sorted(columns["participants"])
     if not nodes:
@@ -236,7 +245,11 @@ def load_prometheus_history(
 
 INSTANT_QUERIES: dict[str, tuple[str, ...]] = {
     "up": ("min by (node) (confscale_node_up)",),
-    "timestamp": ("min by (node) (confscale_node_last_success_timestamp_seconds)",),
+    # when the exporter last succeeded; on backfilled data, the up sample's own time
+    "timestamp": (
+        "min by (node) (confscale_node_last_success_timestamp_seconds)",
+        "min by (node) (timestamp(confscale_node_up))",
+    ),
     "pressure": ("max by (node) (node:confscale_pressure:ratio)",),
     "meetings": ("max by (node) (bbb_meetings)", "max by (node) (jitsi_conferences)"),
     "participants": (
@@ -252,7 +265,11 @@ INSTANT_QUERIES: dict[str, tuple[str, ...]] = {
         "max by (node) (jitsi_endpoints_sending_video)",
     ),
     "jitsi_stress": ("max by (node) (jitsi_stress_level)",),
-    **{k: v for k, v in RULE_QUERIES.items() if k.endswith("utilisation")},
+    **{
+        k: (f"max by (node) ({RULES[k]})", raw)
+        for k, raw in raw_formulas("5m").items()
+        if k.endswith("utilisation")
+    },
 }
 
 
@@ -266,7 +283,7 @@ def read_prometheus_current(client: PrometheusClient, at: float | None = None) -
                 node = item["metric"].get("node")
                 if node and node not in merged:
                     merged[node] = _float(item["value"][1])
-            if field_name in RULE_QUERIES and merged:
+            if (field_name in RULES or field_name == "timestamp") and merged:
                 break  # the recording rule answered; its raw fallback is not needed
         values[field_name] = merged
     jitsi = set(values["jitsi_stress"])

@@ -1,0 +1,217 @@
+"""History from a real Prometheus backfilled with the simulator's OpenMetrics output.
+
+Blocks are built by ``promtool tsdb create-blocks-from openmetrics`` into the data dir
+before Prometheus starts, with a long retention so the simulated weeks stay queryable.
+Backfilled data has no recorded series, so the reader must fall back to the rules'
+formulas on the raw contract series.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import harness
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from planner.history import derive_rates, load_history
+from planner.prometheus import (
+    PrometheusClient,
+    PrometheusError,
+    PrometheusUnreachable,
+    load_prometheus_history,
+    read_prometheus_current,
+)
+from planner.snapshot import compute_snapshot
+
+WEEKS = 3
+NODES = 4
+
+
+def simulate(out: Path, end: str) -> None:
+    subprocess.run(
+        harness.python_module(
+            "simulator.cli",
+            "history",
+            "--weeks",
+            str(WEEKS),
+            "--nodes",
+            str(NODES),
+            "--seed",
+            "7",
+            "--end",
+            end,
+            "--out",
+            str(out),
+        ),
+        check=True,
+        cwd=harness.REPO,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    promtool = harness.require_tool("promtool")
+    harness.require_tool("prometheus")
+    work = tmp_path_factory.mktemp("planner-prom")
+    end = pd.Timestamp.now(tz="UTC").floor("5min") - pd.Timedelta(minutes=5)
+    simulate(work / "history.om", end.isoformat())
+    simulate(work / "history.csv", end.isoformat())
+    data = work / "data"
+    subprocess.run(
+        [
+            promtool,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--quiet",
+            "--max-block-duration=504h",
+            str(work / "history.om"),
+            str(data),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with harness.prometheus(
+        "global: {}\n", work, storage=data, extra_args=["--storage.tsdb.retention.time=10y"]
+    ) as url:
+        yield {"url": url, "end": end.timestamp(), "csv": work / "history.csv"}
+
+
+def test_history_from_prometheus_equals_the_file_and_uses_rule_fallback(backfilled) -> None:
+    client = PrometheusClient(backfilled["url"])
+    end = backfilled["end"]
+    start = end - 2 * 86400  # two days are enough to compare values
+    frame, used = load_prometheus_history(client, start=start, end=end)
+    assert sorted(frame["node"].unique()) == [f"bbb-0{i}" for i in range(1, NODES + 1)]
+    assert used["cpu_utilisation"].startswith("1 - (sum by (node) (rate(")  # no rules here
+    assert used["participants"].startswith("max by (node) (max_over_time(")
+    from_file = derive_rates(load_history(backfilled["csv"]))
+    merged = frame.merge(from_file, on=["node", "timestamp"], suffixes=("_prom", "_file"))
+    assert len(merged) >= 0.95 * len(frame) > 0
+    for column in ("participants", "video_fanout", "listeners", "participants_max"):
+        np.testing.assert_array_equal(merged[f"{column}_prom"], merged[f"{column}_file"])
+    both = merged.dropna(subset=["cpu_utilisation_prom", "cpu_utilisation_file"])
+    assert len(both) > 0.9 * len(merged)
+    np.testing.assert_allclose(
+        both["cpu_utilisation_prom"], both["cpu_utilisation_file"], atol=1e-5
+    )  # counters are printed rounded
+    tx = merged.dropna(subset=["transmit_bytes_per_second_prom", "transmit_bytes_per_second_file"])
+    np.testing.assert_allclose(
+        tx["transmit_bytes_per_second_prom"], tx["transmit_bytes_per_second_file"], rtol=1e-6
+    )
+
+
+def test_query_range_is_chunked_below_the_points_limit(backfilled) -> None:
+    url, end = backfilled["url"], backfilled["end"]
+    start = end - WEEKS * 7 * 86400 + 600
+    expr = 'confscale_node_cpu_count{node="bbb-01"}'
+    refused = requests.get(
+        f"{url}/api/v1/query_range",
+        timeout=30,
+        params={"query": expr, "start": start, "end": end, "step": 60},
+    ).json()
+    assert refused["status"] == "error" and "11,000" in refused["error"]
+    series = PrometheusClient(url).query_range(expr, start, end, 60)
+    (values,) = series.values()
+    assert len(values) == int((end - start) // 60) + 1  # every step, no duplicates
+    assert values.index.is_monotonic_increasing
+
+
+def test_planner_sizes_from_prometheus_and_reads_current_data(backfilled) -> None:
+    client = PrometheusClient(backfilled["url"])
+    end = backfilled["end"]
+    frame, _ = load_prometheus_history(client, start=end - WEEKS * 7 * 86400, end=end)
+    readings = read_prometheus_current(client, at=end)
+    assert {r.node for r in readings} == {f"bbb-0{i}" for i in range(1, NODES + 1)}
+    assert all(r.up and r.cpu_utilisation is not None for r in readings)
+    snapshot = compute_snapshot(frame, readings=readings, now=end, rates_included=True)
+    assert snapshot.servers_online == NODES
+    assert snapshot.model.source == {"cpu": "fitted", "transmit": "fitted"}
+    assert all(isinstance(v, int) for v in snapshot.servers_needed.values())
+    cli = subprocess.run(
+        harness.python_module(
+            "planner.cli", "size", "--prometheus", backfilled["url"], "--lookback", "3w"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=harness.REPO,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["servers_online"] in (0, NODES)  # now vs. data end
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """Answers 503 to the first requests, then a valid empty vector."""
+
+    failures = 2
+    seen: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        Flaky.seen.append(self.path)
+        if len(Flaky.seen) <= Flaky.failures:
+            self.send_response(503)
+            self.end_headers()
+            return
+        body = json.dumps(
+            {"status": "success", "data": {"resultType": "vector", "result": []}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_retries_with_backoff_then_success() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sleeps: list[float] = []
+    try:
+        client = PrometheusClient(
+            f"http://127.0.0.1:{server.server_address[1]}",
+            retries=3,
+            backoff=0.5,
+            sleep=sleeps.append,
+        )
+        assert client.query("up") == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(Flaky.seen) == 3
+    assert sleeps == [0.5, 1.0]
+
+
+def test_unreachable_prometheus_is_one_clear_error_without_credentials() -> None:
+    port = harness.free_port()
+    client = PrometheusClient(
+        f"http://admin:hunter2@127.0.0.1:{port}", retries=1, timeout=2, sleep=lambda _: None
+    )
+    started = time.monotonic()
+    with pytest.raises(PrometheusUnreachable) as caught:
+        client.query("up")
+    message = str(caught.value)
+    assert f"http://127.0.0.1:{port}" in message and "after 2 attempt(s)" in message
+    assert "hunter2" not in message and "admin" not in message
+    assert time.monotonic() - started < 60  # bounded, not a hang
+
+
+def test_a_bad_query_is_not_retried_and_says_what_prometheus_said(backfilled) -> None:
+    with pytest.raises(PrometheusError, match="parse error"):
+        PrometheusClient(backfilled["url"]).query("sum(")
