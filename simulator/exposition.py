@@ -21,6 +21,9 @@ node_boot_time_seconds {boot:.0f}
 """
 
 
+CONTAINER_SHARE_OF_LO = 0.08
+
+
 def _bytes(value: float) -> int:
     """Byte counters are whole numbers, as the kernel reports them."""
     return int(value)
@@ -40,7 +43,14 @@ def node_metrics(name: str, snap: Snapshot, t: float, load: float) -> bytes:
     out.append("# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.\n")
     out.append("# TYPE node_memory_MemTotal_bytes gauge\n")
     out.append(f"node_memory_MemTotal_bytes {snap.cpu_count * 2 * 1024**3}\n")
-    devices = {"eth0": (snap.rx, snap.tx), "lo": (snap.lo, snap.lo)}
+    # container bridges as on real BBB hosts: uplink auto-detection must skip them
+    container = snap.lo * CONTAINER_SHARE_OF_LO
+    devices = {
+        "docker0": (container, container * 1.3),
+        "eth0": (snap.rx, snap.tx),
+        "lo": (snap.lo, snap.lo),
+        "veth3f2a9c1": (container * 1.3, container),
+    }
     for direction, index in (("receive", 0), ("transmit", 1)):
         family = f"node_network_{direction}_bytes_total"
         out.append(f"# HELP {family} Network device statistic {direction}_bytes.\n")

@@ -115,7 +115,7 @@ def test_metrics_parse_and_match_truth(pool):
             assert by_mode[mode] == pytest.approx(value, rel=1e-9)
         tx = {s.labels["device"]: s.value for s in families["node_network_transmit_bytes"].samples}
         rx = {s.labels["device"]: s.value for s in families["node_network_receive_bytes"].samples}
-        assert set(tx) == {"eth0", "lo"}
+        assert set(tx) == {"eth0", "lo", "docker0", "veth3f2a9c1"}
         assert tx["eth0"] == truth[name]["transmit_bytes"]
         assert rx["eth0"] == truth[name]["receive_bytes"]
 
