@@ -210,8 +210,8 @@ def test_saturated_link_pages_and_node_down_mutes_it(tmp_path: Path) -> None:
             ) not in delivered
 
             # 2. The node stops answering: NodeDown pages, the link alert is muted.
-            sim.set_fault(SAT_NODE, "timeout", 2)
             before = len(sink.notifications())
+            sim.set_fault(SAT_NODE, "timeout", 2)
             down = ("oncall", "ConfscaleNodeDown", SAT_NODE, "critical", "")
             harness.wait_until(
                 lambda: down in sink.firing(),
