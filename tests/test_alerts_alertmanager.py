@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 import subprocess
 import threading
 import time
@@ -318,3 +319,44 @@ def test_real_alertmanager_routes_and_inhibits(tmp_path: Path) -> None:
     # One notification per node incident: bbb-01's critical alerts in one message.
     oncall = [body for receiver, body in sink.notifications() if receiver == "oncall"]
     assert {body["groupLabels"].get("node") for body in oncall} == {"bbb-01", "bbb-02"}
+
+    # The notification templates render what Alertmanager really sends (the webhook body
+    # has the layout of Alertmanager's template data).
+    bbb01 = next(body for body in oncall if body["groupLabels"].get("node") == "bbb-01")
+    data = tmp_path / "notification.json"
+    data.write_text(json.dumps(bbb01))
+    title = _render(data, "confscale.title")
+    assert title == "[FIRING:1] bbb-01: ConfscaleLinkSaturated"
+    text = _render(data, "confscale.text")
+    assert "FIRING [critical] ConfscaleLinkSaturated test alert" in text
+    assert "Runbook:" in text
+
+
+def _render(data: Path, template: str) -> str:
+    result = _amtool(
+        "template",
+        "render",
+        f"--template.glob={TEMPLATES}/*.tmpl",
+        f"--template.data={data}",
+        f'--template.text={{{{ template "{template}" . }}}}',
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
+def test_config_names_only_alerts_that_exist() -> None:
+    """Routes and inhibitions name alerts of alerts/rules: a renamed alert breaks this."""
+    rules_dir = harness.REPO / "alerts" / "rules"
+    names = {
+        rule["alert"]
+        for path in rules_dir.glob("*.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    text = ALERTMANAGER_CONFIG.read_text()
+    mentioned = set()
+    for matcher in re.findall(r'alertname=~?"([^"]+)"', text):
+        mentioned.update(matcher.split("|"))
+    assert mentioned, "no alertname matchers found"
+    assert mentioned <= names, f"not an alert of {rules_dir}: {sorted(mentioned - names)}"
