@@ -1,0 +1,139 @@
+"""The planner on the pool simulator's own 12-week history (confscale-sim history).
+
+The history ends in the Christmas holidays, so the backtest crosses a term → holiday
+change; the same term calendar YAML drives the simulator and the planner.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import harness
+import numpy as np
+import pandas as pd
+import pytest
+
+from planner.calendar import load_calendar
+from planner.forecast import ForecastConfig, point_forecast, seasonal_naive
+from planner.history import derive_rates, load_history
+from planner.resources import FEATURES
+from planner.snapshot import PlannerConfig, compute_snapshot
+
+TERMS = """terms:
+  - {start: 2026-04-13, end: 2026-07-24}
+  - {start: 2026-10-01, end: 2026-12-19}
+  - {start: 2027-01-07, end: 2027-02-14}
+"""
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("planner-sim")
+    (work / "terms.yml").write_text(TERMS)
+    out = work / "history.parquet"
+    subprocess.run(
+        harness.python_module(
+            "simulator.cli",
+            "history",
+            "--weeks",
+            "12",
+            "--nodes",
+            "20",
+            "--seed",
+            "3",
+            "--end",
+            "2027-01-03T23:55:00Z",
+            "--term-calendar",
+            str(work / "terms.yml"),
+            "--out",
+            str(out),
+        ),
+        check=True,
+        cwd=harness.REPO,
+        capture_output=True,
+        timeout=300,
+    )
+    history = load_history(out)
+    calendar = load_calendar(work / "terms.yml")
+    snapshot = compute_snapshot(history, PlannerConfig(calendar=calendar))
+    return {"history": history, "calendar": calendar, "snapshot": snapshot}
+
+
+def test_backtest_beats_seasonal_naive_with_bands_near_nominal(simulated) -> None:
+    table = simulated["snapshot"].backtest
+    ours, naive = table.loc["confscale"], table.loc["seasonal_naive"]
+    assert ours["origins"] >= 10
+    assert ours["mase"] < naive["mase"]
+    assert ours["peak_ape"] < naive["peak_ape"]
+    assert 0.70 <= ours["coverage_80"] <= 0.92
+    assert 0.85 <= ours["coverage_95"] <= 0.995
+
+
+def test_term_to_holiday_change_is_forecast_from_the_calendar(simulated) -> None:
+    snapshot = simulated["snapshot"]
+    hourly = snapshot.forecast["actual"].dropna().asfreq("1h")
+    origin = pd.Timestamp("2026-12-20T00:00:00Z")
+    train, actual = (
+        hourly[: origin - pd.Timedelta(hours=1)],
+        hourly[origin : origin + pd.Timedelta(hours=167)],
+    )
+    calendar = simulated["calendar"]
+
+    def regimes(index: pd.DatetimeIndex) -> np.ndarray:
+        return np.asarray(calendar.regimes(index.date))
+
+    ours = point_forecast(
+        train, regimes(train.index), actual.index, regimes(actual.index), ForecastConfig()
+    )
+    naive = seasonal_naive(train, actual.index)
+    our_error = np.nanmean(np.abs(ours - actual.to_numpy()))
+    naive_error = np.nanmean(np.abs(naive - actual.to_numpy()))
+    assert our_error < naive_error / 2
+    # the forecast frame labels the holiday weeks and forecasts a holiday-sized peak
+    assert set(snapshot.forecast["regime"]) >= {"term", "holiday"}
+
+
+def test_resource_fit_is_conservative_on_simulated_nodes(simulated) -> None:
+    snapshot = simulated["snapshot"]
+    model = snapshot.model
+    assert model.source == {"cpu": "fitted", "transmit": "fitted"}
+    rows = derive_rates(simulated["history"]).dropna(subset=["cpu_busy_cores"])
+    rows = rows[rows[list(FEATURES)].sum(axis=1) > 0]
+    predicted = (
+        model.cpu.intercept
+        + model.cpu.voice_participants * rows["voice_participants"]
+        + model.cpu.listeners * rows["listeners"]
+        + model.cpu.video_fanout * rows["video_fanout"]
+    )
+    below = float((rows["cpu_busy_cores"] <= predicted).mean())
+    assert 0.8 <= below <= 0.97  # a 0.9-quantile fit
+    sizing = snapshot.sizing
+    assert sizing.servers_online == 20
+    assert all(isinstance(sizing.servers_needed[h], int) for h in ("now", "next_peak", "4w"))
+
+
+def test_planner_backtest_command_on_a_simulated_series(simulated, tmp_path: Path) -> None:
+    hourly = simulated["snapshot"].forecast["actual"].dropna()
+    path = tmp_path / "pool.csv"
+    hourly.rename("participants").rename_axis("time").reset_index().to_csv(path, index=False)
+    result = subprocess.run(
+        harness.python_module(
+            "planner.cli",
+            "backtest",
+            "--csv",
+            str(path),
+            "--time-column",
+            "time",
+            "--value-column",
+            "participants",
+            "--horizon",
+            "24h",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=harness.REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"seasonal_naive"' in result.stdout and '"coverage_95"' in result.stdout
