@@ -204,16 +204,30 @@ def test_the_copied_files_package_every_program(tmp_path):
         assert module in names
 
 
-def test_alertmanager_example_config():
+def test_alertmanager_config_as_compose_mounts_it(tmp_path):
+    """alerts/alertmanager.yml with its templates at the paths docker-compose.yml mounts."""
     amtool = harness.require_tool("amtool")
+    services = compose_config()["services"]
+    mounts = dict(v.split(":")[1::-1] for v in services["alertmanager"]["volumes"])
+    etc = tmp_path / "etc-alertmanager"
+    for target, source in mounts.items():
+        if target.startswith("/etc/alertmanager/") and Path(source).exists():
+            destination = etc / Path(target).relative_to("/etc/alertmanager")
+            if Path(source).is_dir():
+                shutil.copytree(source, destination)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, destination)
+    assert mounts["/etc/alertmanager/alertmanager.yml"] == str(REPO / "alerts" / "alertmanager.yml")
     result = subprocess.run(
-        [amtool, "check-config", "deploy/alertmanager.example.yml"],
-        cwd=REPO,
+        [amtool, "check-config", "alertmanager.yml"],
+        cwd=etc,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "templates" in result.stdout and " 0 templates" not in result.stdout
 
 
 def test_no_secret_in_deploy_examples():
