@@ -34,6 +34,10 @@ class DemandMix:
     webcam_share: float = 0.1
     mean_meeting_size: float = 15.0
     largest_meeting: float = 0.0
+    # shares inside the largest meetings (None: as the pool at busy hours)
+    largest_voice_share: float | None = None
+    largest_listener_share: float | None = None
+    largest_webcam_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,13 +121,29 @@ def constraint_demand(
 
 
 def largest_meeting_load(mix: DemandMix, model: ResourceModel, what_if: WhatIf) -> dict[str, float]:
-    """L_k: what the largest meeting needs on its single node, per constraint."""
+    """L_k: what the largest meeting needs on its single node, per constraint.
+
+    Its audio and webcam shares are those seen in the largest meetings (lectures are
+    mostly listeners), else the pool's. Fan-out W·(n−1) is capped at n viewers each
+    seeing ``cameras_per_viewer`` streams (pagination).
+    """
     size = mix.largest_meeting
-    share = mix.webcam_share if what_if.webcam_share is None else what_if.webcam_share
-    cameras = share * size
-    fanout = cameras * min(max(size - 1, 0.0), what_if.cameras_per_viewer) if cameras else 0.0
-    fanout = min(fanout, size * what_if.cameras_per_viewer)
-    voice, listeners = size * mix.voice_per_participant, size * mix.listeners_per_participant
+    observed = mix.largest_webcam_share
+    share = observed if observed is not None else mix.webcam_share
+    if what_if.webcam_share is not None:
+        share = what_if.webcam_share
+    fanout = min(share * size * max(size - 1, 0.0), size * what_if.cameras_per_viewer)
+    voice_share = (
+        mix.largest_voice_share
+        if mix.largest_voice_share is not None
+        else mix.voice_per_participant
+    )
+    listener_share = (
+        mix.largest_listener_share
+        if mix.largest_listener_share is not None
+        else mix.listeners_per_participant
+    )
+    voice, listeners = size * voice_share, size * listener_share
     return {
         "participants": size,
         "cpu": _slopes(model.cpu, voice, listeners, fanout),

@@ -195,7 +195,7 @@ def compute_snapshot(
     model = fit_resource_model(sized, config.quantile)
     if model.source.get("cpu") == "prior" or model.source.get("transmit") == "prior":
         warnings.append("resource model uses priors: " + "; ".join(model.notes))
-    mix = demand_mix(pool)
+    mix = with_largest_meeting_shares(demand_mix(pool), sized)
     capacity = node_capacity(sized, config.targets)
     kinds = {r.node: r.kind for r in readings}
     online_kind = "bbb" if "bbb" in set(sized["kind"]) else None
@@ -277,6 +277,30 @@ def demand_mix(pool: pd.DataFrame, busy_share: float = 0.5, weeks: int = 4) -> D
         webcam_share=float(busy["video_participants"].sum()) / people,
         mean_meeting_size=people / meetings if meetings else DemandMix().mean_meeting_size,
         largest_meeting=float(recent["participants_max"].max()),
+    )
+
+
+def with_largest_meeting_shares(mix: DemandMix, frame: pd.DataFrame) -> DemandMix:
+    """Audio and webcam shares inside the largest meetings.
+
+    Taken from node steps that one big meeting dominates (its largest meeting is ≥ 80 %
+    of the node's participants and ≥ half the largest meeting seen).
+    """
+    if frame.empty or mix.largest_meeting <= 0:
+        return mix
+    big = frame[
+        (frame["participants_max"] >= 0.5 * mix.largest_meeting)
+        & (frame["participants_max"] >= 0.8 * frame["participants"])
+        & (frame["participants"] > 0)
+    ]
+    people = float(big["participants"].sum())
+    if people <= 0:
+        return mix
+    return replace(
+        mix,
+        largest_voice_share=float(big["voice_participants"].sum()) / people,
+        largest_listener_share=float(big["listeners"].sum()) / people,
+        largest_webcam_share=float(big["video_participants"].sum()) / people,
     )
 
 
