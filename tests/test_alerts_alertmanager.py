@@ -37,6 +37,7 @@ class WebhookSink:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._notifications: list[tuple[str, dict[str, Any]]] = []
+        self._headers: list[tuple[str, dict[str, str]]] = []
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +46,7 @@ class WebhookSink:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with sink._lock:
                     sink._notifications.append((self.path.strip("/"), body))
+                    sink._headers.append((self.path.strip("/"), dict(self.headers)))
                 self.send_response(200)
                 self.end_headers()
 
@@ -67,6 +69,10 @@ class WebhookSink:
     def notifications(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
             return list(self._notifications)
+
+    def headers(self) -> list[tuple[str, dict[str, str]]]:
+        with self._lock:
+            return list(self._headers)
 
     def firing(self) -> set[tuple[str, str, str, str, str]]:
         """(receiver, alertname, node, severity, direction) of every firing alert delivered."""
@@ -360,3 +366,67 @@ def test_config_names_only_alerts_that_exist() -> None:
         mentioned.update(matcher.split("|"))
     assert mentioned, "no alertname matchers found"
     assert mentioned <= names, f"not an alert of {rules_dir}: {sorted(mentioned - names)}"
+
+
+def test_shipped_receivers_deliver_with_secrets_from_files(tmp_path: Path) -> None:
+    """alerts/alertmanager.yml as shipped, with only its endpoints moved to 127.0.0.1 and
+    its secret files written here: chat, PagerDuty and the heartbeat webhook deliver the
+    rendered templates with the secrets read from the files, and no secret shows in
+    Alertmanager's status page or log."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    routing_key = "R0uting-Key-4f1c9e2b7a"
+    token = "Heartbeat-Token-93be17"
+    smtp_password = "Smtp-Pass-5d2a"
+    with WebhookSink() as sink:
+        (secrets / "chat-webhook-url").write_text(f"{sink.url}/chat\n")
+        (secrets / "pagerduty-routing-key").write_text(routing_key + "\n")
+        (secrets / "heartbeat-token").write_text(token + "\n")
+        (secrets / "smtp-password").write_text(smtp_password + "\n")
+        text = ALERTMANAGER_CONFIG.read_text().replace("/etc/alertmanager/secrets", str(secrets))
+        config = yaml.safe_load(text)
+        config["templates"] = [str(TEMPLATES / "*.tmpl")]
+        # Nothing listens there: mail fails fast on 127.0.0.1 instead of leaving the host.
+        config["global"]["smtp_smarthost"] = f"127.0.0.1:{harness.free_port()}"
+        config["global"]["pagerduty_url"] = f"{sink.url}/pagerduty"
+        heartbeat = config["receivers"][2]["webhook_configs"][0]
+        heartbeat["url"] = f"{sink.url}/heartbeat"
+        config["route"]["group_wait"] = "1s"
+        _shorten_timers(config["route"], "1s")
+        config_file = tmp_path / "alertmanager.yml"
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        with harness.alertmanager(config_file, tmp_path) as url:
+            post_alerts(
+                url,
+                [
+                    _alert("ConfscaleCPUSaturated", "warning", node="bbb-03"),
+                    _alert("ConfscaleNodeDown", "critical", node="bbb-02", source="bbb"),
+                    {"labels": {"alertname": "Watchdog", "severity": "none"}, "annotations": {}},
+                ],
+            )
+            harness.wait_until(
+                lambda: (
+                    {"chat", "pagerduty", "heartbeat"} <= {path for path, _ in sink.notifications()}
+                ),
+                timeout=30,
+                what="chat, PagerDuty and heartbeat deliveries",
+            )
+            status = requests.get(f"{url}/api/v2/status", timeout=10).text
+            proc_logs = list((harness.ARTIFACTS / "logs").glob("alertmanager-*.log"))
+        bodies = {path: body for path, body in sink.notifications()}
+        headers = {path: h for path, h in sink.headers()}
+
+    chat = bodies["chat"]
+    assert chat["channel"] == "#bbb-capacity"
+    attachment = chat["attachments"][0]
+    assert attachment["title"] == "[FIRING:1] bbb-03: ConfscaleCPUSaturated"
+    assert "FIRING [warning] ConfscaleCPUSaturated test alert" in attachment["text"]
+    pager = bodies["pagerduty"]
+    assert pager["routing_key"] == routing_key
+    assert pager["payload"]["summary"] == "[FIRING:1] bbb-02: ConfscaleNodeDown"
+    assert headers["heartbeat"].get("Authorization") == f"Bearer {token}"
+    assert bodies["heartbeat"]["alerts"][0]["labels"]["alertname"] == "Watchdog"
+    log = "".join(p.read_text(errors="replace") for p in proc_logs)
+    for secret in (routing_key, token, smtp_password, sink.url + "/chat"):
+        assert secret not in status
+        assert secret not in log
