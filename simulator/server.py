@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from simulator import bbbapi, exposition, huge
 from simulator.pool import FaultError, Pool
 
+MAX_BODY = 16 * 1024 * 1024  # POSTed create bodies (presentation modules) we read and drop
 HTML_ERROR = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -98,15 +99,31 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
+        text = self.headers.get("Content-Length", "0").strip()
+        if not text.isdigit():
+            raise ValueError(f"Content-Length {text!r} is not a number")
+        length = int(text)
         if length <= 0:
             return {}
         if length > 1_000_000:
-            raise ValueError("request body too large")
+            self.close_connection = True
+            raise ValueError("request body too large (admin bodies are small JSON objects)")
         data = json.loads(self.rfile.read(length) or b"{}")
         if not isinstance(data, dict):
             raise ValueError("expected a JSON object")
         return data
+
+    def _discard_body(self) -> None:
+        length = self.headers.get("Content-Length", "0").strip()
+        remaining = int(length) if length.isdigit() else 0
+        if remaining > MAX_BODY:
+            self.close_connection = True
+            return
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:
+                break
+            remaining -= len(chunk)
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -127,6 +144,8 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_admin/"):
                 self._admin(method, path[len("/_admin/") :].rstrip("/"), parts.query)
             else:
+                if method != "GET":
+                    self._discard_body()  # e.g. create's XML modules; keep-alive stays in sync
                 name, _, rest = path.lstrip("/").partition("/")
                 self._node(name, "/" + rest, parts.query)
         except (ValueError, FaultError) as exc:

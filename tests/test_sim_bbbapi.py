@@ -133,3 +133,25 @@ def test_api_meetings_join_the_load():
 
     extra_cpu = (busy_cpu(after_b) - busy_cpu(now_b)) - (busy_cpu(after_q) - busy_cpu(base_q))
     assert extra_cpu == pytest.approx(audience.busy_cores() * seconds, rel=1e-6)
+
+
+def test_post_create_with_a_body_keeps_the_connection_usable(pool):
+    modules = (
+        b'<modules><module name="presentation"><document url="https://x/a.pdf"/></module></modules>'
+    )
+    with requests.Session() as session:
+        created = session.post(
+            pool.api_url(
+                "bbb-01", "create", {"meetingID": "posted", "meta_confscale-audience": "none"}
+            ),
+            data=modules,
+            headers={"Content-Type": "application/xml"},
+            timeout=10,
+        )
+        assert xml(created).findtext("returncode") == "SUCCESS"
+        # the same keep-alive connection answers the next request correctly
+        info = session.get(
+            pool.api_url("bbb-01", "getMeetingInfo", {"meetingID": "posted"}), timeout=10
+        )
+        assert xml(info).findtext("meetingID") == "posted"
+        session.get(pool.api_url("bbb-01", "end", {"meetingID": "posted"}), timeout=10)
