@@ -34,6 +34,7 @@ def _slider(
                 value=value,
                 marks=marks,
                 tooltip={"placement": "bottom", "always_visible": False},
+                updatemode="drag",  # keyboard moves count too; what_if takes milliseconds
             ),
         ],
         className="control",

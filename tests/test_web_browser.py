@@ -1,0 +1,301 @@
+"""The planner page in a real browser (Debian chromium through the system chromedriver).
+
+One ``confscale-planner serve`` on a simulator history serves every page; a second one
+points at a Prometheus that is not there. Screenshots of each page go under
+``test-artifacts/screenshots`` (printed by the tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+from harness import (
+    REPO,
+    Proc,
+    artifacts_dir,
+    free_port,
+    python_module,
+    require_tool,
+    running,
+    wait_until,
+)
+
+PAGES = {"overview": "/", "forecast": "/forecast", "nodes": "/nodes", "diagnostics": "/diagnostics"}
+GRAPHS = {
+    "overview": ["constraint-chart"],
+    "forecast": ["fan-chart", "heatmap-demand", "heatmap-servers"],
+    "diagnostics": ["coverage-chart"],
+    "nodes": [],
+}
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    """Five simulated weeks of 4 BBB nodes and one bridge (enough for a backtest)."""
+    out = tmp_path_factory.mktemp("web") / "history.csv.gz"
+    args = python_module(
+        "simulator.cli",
+        "history",
+        "--weeks=5",
+        "--nodes=4",
+        "--jitsi=1",
+        "--seed=3",
+        "--end=2026-11-20T12:00:00Z",
+        f"--out={out}",
+    )
+    proc = Proc("sim-history", args, cwd=REPO)
+    try:
+        code = proc.popen.wait(120)
+    finally:
+        proc.stop()
+    assert code == 0, proc.log()
+    return out
+
+
+def planner(*source: str, env: dict[str, str] | None = None) -> tuple[Proc, str]:
+    port = free_port()
+    args = python_module(
+        "planner.cli",
+        "serve",
+        *source,
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--refit-interval=1h",
+    )
+    return Proc("planner-web", args, cwd=REPO, env=env), f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def page_url(history) -> Iterator[str]:
+    proc, url = planner(f"--history={history}")
+    with running(proc, f"{url}/-/healthy", timeout=60):
+        wait_until(
+            lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["ready"],
+            timeout=90,
+            what="the planner's first result",
+        )
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require_tool("chromium")
+    driver_path = require_tool("chromedriver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = require_tool("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.TemporaryDirectory(prefix="confscale-chromium-")
+    options.add_argument(f"--user-data-dir={profile.name}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    log = artifacts_dir("logs") / "chromedriver-web.log"
+    driver = webdriver.Chrome(service=Service(driver_path, log_output=str(log)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        with contextlib.suppress(OSError):
+            profile.cleanup()
+
+
+def screenshot(driver, name: str) -> Path:
+    folder = artifacts_dir("screenshots")
+    path = folder / f"planner-{name}.png"
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def severe_console_entries(driver) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def trace_points(driver, graph_id: str) -> list[int]:
+    """Points per trace of a rendered dcc.Graph (empty until plotly has drawn it)."""
+    script = (
+        "const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
+        "if (!el || !el._fullData) return null;"
+        "const count = v => (v && (Array.isArray(v) || ArrayBuffer.isView(v)))"
+        "  ? Array.from(v).reduce((n, x) => n + (typeof x === 'object' ? count(x)"
+        "      : (x !== null && !Number.isNaN(x) ? 1 : 0)), 0) : 0;"
+        "return (el._fullData || []).map(t => count(t.z || t.y));"
+    )
+    return driver.execute_script(script, graph_id)
+
+
+def wait_for(driver, script: str, *args: object, what: str, timeout: float = 30.0):
+    return wait_until(lambda: driver.execute_script(script, *args), timeout=timeout, what=what)
+
+
+def text_of(driver, element_id: str) -> str:
+    return driver.execute_script(
+        "const el = document.getElementById(arguments[0]); return el ? el.textContent : null;",
+        element_id,
+    )
+
+
+def test_every_page_loads_without_console_errors_and_graphs_have_data(page_url, browser):
+    print(f"screenshots in {artifacts_dir('screenshots')}")
+    for name, path in PAGES.items():
+        browser.get(page_url + path)
+        wait_for(
+            browser,
+            "return document.getElementById('page') && "
+            "document.getElementById('page').children.length > 0",
+            what=f"{name} page content",
+        )
+        for graph_id in GRAPHS[name]:
+            points = wait_until(
+                lambda g=graph_id: trace_points(browser, g), timeout=30, what=f"{graph_id} drawn"
+            )
+            assert sum(points) > 0, f"{graph_id} on {name} has no data: {points}"
+        if name == "overview":
+            wait_for(
+                browser,
+                "return document.querySelectorAll('.card').length >= 8",
+                what="overview cards",
+            )
+        screenshot(browser, name)
+        source = browser.page_source
+        assert "Traceback" not in source
+        assert severe_console_entries(browser) == [], f"console errors on {name}"
+
+
+def test_nodes_table_lists_every_simulated_node(page_url, browser, history):
+    expected = set(pd.read_csv(history, usecols=["node"])["node"])
+    assert expected == {"bbb-01", "bbb-02", "bbb-03", "bbb-04", "jvb-01"}
+    browser.get(page_url + "/nodes")
+    script = (
+        "return Array.from(document.querySelectorAll("
+        "'#nodes-table td[data-dash-column=\"node\"]')).map(td => td.innerText.trim());"
+    )
+    shown = wait_until(lambda: browser.execute_script(script), timeout=30, what="node rows")
+    assert set(shown) == expected
+    assert len(shown) == len(expected)
+    api = requests.get(page_url + "/api/v1/placement", timeout=5).json()
+    assert {n["node"] for n in api["nodes"]} == expected
+
+
+def _card_number(browser, key: str) -> int:
+    text = text_of(browser, f"card-{key}-value")
+    assert text is not None and text.strip().isdigit(), f"card {key} shows {text!r}"
+    return int(text)
+
+
+def _move_slider(browser, control_id: str, key: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    handle = browser.find_element(By.CSS_SELECTOR, f"#{control_id} [role=slider]")
+    handle.send_keys(key)
+
+
+def _constraint_bars(browser) -> dict[str, int]:
+    """Servers needed per constraint as the constraint chart draws them."""
+    script = (
+        "const el = document.querySelector('#constraint-chart .js-plotly-plot');"
+        "if (!el || !el._fullData || !el._fullData.length) return null;"
+        "const t = el._fullData[0]; return [Array.from(t.x), Array.from(t.y)];"
+    )
+    drawn = browser.execute_script(script)
+    return dict(zip(drawn[0], drawn[1], strict=True)) if drawn else {}
+
+
+def _open_overview(browser, page_url: str) -> None:
+    browser.get(page_url + "/")
+    browser.execute_script("window.sessionStorage.clear();")  # the what-if store
+    browser.get(page_url + "/")
+    wait_until(lambda: _constraint_bars(browser), timeout=30, what="constraint chart")
+
+
+def test_growth_moves_servers_needed_up_and_down(page_url, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    _open_overview(browser, page_url)
+    before = wait_until(lambda: _card_number(browser, "4w"), timeout=30, what="4w card")
+    _move_slider(browser, "wi-growth", Keys.END)  # growth 3×
+    more = wait_until(
+        lambda: (n := _card_number(browser, "4w")) != before and n,
+        timeout=30,
+        what="servers needed to change with growth 3×",
+    )
+    assert more > before
+    _move_slider(browser, "wi-growth", Keys.HOME)  # growth 0.5×
+    fewer = wait_until(
+        lambda: (n := _card_number(browser, "4w")) != more and n,
+        timeout=30,
+        what="servers needed to change with growth 0.5×",
+    )
+    assert fewer < before
+    screenshot(browser, "what-if-growth")
+    body = requests.get(page_url + "/api/v1/capacity", timeout=5).json()
+    assert body["servers_needed"]["4w"] == before  # the page's what-if leaves the API alone
+    assert severe_console_entries(browser) == []
+
+
+def test_webcam_share_moves_the_bandwidth_need_and_never_lowers_the_total(page_url, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    _open_overview(browser, page_url)
+    total = wait_until(lambda: _card_number(browser, "next_peak"), timeout=30, what="card")
+    bars = _constraint_bars(browser)
+    _move_slider(browser, "wi-webcam", Keys.END)  # every participant's camera on
+    more = wait_until(
+        lambda: (b := _constraint_bars(browser))["transmit"] > bars["transmit"] and b,
+        timeout=30,
+        what="the transmit need to grow with every camera on",
+    )
+    assert more["participants"] == bars["participants"]  # cameras cost no seats
+    assert _card_number(browser, "next_peak") >= total
+    _move_slider(browser, "wi-webcam", Keys.HOME)  # no cameras
+    fewer = wait_until(
+        lambda: (b := _constraint_bars(browser))["transmit"] < more["transmit"] and b,
+        timeout=30,
+        what="the transmit need to fall with no camera",
+    )
+    assert fewer["transmit"] <= bars["transmit"]
+    screenshot(browser, "what-if-webcam")
+    assert severe_console_entries(browser) == []
+
+
+def test_prometheus_unreachable_shows_the_message_not_a_traceback(browser):
+    closed = free_port()  # nothing listens here
+    proc, url = planner(f"--prometheus=http://127.0.0.1:{closed}")
+    with running(proc, f"{url}/-/healthy", timeout=60):
+        wait_until(
+            lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["last_error"],
+            timeout=60,
+            what="the failed first refresh",
+        )
+        for name, path in PAGES.items():
+            browser.get(url + path)
+            banner = wait_for(
+                browser,
+                "const b = document.querySelector('.banner-bad'); return b && b.innerText;",
+                what=f"the unreachable message on {name}",
+            )
+            assert "cannot read" in banner and f"127.0.0.1:{closed}" in banner
+            assert "Traceback" not in browser.page_source
+            assert "waiting" in browser.page_source
+            if name == "overview":
+                screenshot(browser, "prometheus-unreachable")
+        assert severe_console_entries(browser) == []
