@@ -116,3 +116,9 @@ class SimPool:
 
     def close(self) -> None:
         self._session.close()
+
+    def __enter__(self) -> SimPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -27,6 +27,7 @@ CALLS = ("create", "join", "end", "isMeetingRunning", "getMeetingInfo", "getMeet
 BBB_VERSION = "2.7.12"
 XML = MappingProxyType({"Content-Type": "text/xml;charset=utf-8"})
 FRAGMENT_CACHE = 400  # meeting XML fragments kept per node
+MAX_AUDIENCE = 5000  # meta_confscale-audience cap (real bugs show at 1,202 participants)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def audience(meeting_id: str, params: dict[str, str]) -> tuple[Attendance, float
     if wanted == "none":
         return model.EMPTY, duration
     if wanted.isdigit() and int(wanted) > 0:
-        n = min(int(wanted), 1000)
+        n = min(int(wanted), MAX_AUDIENCE)
         listeners = n // 3
         video = min(n, max(1, n // 4))
         return Attendance(n, 1, listeners, n - listeners, video, 0, n > 10), duration

@@ -112,11 +112,15 @@ def test_thousands_separators(pool):
     assert (
         etree.fromstring(requests.get(url, timeout=10).content).findtext("returncode") == "SUCCESS"
     )
+    url = pool.api_url(NODE, "create", {"meetingID": "crowd", "meta_confscale-audience": "1202"})
+    requests.get(url, timeout=10).raise_for_status()
     text = get_meetings(pool).text
     assert "<maxUsers>25.000</maxUsers>" in text
+    assert "<participantCount>1.202</participantCount>" in text
     pool.clear_faults(NODE)
     assert "<maxUsers>25000</maxUsers>" in get_meetings(pool).text
-    requests.get(pool.api_url(NODE, "end", {"meetingID": "big-one"}), timeout=10)
+    for meeting in ("big-one", "crowd"):
+        requests.get(pool.api_url(NODE, "end", {"meetingID": meeting}), timeout=10)
 
 
 def test_link_saturated_sets_the_uplink_rate(pool):
