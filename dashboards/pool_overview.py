@@ -13,6 +13,7 @@ from dashboards.panels import (
     bargauge,
     stat,
     state_timeline,
+    table,
     timeseries,
 )
 
@@ -162,8 +163,22 @@ def build() -> Json:
             steps=(Step("green"), Step("red", 0.8)),
             description="BBB audio degrades from about 80 % CPU.",
         ),
+    ]
+    alerts = [
         alertlist(
             "Firing alerts", description="Alerts from the rules in alerts/, as Grafana sees them."
+        ),
+        table(
+            "Alerts in Prometheus",
+            [
+                Query(
+                    "count by (alertname, severity, alertstate) "
+                    '(ALERTS{alertstate=~"firing|pending"})'
+                )
+            ],
+            "none",
+            description="Straight from Prometheus' ALERTS series, firing and pending, with the "
+            "number of instances. Watchdog always fires: it shows the alert pipeline works.",
         ),
         timeseries(
             "Servers needed vs online (planner)",
@@ -172,6 +187,7 @@ def build() -> Json:
                 Query("confscale_pool_servers_online", "online"),
             ],
             "none",
+            width=24,
             description="Published by confscale-planner; needed includes the "
             "N+1 reserve and the largest meeting.",
         ),
@@ -181,5 +197,10 @@ def build() -> Json:
         "confscale / Pool overview",
         description="Nodes, load, bandwidth and alerts of the whole BBB/Jitsi pool.",
         variables=[datasource_variable(), pool_variable()],
-        rows=[("Status", status), ("Load", load), ("Nodes", per_node)],
+        rows=[
+            ("Status", status),
+            ("Load", load),
+            ("Nodes", per_node),
+            ("Alerts and capacity", alerts),
+        ],
     )

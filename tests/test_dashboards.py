@@ -149,8 +149,13 @@ def test_grafana_rate_interval():
 
 def test_provisioning_files():
     datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
-    source = datasources["datasources"][0]
-    assert source["type"] == "prometheus" and source["uid"] and source["url"].startswith("http")
+    sources = {source["type"]: source for source in datasources["datasources"]}
+    prometheus_ds, alertmanager_ds = sources["prometheus"], sources["alertmanager"]
+    assert prometheus_ds["url"] == "http://prometheus:9090" and prometheus_ds["isDefault"]
+    assert alertmanager_ds["url"] == "http://alertmanager:9093"
+    assert prometheus_ds["jsonData"]["alertmanagerUid"] == alertmanager_ds["uid"]
+    scrape = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())["global"]
+    assert prometheus_ds["jsonData"]["timeInterval"] == scrape["scrape_interval"]
     providers = yaml.safe_load((PROVISIONING / "dashboards" / "confscale.yml").read_text())
     provider = providers["providers"][0]
     assert provider["type"] == "file"
