@@ -207,7 +207,8 @@ def join(
         node.replace_api_meeting(t, _replace_joined(updated, joined))
     else:
         # a model meeting joined through the API becomes an API meeting from now on
-        node.end_meeting(t, meeting)
+        # (its breakout rooms run on)
+        node.end_meeting(t, meeting, breakouts=False)
         node.replace_api_meeting(t, _replace_joined(_from(updated, t), joined))
     url = f"{base_url}/html5client/join?sessionToken={session}"
     if params.get("redirect", "true").lower() == "false":

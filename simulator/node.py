@@ -161,14 +161,14 @@ class NodeState:
         self._api[meeting.meeting_id] = meeting
         self.version += 1
 
-    def end_meeting(self, t: float, meeting: Meeting) -> None:
-        """End a meeting (and its breakout rooms) at ``t``."""
+    def end_meeting(self, t: float, meeting: Meeting, *, breakouts: bool = True) -> None:
+        """End a meeting (and, unless told otherwise, its breakout rooms) at ``t``."""
         self.advance(t)
         if meeting.meeting_id in self._api:
             self._api[meeting.meeting_id] = truncate(self._api[meeting.meeting_id], t)
         else:
             self._ended[meeting.meeting_id] = t
-        for room in meeting.breakout_ids:
+        for room in meeting.breakout_ids if breakouts else ():
             self._ended[room] = t
         self.version += 1
 

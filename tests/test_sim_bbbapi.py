@@ -155,3 +155,36 @@ def test_post_create_with_a_body_keeps_the_connection_usable(pool):
         )
         assert xml(info).findtext("meetingID") == "posted"
         session.get(pool.api_url("bbb-01", "end", {"meetingID": "posted"}), timeout=10)
+
+
+def test_joining_a_modelled_meeting_keeps_its_breakout_rooms():
+    from test_sim_xml import breakout_instant
+
+    at = breakout_instant(1)
+    with simulator(nodes=1, seed=1, extra_args=[f"--start={at}"]) as sim:
+        before = xml(call(sim, "bbb-01", "getMeetings"))
+        parent = next(
+            m for m in before.iterfind("meetings/meeting") if m.find("breakoutRooms") is not None
+        )
+        rooms = len(parent.findall("breakoutRooms/breakout"))
+        truth = sim.truth()["nodes"]["bbb-01"]
+        params = {
+            "meetingID": parent.findtext("meetingID"),
+            "fullName": "Late Student",
+            "password": parent.findtext("attendeePW"),
+            "redirect": "false",
+        }
+        assert xml(call(sim, "bbb-01", "join", params)).findtext("returncode") == "SUCCESS"
+        after = xml(call(sim, "bbb-01", "getMeetings"))
+        now = sim.truth()["nodes"]["bbb-01"]
+    same = next(
+        m
+        for m in after.iterfind("meetings/meeting")
+        if m.findtext("meetingID") == parent.findtext("meetingID")
+    )
+    assert len(same.findall("breakoutRooms/breakout")) == rooms
+    assert int(same.findtext("participantCount")) == int(parent.findtext("participantCount")) + 1
+    assert now["breakout_rooms"] == truth["breakout_rooms"] == rooms
+    assert now["participants"] == truth["participants"] + 1
+    names = [a.findtext("fullName") for a in same.iterfind("attendees/attendee")]
+    assert "Late Student" in names
