@@ -12,11 +12,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-import requests
 from lxml import etree
 
 from exporter.config import BbbSource
-from exporter.fetch import PollError, fetch
+from exporter.fetch import HttpClient, PollError
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _MAX_COUNT_DIGITS = 12
@@ -161,11 +160,11 @@ def parse_meetings(document: bytes, chunk_size: int = 64 * 1024) -> BbbFigures:
     return parser.close()
 
 
-def poll_bbb(session: requests.Session, source: BbbSource, *, timeout: float,
+def poll_bbb(client: HttpClient, source: BbbSource, *, timeout: float,
              max_bytes: int) -> BbbFigures:
     """One getMeetings poll of one node; raises PollError with the failure reason."""
     parser = MeetingsParser()
-    fetch(session, signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed)
+    client.fetch(signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed)
     return parser.close()
 
 

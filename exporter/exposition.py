@@ -38,8 +38,9 @@ def render(families: Iterable[Metric]) -> bytes:
     """The text exposition of gauge/counter/untyped families (raises on other types)."""
     out: list[str] = []
     append = out.append
-    # Rendered label sets, shared across families: a node's labels recur in every family.
-    label_cache: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
+    # Rendered label sets by dict identity: the collector shares one dict per node across
+    # families. The entry keeps its dict alive, so an id is never reused while cached.
+    by_identity: dict[int, tuple[dict[str, str], str]] = {}
     for family in families:
         kind = family.type
         if kind not in ("gauge", "counter", "unknown"):
@@ -47,8 +48,6 @@ def render(families: Iterable[Metric]) -> bytes:
         name = f"{family.name}_total" if kind == "counter" else family.name
         append(f"# HELP {name} {_escape_help(family.documentation)}\n"
                f"# TYPE {name} {'untyped' if kind == 'unknown' else kind}\n")
-        cache: dict[tuple[str, ...], str] = {}
-        cache_keys: tuple[str, ...] = ()
         for sample in family.samples:
             if sample.name != name:
                 continue  # _created and similar OpenMetrics-only samples
@@ -56,14 +55,9 @@ def render(families: Iterable[Metric]) -> bytes:
             if not labels:
                 append(f"{name} {_number(sample.value)}\n")
                 continue
-            keys = tuple(labels)
-            if keys != cache_keys:
-                cache, cache_keys = label_cache.setdefault(keys, {}), keys
-            values = tuple(labels.values())
-            rendered = cache.get(values)
-            if rendered is None:
-                rendered = cache[values] = ",".join(
-                    [f'{key}="{_escape_value(val)}"' for key, val in zip(keys, values,
-                                                                         strict=True)])
-            append(f"{name}{{{rendered}}} {_number(sample.value)}\n")
+            entry = by_identity.get(id(labels))
+            if entry is None or entry[0] is not labels:
+                entry = by_identity[id(labels)] = (labels, ",".join(
+                    [f'{key}="{_escape_value(val)}"' for key, val in labels.items()]))
+            append(f"{name}{{{entry[1]}}} {_number(sample.value)}\n")
     return "".join(out).encode("utf-8")

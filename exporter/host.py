@@ -14,10 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from exporter.config import HostSource
-from exporter.fetch import PollError, fetch
+from exporter.fetch import HttpClient, PollError
 
 _CPU = "node_cpu_seconds_total{"
 _RX = "node_network_receive_bytes_total{"
@@ -78,7 +76,7 @@ def _split(line: str) -> tuple[dict[str, str], float]:
     close = line.rfind("}")
     if close < 0:
         raise PollError("parse", f"malformed sample line {line[:60]!r}")
-    labels = dict(_LABEL.findall(line, 0, close))
+    labels = _labels(line[line.find("{") + 1:close])
     fields = line[close + 1:].split()
     if not fields:
         raise PollError("parse", f"sample without a value {line[:60]!r}")
@@ -89,6 +87,17 @@ def _split(line: str) -> tuple[dict[str, str], float]:
     if not math.isfinite(value):
         raise PollError("parse", f"value is not finite in {line[:60]!r}")
     return labels, value
+
+
+def _labels(inner: str) -> dict[str, str]:
+    """``a="1",b="2"`` as a dict; escaped values take the slower, exact regex."""
+    if "\\" in inner:
+        return dict(_LABEL.findall(inner))
+    labels = {}
+    for part in inner.split('",'):
+        key, _, text = part.partition('="')
+        labels[key.strip().lstrip(",")] = text.removesuffix('"')
+    return labels
 
 
 class _LineSink:
@@ -156,11 +165,11 @@ def _proc_number(text: str) -> float:
     return float(text)
 
 
-def poll_host(session: requests.Session, source: HostSource, *, timeout: float,
+def poll_host(client: HttpClient, source: HostSource, *, timeout: float,
               max_bytes: int) -> HostFigures:
     """One poll of a node's host figures; raises PollError with the failure reason."""
     if source.node_exporter is None:
         return read_proc(interface=source.interface)
     sink = _LineSink()
-    fetch(session, source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink)
+    client.fetch(source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink)
     return parse_node_exporter(sink.finish(), source.interface)

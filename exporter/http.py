@@ -10,12 +10,11 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry
-
 from exporter.collector import SnapshotCollector
 from exporter.config import ConfigError
 from exporter.exposition import CONTENT_TYPE, render
-from exporter.poller import Poller, probe_node
+from exporter.page import MetricsPage
+from exporter.poller import Poller
 
 log = logging.getLogger("confscale.exporter")
 StartResponse = Callable[..., Any]
@@ -31,14 +30,14 @@ class ExporterApp:
     def __init__(self, poller: Poller, reload: Callable[[], None]) -> None:
         self._poller = poller
         self._reload = reload
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(SnapshotCollector(poller.snapshot))
+        self._page = MetricsPage(poller.snapshot)
+        poller.on_snapshot(self._page.refresh)
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/metrics":
-            return _render(self._registry, start)
+            return _body(start, self._page.body())
         if path == "/probe":
             return self._probe(environ, start)
         if path == "/-/healthy":
@@ -65,15 +64,13 @@ class ExporterApp:
         if node is None:
             shown = html.escape(names[0][:64])
             return _text(start, "404 Not Found", f"node {shown!r} is not in {config.path}\n")
-        snapshot = probe_node(node, config, max_bytes=self._poller.max_bytes)
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(SnapshotCollector(lambda: snapshot, self_metrics=False))
-        return _render(registry, start)
+        snapshot = self._poller.probe(node)
+        collector = SnapshotCollector(lambda: snapshot, self_metrics=False)
+        return _body(start, render(collector.collect()))
 
 
-def _render(registry: CollectorRegistry, start: StartResponse) -> Iterable[bytes]:
+def _body(start: StartResponse, body: bytes) -> Iterable[bytes]:
     # Always the 0.0.4 text format: every Prometheus reads it and it renders fast.
-    body = render(registry.collect())
     start("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
     return [body]
 

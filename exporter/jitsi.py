@@ -6,10 +6,8 @@ import json
 import math
 from dataclasses import dataclass
 
-import requests
-
 from exporter.config import JitsiSource
-from exporter.fetch import PollError, fetch
+from exporter.fetch import HttpClient, PollError
 
 # colibri key -> exported gauge suffix (systemli's names, DESIGN.md §2)
 JITSI_FIELDS = (
@@ -53,9 +51,9 @@ def _number_from_text(text: str, field: str) -> float:
     return value
 
 
-def poll_jitsi(session: requests.Session, source: JitsiSource, *, timeout: float,
+def poll_jitsi(client: HttpClient, source: JitsiSource, *, timeout: float,
                max_bytes: int) -> JitsiFigures:
     """One poll of a JVB; raises PollError with the failure reason."""
     chunks: list[bytes] = []
-    fetch(session, source.url, timeout=timeout, max_bytes=max_bytes, sink=chunks.append)
+    client.fetch(source.url, timeout=timeout, max_bytes=max_bytes, sink=chunks.append)
     return parse_colibri(b"".join(chunks))

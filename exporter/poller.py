@@ -1,9 +1,9 @@
 """The poll cycle: every source of every node, concurrently, into an immutable snapshot.
 
 A background thread runs one cycle per interval on its own clock. Each cycle submits
-one task per (node, source) to a fixed pool of worker threads, each worker keeping its
-own keep-alive session, so the number of open connections and queued tasks is bounded
-by the configuration. ``/metrics`` only ever reads the last finished snapshot.
+one task per (node, source) to a fixed pool of worker threads sharing one keep-alive
+HTTP client, so the number of open connections and queued tasks is bounded by the
+configuration. ``/metrics`` only ever reads the last finished snapshot.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import requests
-
 from exporter.bbb import BbbFigures, poll_bbb
 from exporter.config import NodeConfig, PoolConfig
-from exporter.fetch import DEFAULT_MAX_BODY_BYTES, PollError, new_session
+from exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
 from exporter.host import HostFigures, poll_host
 from exporter.jitsi import JitsiFigures, poll_jitsi
 
@@ -68,7 +66,7 @@ def select_nodes(config: PoolConfig) -> tuple[NodeConfig, ...]:
     return config.nodes
 
 
-def poll_source(session: requests.Session, node: NodeConfig, source: str, *, timeout: float,
+def poll_source(client: HttpClient, node: NodeConfig, source: str, *, timeout: float,
                 max_bytes: int, clock: Callable[[], float] = time.time) -> SourceResult:
     """Poll one source of one node; never raises, the failure is in ``reason``."""
     started = time.monotonic()
@@ -76,11 +74,11 @@ def poll_source(session: requests.Session, node: NodeConfig, source: str, *, tim
     reason: str | None = None
     try:
         if source == "bbb" and node.bbb is not None:
-            figures = poll_bbb(session, node.bbb, timeout=timeout, max_bytes=max_bytes)
+            figures = poll_bbb(client, node.bbb, timeout=timeout, max_bytes=max_bytes)
         elif source == "jitsi" and node.jitsi is not None:
-            figures = poll_jitsi(session, node.jitsi, timeout=timeout, max_bytes=max_bytes)
+            figures = poll_jitsi(client, node.jitsi, timeout=timeout, max_bytes=max_bytes)
         elif source == "host" and node.host is not None:
-            figures = poll_host(session, node.host, timeout=timeout, max_bytes=max_bytes)
+            figures = poll_host(client, node.host, timeout=timeout, max_bytes=max_bytes)
         else:
             raise PollError("internal", f"source {source} is not configured")
     except PollError as exc:
@@ -136,25 +134,27 @@ class Poller:
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=workers,
                                             thread_name_prefix="confscale-poll")
-        self._sessions = threading.local()
+        self._client = HttpClient(connections_per_host=workers,
+                                  hosts=2 * len(config.nodes))
         self._state = PollState()
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: Callable[[Snapshot], object] | None = None
 
     @property
     def config(self) -> PoolConfig:
         return self._config
 
-    @property
-    def max_bytes(self) -> int:
-        return self._max_bytes
-
     def snapshot(self) -> Snapshot | None:
         """The last complete cycle (None before the first one ends)."""
         return self._snapshot
+
+    def on_snapshot(self, listener: Callable[[Snapshot], object]) -> None:
+        """Call ``listener`` (in the poller's thread) with every new snapshot."""
+        self._listener = listener
 
     def replace_config(self, config: PoolConfig) -> None:
         """Use ``config`` from the next cycle on (started at once); counters are kept."""
@@ -163,15 +163,14 @@ class Poller:
             self._state.prune(config)
         self._wake.set()
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._sessions, "session", None)
-        if session is None:
-            session = self._sessions.session = new_session()
-        return session
-
     def _task(self, node: NodeConfig, source: str, timeout: float) -> SourceResult:
-        return poll_source(self._session(), node, source, timeout=timeout,
+        return poll_source(self._client, node, source, timeout=timeout,
                            max_bytes=self._max_bytes, clock=self._clock)
+
+    def probe(self, node: NodeConfig) -> Snapshot:
+        """Poll one node now, outside the cycle, into a snapshot of its own (``/probe``)."""
+        return probe_node(self._client, node, self._config, max_bytes=self._max_bytes,
+                          clock=self._clock)
 
     def run_cycle(self) -> Snapshot:
         """Poll every source of every node once and publish the snapshot."""
@@ -192,6 +191,8 @@ class Poller:
                 last_success=MappingProxyType(dict(self._state.last_success)))
             self._snapshot = snapshot
         log.debug("cycle done nodes=%d duration=%.3fs", len(config.nodes), snapshot.duration)
+        if self._listener is not None:
+            self._listener(snapshot)
         return snapshot
 
     def start(self) -> None:
@@ -216,16 +217,16 @@ class Poller:
         if self._thread is not None:
             self._thread.join(timeout=self._config.timeout + 5)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
 
 
-def probe_node(node: NodeConfig, config: PoolConfig, *, max_bytes: int,
+def probe_node(client: HttpClient, node: NodeConfig, config: PoolConfig, *, max_bytes: int,
                clock: Callable[[], float] = time.time) -> Snapshot:
-    """Poll one node now with a fresh session and fresh state (``/probe``)."""
+    """Poll one node now with fresh state: its own counters, no history (``/probe``)."""
     started_wall, started = clock(), time.monotonic()
-    with new_session() as session:
-        results = tuple(poll_source(session, node, source, timeout=config.timeout,
-                                    max_bytes=max_bytes, clock=clock)
-                        for source in node.sources())
+    results = tuple(poll_source(client, node, source, timeout=config.timeout,
+                                max_bytes=max_bytes, clock=clock)
+                    for source in node.sources())
     state = PollState()
     state.record(results)
     probe_config = PoolConfig(nodes=(node,), pool=config.pool, interval=config.interval,

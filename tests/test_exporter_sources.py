@@ -15,7 +15,7 @@ from harness import fixture_path, node_exporter
 
 from exporter.bbb import poll_bbb
 from exporter.config import BbbSource, HostSource, JitsiSource, Secret
-from exporter.fetch import PollError, fetch, new_session
+from exporter.fetch import HttpClient, PollError
 from exporter.host import is_uplink, poll_host, read_proc
 from exporter.jitsi import poll_jitsi
 
@@ -102,18 +102,21 @@ FIXTURE = "getMeetings_apiphp_3meetings_breakout.xml"
 
 def poll_reason(behaviour: Behaviour, *, timeout: float = 1.0,
                 max_bytes: int = 1 << 20) -> str | None:
-    with raw_server(behaviour) as url, new_session() as session:
+    client = HttpClient()
+    with raw_server(behaviour) as url:
         try:
-            poll_bbb(session, bbb(url), timeout=timeout, max_bytes=max_bytes)
+            poll_bbb(client, bbb(url), timeout=timeout, max_bytes=max_bytes)
         except PollError as exc:
             return exc.reason
+        finally:
+            client.close()
     return None
 
 
 def test_a_good_answer_parses() -> None:
     body = fixture_path("bbb", FIXTURE).read_bytes()
-    with raw_server(answer(body)) as url, new_session() as session:
-        figures = poll_bbb(session, bbb(url), timeout=2, max_bytes=1 << 20)
+    with raw_server(answer(body)) as url:
+        figures = poll_bbb(HttpClient(), bbb(url), timeout=2, max_bytes=1 << 20)
     assert figures.meetings == 3 and figures.video_fanout == 12
 
 
@@ -136,8 +139,8 @@ def test_refused_port_is_connect() -> None:
     port = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{port.getsockname()[1]}/"
     port.close()
-    with new_session() as session, pytest.raises(PollError) as raised:
-        poll_bbb(session, bbb(url), timeout=1, max_bytes=1 << 20)
+    with pytest.raises(PollError) as raised:
+        poll_bbb(HttpClient(), bbb(url), timeout=1, max_bytes=1 << 20)
     assert raised.value.reason == "connect"
 
 
@@ -163,16 +166,15 @@ def test_body_over_the_cap_is_too_large(length: bool) -> None:
 def test_fetch_hands_over_the_whole_body() -> None:
     body = bytes(range(256)) * 1000
     received: list[bytes] = []
-    with raw_server(answer(body, length=False)) as url, new_session() as session:
-        size = fetch(session, url, timeout=2, max_bytes=len(body), sink=received.append)
+    with raw_server(answer(body, length=False)) as url:
+        size = HttpClient().fetch(url, timeout=2, max_bytes=len(body), sink=received.append)
     assert size == len(body) and b"".join(received) == body
 
 
 def test_jitsi_over_http() -> None:
     stats = b'{"conferences": 1, "participants": 3, "stress_level": 0.5}'
-    with raw_server(answer(stats, content_type="application/json")) as url, \
-            new_session() as session:
-        figures = poll_jitsi(session, JitsiSource(url=url), timeout=2, max_bytes=1 << 20)
+    with raw_server(answer(stats, content_type="application/json")) as url:
+        figures = poll_jitsi(HttpClient(), JitsiSource(url=url), timeout=2, max_bytes=1 << 20)
     assert dict(figures.values) == {"conferences": 1, "participants": 3, "stress_level": 0.5}
 
 
@@ -181,8 +183,8 @@ def test_truncated_node_exporter_page_is_parse() -> None:
             b'node_cpu_seconds_total{cpu="0",mode="user"} 2\n'
             b'node_network_transmit_bytes_total{device="eth0"} 12')
     with raw_server(answer(page, content_type="text/plain")) as url, \
-            new_session() as session, pytest.raises(PollError) as raised:
-        poll_host(session, HostSource(node_exporter=url), timeout=2, max_bytes=1 << 20)
+            pytest.raises(PollError) as raised:
+        poll_host(HttpClient(), HostSource(node_exporter=url), timeout=2, max_bytes=1 << 20)
     assert raised.value.reason == "parse" and "truncated" in raised.value.detail
 
 
@@ -204,9 +206,9 @@ def first_uplink() -> str:
 def test_real_node_exporter_matches_proc(one_interface: bool) -> None:
     """node_exporter reads the same /proc: its figures sit between two local readings."""
     interface = first_uplink() if one_interface else None
-    with node_exporter() as url, new_session() as session:
+    with node_exporter() as url:
         before = proc_counters(interface)
-        figures = poll_host(session, HostSource(node_exporter=url, interface=interface),
+        figures = poll_host(HttpClient(), HostSource(node_exporter=url, interface=interface),
                             timeout=5, max_bytes=16 << 20)
         after = proc_counters(interface)
     cpu = dict(figures.cpu_seconds)
@@ -219,8 +221,7 @@ def test_real_node_exporter_matches_proc(one_interface: bool) -> None:
 
 
 def test_local_host_source() -> None:
-    with new_session() as session:
-        figures = poll_host(session, HostSource(node_exporter=None), timeout=1, max_bytes=1)
+    figures = poll_host(HttpClient(), HostSource(node_exporter=None), timeout=1, max_bytes=1)
     stat_cpus = sum(1 for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("cpu") and not line.startswith("cpu "))
     assert figures.cpu_count == stat_cpus

@@ -1,0 +1,221 @@
+"""One poll cycle over 1,000 simulated nodes: concurrent pool vs sequential polling.
+
+Starts the pool simulator (frozen clock) on 127.0.0.1, gives every BBB node about ten
+25-attendee meetings (the simulator's ``huge`` answer at ~0.08 MB), writes the exporter
+configuration with the simulator's own ``--write-config``, then runs the exporter's poll
+cycle in a child process (so its CPU and peak RSS are the exporter's alone): one warm-up
+cycle, one measured cycle, and the ``/metrics`` render of the whole pool (ours and
+prometheus_client's generate_latest). The same child code with one worker is the
+sequential alternative; by default it polls the first 100 nodes and scales the time by
+10 to keep the run short (``--sequential-nodes 1000`` polls them all).
+
+    .venv/bin/python -m bench.bench_exporter [--nodes 1000] [--meetings 10] [--workers 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BYTES_PER_MEETING = 8_300  # a 25-attendee meeting in bbb-web's getMeetings XML
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child(config_path: str, workers: int, nodes: int, renders: int) -> dict[str, Any]:
+    """Runs inside the measured process: warm-up cycle, measured cycle, render."""
+    import dataclasses
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from exporter.collector import SnapshotCollector
+    from exporter.config import load_config
+    from exporter.exposition import render
+    from exporter.http import ExporterApp
+    from exporter.poller import Poller
+
+    config = load_config(config_path)
+    config = dataclasses.replace(config, nodes=config.nodes[:nodes])
+    poller = Poller(config, workers=workers)
+    poller.run_cycle()  # warm-up: threads, sessions, connections
+    cpu_started, started = time.process_time(), time.perf_counter()
+    snapshot = poller.run_cycle()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(poller.snapshot))
+    best = reference = float("inf")
+    for _ in range(renders):
+        render_started = time.perf_counter()
+        body = render(registry.collect())
+        best = min(best, time.perf_counter() - render_started)
+        render_started = time.perf_counter()
+        generate_latest(registry)
+        reference = min(reference, time.perf_counter() - render_started)
+    # what a scrape costs: the page was rendered when the cycle ended
+    app = ExporterApp(poller, reload=lambda: None)
+    app._page.refresh(snapshot)
+    served = float("inf")
+    for _ in range(renders):
+        render_started = time.perf_counter()
+        b"".join(app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"}, lambda *a: None))
+        served = min(served, time.perf_counter() - render_started)
+    failed = [r for r in snapshot.results if not r.ok]
+    meetings = sum(getattr(r.figures, "meetings", 0) for r in snapshot.results if r.ok)
+    poller.stop()
+    return {"wall": wall, "cpu": cpu, "render": best, "reference_render": reference,
+            "served": served,
+            "body_bytes": len(body),
+            "samples": body.count(b"\n") - body.count(b"\n#"),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "polls": len(snapshot.results), "failed": len(failed),
+            "failed_reasons": sorted({r.reason or "" for r in failed}),
+            "meetings": meetings}
+
+
+def run_child(config: Path, workers: int, nodes: int, sim_pid: int) -> dict[str, Any]:
+    sim_cpu = cpu_seconds_of(sim_pid)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_exporter", "--child", str(config),
+         f"--workers={workers}", f"--nodes={nodes}"], capture_output=True, text=True,
+        cwd=REPO, timeout=600, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measured child failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["sim_cpu"] = cpu_seconds_of(sim_pid) - sim_cpu  # both cycles
+    return result
+
+
+def start_simulator(nodes: int, secret: str) -> tuple[subprocess.Popen[bytes], str, list[str]]:
+    port = free_port()
+    args = [f"--nodes={nodes}", "--jitsi=0", "--frozen", "--start=2026-10-06T10:30:00Z"]
+    env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", f"--listen=127.0.0.1:{port}", *args],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/_admin/health", timeout=2).ok:
+                return sim, url, args
+        except requests.RequestException:
+            time.sleep(0.2)
+    sim.kill()
+    raise SystemExit("the simulator did not start within 120 s")
+
+
+def prepare(url: str, args: list[str], secret: str, workdir: Path) -> Path:
+    config = workdir / "pool.yml"
+    env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
+    subprocess.run(
+        [sys.executable, "-m", "simulator.cli", *args, "--base-url", url,
+         "--write-config", str(config)], cwd=REPO, env=env, check=True, timeout=120,
+        capture_output=True)
+    data = yaml.safe_load(config.read_text())
+    data["interval"], data["timeout"] = "15s", "5s"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def set_fault_everywhere(url: str, nodes: int, mode: str | None, arg: float) -> None:
+    """One fault mode on every node (``huge`` for big answers, ``slow`` for latency)."""
+    width = max(2, len(str(nodes)))
+    with requests.Session() as session:
+        session.delete(f"{url}/_admin/faults", timeout=30).raise_for_status()
+        if mode is None:
+            return
+        for index in range(1, nodes + 1):
+            session.post(f"{url}/_admin/faults", timeout=30,
+                         json={"node": f"bbb-{index:0{width}d}", "mode": mode, "arg": arg}
+                         ).raise_for_status()
+
+
+def report(name: str, result: dict[str, Any], nodes: int) -> None:
+    print(f"  {name:<30} cycle {result['wall']:6.2f} s wall, {result['cpu']:5.2f} s CPU, "
+          f"peak RSS {result['rss_mb']:4.0f} MB, {result['polls']} polls, "
+          f"{result['failed']} failed {result['failed_reasons'] or ''}, "
+          f"{result['meetings'] / nodes:.1f} meetings/node "
+          f"(simulator: {result['sim_cpu']:.2f} s CPU over 2 cycles)")
+
+
+def scenario(title: str, config: Path, args: argparse.Namespace, sim_pid: int) -> None:
+    concurrent = run_child(config, args.workers, args.nodes, sim_pid)
+    sample = min(args.sequential_nodes, args.nodes)
+    sequential = run_child(config, 1, sample, sim_pid) if sample > 0 else None
+    print(title)
+    report(f"concurrent ({args.workers} workers)", concurrent, args.nodes)
+    print(f"  /metrics render of the whole pool: {concurrent['render'] * 1e3:.1f} ms "
+          f"({concurrent['samples']} samples, {concurrent['body_bytes'] / 1e6:.2f} MB); "
+          f"prometheus_client generate_latest: {concurrent['reference_render'] * 1e3:.1f} ms "
+          f"({concurrent['reference_render'] / concurrent['render']:.1f}x); a scrape of the "
+          f"page rendered at the end of the cycle: {concurrent['served'] * 1e3:.2f} ms")
+    if sequential is not None:
+        scale = args.nodes / sample
+        report(f"sequential (1 worker, {sample} nodes)", sequential, sample)
+        print(f"  sequential cycle scaled to {args.nodes} nodes: "
+              f"{sequential['wall'] * scale:.1f} s; ratio (sequential / concurrent wall "
+              f"time): {sequential['wall'] * scale / concurrent['wall']:.1f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--meetings", type=int, default=10,
+                        help="25-attendee meetings per node in the first scenario")
+    parser.add_argument("--latency", type=float, default=0.02,
+                        help="answer delay in seconds in the second scenario (0: skip it)")
+    parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--sequential-nodes", type=int, default=100,
+                        help="nodes polled sequentially; the time is scaled to --nodes "
+                             "(0: skip the sequential runs)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.workers, args.nodes, renders=7)))
+        return
+    secret = secrets.token_hex(16)
+    sim, url, sim_args = start_simulator(args.nodes, secret)
+    print(f"pool: {args.nodes} simulated BBB nodes (getMeetings + node_exporter each) on "
+          f"127.0.0.1, {os.cpu_count()} cores shared with the simulator")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = prepare(url, sim_args, secret, Path(tmp))
+            set_fault_everywhere(url, args.nodes, "huge",
+                                 args.meetings * BYTES_PER_MEETING / 1e6)
+            scenario(f"A. ~{args.meetings} meetings x 25 attendees per node, no latency",
+                     config, args, sim.pid)
+            if args.latency > 0:
+                set_fault_everywhere(url, args.nodes, "slow", args.latency)
+                scenario(f"B. the simulator's own Tuesday 10:30, every answer delayed "
+                         f"{args.latency * 1e3:.0f} ms (a remote pool)", config, args, sim.pid)
+    finally:
+        sim.terminate()
+        sim.wait(30)
+    print("targets: cycle <= 5 s, RSS <= 200 MB, render <= 100 ms")
+
+
+if __name__ == "__main__":
+    main()

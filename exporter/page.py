@@ -1,0 +1,43 @@
+"""The /metrics body, rendered once per snapshot rather than once per scrape.
+
+The poller hands each new snapshot over as soon as its cycle ends, so the render runs
+in the poller's thread and a scrape only copies bytes. A snapshot that goes stale is
+rendered once more in its stale form (up 0, no figures).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from exporter.collector import SnapshotCollector
+from exporter.exposition import render
+from exporter.poller import Snapshot
+
+
+class MetricsPage:
+    """Cached text exposition of the latest snapshot."""
+
+    def __init__(self, source: Callable[[], Snapshot | None],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rendered: tuple[Snapshot | None, bool, bytes] | None = None
+
+    def body(self) -> bytes:
+        """The page for the current snapshot (rendered now only if not yet cached)."""
+        return self.refresh(self._source())
+
+    def refresh(self, snapshot: Snapshot | None) -> bytes:
+        now = self._clock()
+        stale = snapshot is not None and snapshot.is_stale(now)
+        with self._lock:
+            cached = self._rendered
+            if cached is not None and cached[0] is snapshot and cached[1] == stale:
+                return cached[2]
+            collector = SnapshotCollector(lambda: snapshot, clock=lambda: now)
+            body = render(collector.collect())
+            self._rendered = (snapshot, stale, body)
+            return body
