@@ -91,11 +91,11 @@ class Attendee:
 
 def attendees(meeting: Meeting, t: float) -> list[Attendee]:
     """The attendee list matching the meeting's counters at ``t`` (deterministic)."""
-    index = next((i for i, s in enumerate(meeting.segments) if s.start <= t < s.end), 0)
     att = meeting.attendance(t)
     joined = [j for j in meeting.joined if j[0] <= t]
     simulated = att.participants - len(joined)
-    rng = random.Random(f"{meeting.seed}:{index}")
+    # the k-th person is the same in every segment: names survive joins and breakouts
+    rng = random.Random(meeting.seed)
     people: list[Attendee] = []
     moderators = att.moderators - sum(1 for j in joined if j[3] == "MODERATOR")
     voice_left, listeners_left, video_left = att.voice, att.listeners, att.video
@@ -109,7 +109,7 @@ def attendees(meeting: Meeting, t: float) -> list[Attendee]:
             people.append(
                 Attendee(
                     user_id,
-                    f"Phone {rng.randint(1000, 9999)}",
+                    f"Phone {int(user_id[2:8], 16) % 9000 + 1000}",
                     "VIEWER",
                     False,
                     False,

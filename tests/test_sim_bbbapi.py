@@ -186,5 +186,11 @@ def test_joining_a_modelled_meeting_keeps_its_breakout_rooms():
     assert int(same.findtext("participantCount")) == int(parent.findtext("participantCount")) + 1
     assert now["breakout_rooms"] == truth["breakout_rooms"] == rooms
     assert now["participants"] == truth["participants"] + 1
-    names = [a.findtext("fullName") for a in same.iterfind("attendees/attendee")]
-    assert "Late Student" in names
+    names = [
+        a.findtext("userID") + a.findtext("fullName") for a in same.iterfind("attendees/attendee")
+    ]
+    earlier = [
+        a.findtext("userID") + a.findtext("fullName") for a in parent.iterfind("attendees/attendee")
+    ]
+    assert names[: len(earlier)] == earlier  # the people already there keep their names
+    assert names[-1].endswith("Late Student")
