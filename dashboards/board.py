@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dashboards.panels import DATASOURCE, Json
+from dashboards.panels import Json, datasource
 
 SCHEMA_VERSION = 42  # Grafana 12.4's dashboard schema version (see dashboards/schema/)
 GRID_WIDTH = 24
@@ -32,7 +32,7 @@ def query_variable(name: str, label: str, query: str, *, multi: bool, include_al
         "name": name,
         "label": label,
         "type": "query",
-        "datasource": DATASOURCE,
+        "datasource": datasource(),
         "query": {
             "qryType": 1,
             "query": query,

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from dashboards.panels import Json
+from dashboards.panels import DATASOURCE_UID, Json
 
 MODERN_PANEL_TYPES = frozenset(
     {
@@ -28,17 +28,6 @@ MODERN_PANEL_TYPES = frozenset(
 # Panels without queries of their own: a row groups panels; the alert list reads Grafana's
 # alerting API (Grafana- and Prometheus-managed rules), not a data source query.
 QUERYLESS_PANEL_TYPES = frozenset({"row", "alertlist", "text"})
-# Series published by confscale-planner (DESIGN.md §2), not by the exporter or the rules.
-PLANNER_METRICS = (
-    "confscale_pool_servers_needed",
-    "confscale_pool_servers_online",
-    "confscale_pool_headroom_ratio",
-    "confscale_pool_binding_constraint",
-    "confscale_pool_time_to_saturation_seconds",
-    "confscale_node_pressure_ratio",
-    "confscale_node_placement_weight",
-)
-DATASOURCE_UID = "${datasource}"
 
 
 @dataclass(frozen=True)
@@ -49,10 +38,6 @@ class PanelQuery:
     panel: str
     ref_id: str
     expr: str
-
-    @property
-    def needs_planner(self) -> bool:
-        return any(re.search(rf"\b{name}\b", self.expr) for name in PLANNER_METRICS)
 
 
 def iter_panels(board: Json) -> Iterator[Json]:

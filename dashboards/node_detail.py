@@ -5,7 +5,6 @@ from __future__ import annotations
 from dashboards.board import dashboard, datasource_variable, pool_variable, query_variable
 from dashboards.panels import (
     GREEN_ORANGE_RED_LINK,
-    UP_DOWN_MAPPING,
     Json,
     Query,
     Step,
@@ -14,6 +13,7 @@ from dashboards.panels import (
     state_timeline,
     table,
     timeseries,
+    up_down_mapping,
 )
 
 UID = "confscale-node-detail"
@@ -167,7 +167,7 @@ def build() -> Json:
             "Poll health by source",
             [Query(f"confscale_node_up{{{NODE}}}", "{{source}}")],
             "none",
-            mappings=UP_DOWN_MAPPING,
+            mappings=up_down_mapping(),
             description="1 when the last poll of the source succeeded (BBB's returncode included).",
         ),
         timeseries(

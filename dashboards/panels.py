@@ -12,7 +12,12 @@ from typing import Any
 
 Json = dict[str, Any]
 
-DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
+DATASOURCE_UID = "${datasource}"
+
+
+def datasource() -> Json:
+    """A fresh reference to the dashboard's ``datasource`` variable."""
+    return {"type": "prometheus", "uid": DATASOURCE_UID}
 
 
 @dataclass(frozen=True)
@@ -34,15 +39,19 @@ class Step:
 
 GREEN_ORANGE_RED_LINK = (Step("green"), Step("orange", 0.75), Step("red", 0.8))
 GREEN_ORANGE_RED_PRESSURE = (Step("green"), Step("orange", 0.72), Step("red", 0.9))
-UP_DOWN_MAPPING: list[Json] = [
-    {
-        "type": "value",
-        "options": {
-            "0": {"text": "down", "color": "red", "index": 0},
-            "1": {"text": "up", "color": "green", "index": 1},
+
+
+def up_down_mapping() -> list[Json]:
+    """Value mapping for 0/1 health series: down in red, up in green."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                "0": {"text": "down", "color": "red", "index": 0},
+                "1": {"text": "up", "color": "green", "index": 1},
+            },
         },
-    },
-]
+    ]
 
 
 def thresholds(steps: Sequence[Step]) -> Json:
@@ -57,7 +66,7 @@ def targets(queries: Sequence[Query]) -> list[Json]:
     """Prometheus targets with refIds A, B, C…"""
     return [
         {
-            "datasource": DATASOURCE,
+            "datasource": datasource(),
             "refId": chr(ord("A") + index),
             "expr": query.expr,
             "legendFormat": query.legend,
@@ -102,7 +111,7 @@ def _panel(
         "type": kind,
         "title": title,
         "description": description,
-        "datasource": DATASOURCE,
+        "datasource": datasource(),
         "targets": targets(queries),
         "options": options,
         "fieldConfig": {"defaults": defaults, "overrides": []},

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dashboards.board import dashboard, datasource_variable, pool_variable
 from dashboards.panels import (
     GREEN_ORANGE_RED_LINK,
-    UP_DOWN_MAPPING,
     Json,
     Query,
     Step,
@@ -15,6 +14,7 @@ from dashboards.panels import (
     state_timeline,
     table,
     timeseries,
+    up_down_mapping,
 )
 
 UID = "confscale-pool-overview"
@@ -132,7 +132,7 @@ def build() -> Json:
             "Nodes up / down",
             [Query(f"min by (node) (confscale_node_up{{{POOL}}})", "{{node}}")],
             "none",
-            mappings=UP_DOWN_MAPPING,
+            mappings=up_down_mapping(),
             description="Per node, the worst of its sources; gaps are missing "
             "data, not idle nodes.",
         ),
