@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=LEVELS[args.log_level], stream=sys.stderr,
                         format="ts=%(asctime)s level=%(levelname)s msg=%(message)s")
+    # urllib3 logs request lines at debug level; a getMeetings URL carries a checksum that
+    # stays valid forever (the query never changes), so it must not reach any log.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     try:
         host, port = parse_listen_address(args.listen)
         config = load_config(args.config_file)

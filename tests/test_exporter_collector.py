@@ -149,3 +149,22 @@ def test_families_without_self_metrics_for_probe() -> None:
     names = {family.name for family in collector.collect()}
     assert "confscale_exporter_build_info" not in names
     assert names == {family.name for family in snapshot_families(snapshot)}
+
+
+def test_page_is_rendered_once_per_snapshot_and_again_when_stale() -> None:
+    from exporter.page import MetricsPage
+
+    now = [NOW]
+    current: list[Snapshot | None] = [None]
+    page = MetricsPage(lambda: current[0], clock=lambda: now[0])
+    assert b"confscale_exporter_build_info" in page.body()
+    first = make_snapshot()
+    current[0] = first
+    body = page.refresh(first)
+    assert page.body() is body  # cached: a scrape copies bytes
+    now[0] = NOW + 31
+    stale = page.body()
+    assert stale is not body and b"bbb_meetings{" not in stale
+    assert b'confscale_node_up{node="bbb-01",pool="campus",source="bbb"} 0.0' in stale
+    current[0] = make_snapshot(finished_at=NOW + 30)
+    assert b"bbb_meetings{" in page.body()

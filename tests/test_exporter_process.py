@@ -189,3 +189,28 @@ def test_real_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
             probed = prom_query(prom, 'confscale_node_up{job="confscale-probe"}')
     assert down[0]["metric"]["source"] == "bbb"
     assert [r["metric"]["node"] for r in probed] == ["host-local"]
+
+
+def test_listen_address_forms() -> None:
+    from exporter.cli import parse_listen_address
+
+    assert parse_listen_address("127.0.0.1:9688") == ("127.0.0.1", 9688)
+    assert parse_listen_address("[::1]:9688") == ("::1", 9688)
+    for bad in ("9688", "host:", "host:70000", ":9688"):
+        try:
+            parse_listen_address(bad)
+        except ValueError as exc:
+            assert "--web.listen-address" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")
+
+
+def test_reload_over_http(tmp_path: Path) -> None:
+    config = write_pool(tmp_path, dead_bbb("bbb-dead"))
+    with exporter(config) as running_exporter:
+        running_exporter.wait_cycles(1)
+        config.write_text(config.read_text() + "  - name: added\n    host: local\n")
+        response = requests.post(f"{running_exporter.url}/-/reload", timeout=10)
+        samples = running_exporter.wait_cycles(1)
+    assert response.status_code == 200
+    assert value(samples, "confscale_node_up", node="added", pool="test", source="host") == 1
