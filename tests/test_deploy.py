@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -228,6 +229,69 @@ def test_alertmanager_config_as_compose_mounts_it(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "templates" in result.stdout and " 0 templates" not in result.stdout
+
+
+# Programs of the confscale image → the module and sub-command whose --help lists its flags.
+PROGRAMS = {
+    "confscale-exporter": ("exporter.cli",),
+    "confscale-planner": ("planner.cli", "serve"),
+    "confscale-sim": ("simulator.cli",),
+}
+
+
+def compose_commands(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Service → argument vector of our programs (unwrapping the simulator's `sh -c`)."""
+    commands = {}
+    for name, service in config["services"].items():
+        command = service.get("command") or []
+        if service.get("entrypoint") == ["sh", "-c"]:
+            script = command[0].replace("$$", "$")
+            command = shlex.split(script.split("exec ", 1)[1])
+        if command and command[0] in PROGRAMS:
+            commands[name] = command
+    return commands
+
+
+@pytest.mark.parametrize("env_file", [None, "deploy/demo.env"])
+def test_compose_commands_use_flags_the_programs_accept(env_file):
+    config = compose_config(*(["--env-file", env_file] if env_file else []))
+    commands = compose_commands(config)
+    assert set(commands) == {"exporter", "planner", "simulator"}
+    for name, command in commands.items():
+        module, *sub = PROGRAMS[command[0]]
+        assert command[1 : 1 + len(sub)] == sub, f"{name}: expected sub-command {sub}"
+        result = subprocess.run(
+            harness.python_module(module, *sub, "--help"),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        accepted = set(re.findall(r"--[\w.-]+", result.stdout))
+        used = {arg.split("=", 1)[0] for arg in command if arg.startswith("--")}
+        assert used - accepted == set(), f"{name}: {command[0]} does not accept these flags"
+
+
+def test_exporter_example_config_passes_the_exporters_own_check(tmp_path):
+    """deploy/exporter/exporter.example.yml through `confscale-exporter --config.check`,
+    with its secret files (mounted at /run/confscale-secrets/ in compose) in a temp dir."""
+    example = (REPO / "deploy" / "exporter" / "exporter.example.yml").read_text()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in re.findall(r"/run/confscale-secrets/([\w.-]+)", example):
+        (secrets / name).write_text("not-a-real-secret")
+    config = tmp_path / "exporter.yml"
+    config.write_text(example.replace("/run/confscale-secrets/", f"{secrets}/"))
+    result = subprocess.run(
+        harness.python_module("exporter.cli", f"--config.file={config}", "--config.check"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK, 3 nodes" in result.stdout
 
 
 def test_no_secret_in_deploy_examples():
