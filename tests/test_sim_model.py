@@ -139,6 +139,22 @@ def test_term_calendar_file(tmp_path):
     cal = load_calendar(path)
     assert cal.regime(dt.date(2026, 9, 15)) == "term-weekday"
     assert cal.regime(dt.date(2026, 10, 15)) == "holiday"
+    # the planner's calendar file: breaks and public holidays inside a term are holidays
+    path.write_text(
+        "country: DE\nsubdivision: BY\n"
+        "terms: [{start: 2026-10-01, end: 2027-02-12, name: winter}]\n"
+        "holidays: [{start: 2026-11-16, end: 2026-11-20, name: reading week}]\n"
+        "events: [{start: 2026-11-30, end: 2026-12-04, name: exams, regime: exams}]\n"
+    )
+    cal = load_calendar(path)
+    assert cal.regime(dt.date(2026, 11, 13)) == "term-weekday"
+    assert cal.regime(dt.date(2026, 11, 17)) == "holiday"
+    assert cal.regime(dt.date(2026, 12, 25)) == "holiday"  # Christmas Day, a Friday
+    assert cal.regime(dt.date(2027, 1, 6)) == "holiday"  # Epiphany in Bavaria
+    assert cal.regime(dt.date(2027, 1, 7)) == "term-weekday"
+    path.write_text("terms: []\ncountry: XX\n")
+    with pytest.raises(CalendarError, match="XX"):
+        load_calendar(path)
     path.write_text("terms:\n  - {start: 2026-09-30}\n")
     with pytest.raises(CalendarError, match=r"terms\[0\]"):
         load_calendar(path)
