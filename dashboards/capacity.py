@@ -10,6 +10,7 @@ from dashboards.panels import (
     Step,
     bargauge,
     heatmap,
+    linked_to_node_detail,
     stat,
     table,
     timeseries,
@@ -113,23 +114,27 @@ def build() -> Json:
         ),
     ]
     placement = [
-        bargauge(
-            "Placement weight per node",
-            [Query("confscale_node_placement_weight", "{{node}}")],
-            "none",
-            min_value=0,
-            max_value=1,
-            steps=(Step("red"), Step("orange", 0.2), Step("green", 0.5)),
-            description="Published by the planner: 0 for nodes that are down, stale or "
-            "above the hard threshold.",
+        linked_to_node_detail(
+            bargauge(
+                "Placement weight per node",
+                [Query("confscale_node_placement_weight", "{{node}}")],
+                "none",
+                min_value=0,
+                max_value=1,
+                steps=(Step("red"), Step("orange", 0.2), Step("green", 0.5)),
+                description="Published by the planner: 0 for nodes that are down, stale or "
+                "above the hard threshold.",
+            )
         ),
-        table(
-            "Pressure per node",
-            [Query(f"node:confscale_pressure:ratio{{{POOL}}}", "{{node}}")],
-            "percentunit",
-            steps=GREEN_ORANGE_RED_PRESSURE,
-            description="Recording rule: max(cpu/0.75, tx/0.8, rx/0.8, participants/200, "
-            "stress/0.8).",
+        linked_to_node_detail(
+            table(
+                "Pressure per node",
+                [Query(f"node:confscale_pressure:ratio{{{POOL}}}", "{{node}}")],
+                "percentunit",
+                steps=GREEN_ORANGE_RED_PRESSURE,
+                description="Recording rule: max(cpu/0.75, tx/0.8, rx/0.8, participants/200, "
+                "stress/0.8).",
+            )
         ),
         heatmap(
             "Pressure distribution over nodes",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dashboards.board import dashboard, datasource_variable, pool_variable, query_variable
 from dashboards.panels import (
     GREEN_ORANGE_RED_LINK,
+    NODE_DETAIL_UID,
     Json,
     Query,
     Step,
@@ -16,7 +17,7 @@ from dashboards.panels import (
     up_down_mapping,
 )
 
-UID = "confscale-node-detail"
+UID = NODE_DETAIL_UID
 NODE = 'node="$node"'
 
 

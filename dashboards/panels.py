@@ -20,6 +20,21 @@ def datasource() -> Json:
     return {"type": "prometheus", "uid": DATASOURCE_UID}
 
 
+NODE_DETAIL_UID = "confscale-node-detail"
+
+
+def linked_to_node_detail(panel: Json) -> Json:
+    """``panel`` with a data link from each series (labelled ``node``) to that node's detail."""
+    url = (
+        f"/d/{NODE_DETAIL_UID}?var-node=${{__field.labels.node}}"
+        "&var-datasource=${datasource}&${__url_time_range}"
+    )
+    link = {"title": "Node detail: ${__field.labels.node}", "url": url}
+    field_config = panel["fieldConfig"]
+    defaults = {**field_config["defaults"], "links": [link]}
+    return {**panel, "fieldConfig": {**field_config, "defaults": defaults}}
+
+
 @dataclass(frozen=True)
 class Query:
     """One PromQL target; ``legend`` uses Grafana's ``{{label}}`` syntax."""

@@ -10,6 +10,7 @@ from dashboards.panels import (
     Step,
     alertlist,
     bargauge,
+    linked_to_node_detail,
     stat,
     state_timeline,
     table,
@@ -128,40 +129,46 @@ def build() -> Json:
             description="Uplink transmit of all nodes against the sum of their "
             "configured link capacity (not NIC speed).",
         ),
-        state_timeline(
-            "Nodes up / down",
-            [Query(f"min by (node) (confscale_node_up{{{POOL}}})", "{{node}}")],
-            "none",
-            mappings=up_down_mapping(),
-            description="Per node, the worst of its sources; gaps are missing "
-            "data, not idle nodes.",
+        linked_to_node_detail(
+            state_timeline(
+                "Nodes up / down",
+                [Query(f"min by (node) (confscale_node_up{{{POOL}}})", "{{node}}")],
+                "none",
+                mappings=up_down_mapping(),
+                description="Per node, the worst of its sources; gaps are missing "
+                "data, not idle nodes.",
+            )
         ),
     ]
     per_node = [
-        bargauge(
-            "Link utilisation per node",
-            [
-                Query(
-                    f"node:confscale_network_transmit_utilisation:ratio_rate5m{{{POOL}}}",
-                    "{{node}}",
-                )
-            ],
-            "percentunit",
-            steps=GREEN_ORANGE_RED_LINK,
-            min_value=0,
-            max_value=1,
-            description="Transmit bit/s ÷ configured link capacity (500 Mbit/s unless "
-            "configured); orange at the 0.75 headroom target, red at 0.8.",
+        linked_to_node_detail(
+            bargauge(
+                "Link utilisation per node",
+                [
+                    Query(
+                        f"node:confscale_network_transmit_utilisation:ratio_rate5m{{{POOL}}}",
+                        "{{node}}",
+                    )
+                ],
+                "percentunit",
+                steps=GREEN_ORANGE_RED_LINK,
+                min_value=0,
+                max_value=1,
+                description="Transmit bit/s ÷ configured link capacity (500 Mbit/s unless "
+                "configured); orange at the 0.75 headroom target, red at 0.8.",
+            )
         ),
-        timeseries(
-            "CPU utilisation per node",
-            [Query(f"node:confscale_cpu_utilisation:ratio_rate5m{{{POOL}}}", "{{node}}")],
-            "percentunit",
-            min_value=0,
-            max_value=1,
-            show_thresholds=True,
-            steps=(Step("green"), Step("red", 0.8)),
-            description="BBB audio degrades from about 80 % CPU.",
+        linked_to_node_detail(
+            timeseries(
+                "CPU utilisation per node",
+                [Query(f"node:confscale_cpu_utilisation:ratio_rate5m{{{POOL}}}", "{{node}}")],
+                "percentunit",
+                min_value=0,
+                max_value=1,
+                show_thresholds=True,
+                steps=(Step("green"), Step("red", 0.8)),
+                description="BBB audio degrades from about 80 % CPU.",
+            )
         ),
     ]
     alerts = [

@@ -178,3 +178,21 @@ def test_recording_rules_the_dashboards_read_exist_in_alerts():
     }
     assert used, "the dashboards read no recording rules"
     assert used - recorded == set(), "dashboards read series that alerts/rules do not record"
+
+
+def test_data_links_open_an_existing_dashboard_with_its_variables():
+    boards = {board["uid"]: board for board in committed().values()}
+    links = [
+        (board["uid"], panel["title"], link["url"])
+        for board in boards.values()
+        for panel in checks.iter_panels(board)
+        for link in panel.get("fieldConfig", {}).get("defaults", {}).get("links", [])
+    ]
+    assert len(links) >= 3
+    for uid, title, url in links:
+        target = re.fullmatch(r"/d/([\w-]+)\?(.*)", url)
+        assert target, f"{uid} {title!r}: {url}"
+        assert target.group(1) in boards, f"{uid} {title!r}: no dashboard {target.group(1)}"
+        names = {v["name"] for v in boards[target.group(1)]["templating"]["list"]}
+        for name in re.findall(r"var-(\w+)=", target.group(2)):
+            assert name in names, f"{uid} {title!r}: {target.group(1)} has no variable {name}"
