@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from simulator import bbbxml, model
+from simulator import model
 from simulator.model import Meeting
 from simulator.node import RX_BASE_BYTES, TX_BASE_BYTES, NodeState, Snapshot
 
@@ -85,7 +85,11 @@ def bbb_truth(meetings: list[Meeting], t: float) -> dict[str, Any]:
         totals["video_participants"] += att.video
         totals["video_fanout"] += att.fanout
         largest = max(largest, att.participants)
-        clients.update(p.client for p in bbbxml.attendees(meeting, t))
+        # the same split bbbxml.attendees() renders: dial-in users, everyone else HTML5
+        if att.participants - att.dialin:
+            clients["HTML5"] += att.participants - att.dialin
+        if att.dialin:
+            clients["DIAL-IN"] += att.dialin
     keys = (
         "meetings",
         "breakout_rooms",

@@ -25,7 +25,8 @@ def xml(response: requests.Response) -> etree._Element:
 
 @pytest.fixture(scope="module")
 def pool():
-    with simulator(nodes=3, jitsi=1, checksum="all", seed=7) as sim:
+    # seed 3: busy nodes, one of them with a dial-in user, at the default start instant
+    with simulator(nodes=3, jitsi=1, checksum="all", seed=3) as sim:
         yield sim
 
 
@@ -58,6 +59,7 @@ def test_only_accepted_algorithms():
 
 def test_get_meetings_matches_truth(pool):
     truth = pool.truth()["nodes"]
+    assert any("DIAL-IN" in n.get("clients", {}) for n in truth.values())
     for name in pool.names:
         if truth[name]["kind"] != "bbb":
             continue
@@ -76,7 +78,10 @@ def test_get_meetings_matches_truth(pool):
             )
         }
         fanout = 0
+        clients: dict[str, int] = {}
         for meeting in meetings:
+            for client in meeting.iterfind("attendees/attendee/clientType"):
+                clients[client.text] = clients.get(client.text, 0) + 1
             for key in counts:
                 counts[key] += int(meeting.findtext(key))
             attendees = meeting.findall("attendees/attendee")
@@ -97,6 +102,7 @@ def test_get_meetings_matches_truth(pool):
         assert counts["videoCount"] == t["video_participants"]
         assert counts["moderatorCount"] == t["moderators"]
         assert fanout == t["video_fanout"]
+        assert clients == t["clients"]
 
 
 def test_metrics_parse_and_match_truth(pool):
