@@ -59,8 +59,10 @@ class SimPool:
         signed = bbbapi.sign(call, query, self.secret, algorithm or self.checksum)
         return f"{self.node_url(name)}/bigbluebutton/api/{signed}"
 
-    def truth(self) -> dict[str, Any]:
-        return self._get("/_admin/truth")
+    def truth(self, *nodes: str) -> dict[str, Any]:
+        """Ground truth of the current simulated instant (all nodes, or those named)."""
+        query = "&".join(f"node={n}" for n in nodes)
+        return self._get(f"/_admin/truth?{query}" if query else "/_admin/truth")
 
     def now(self) -> float:
         return float(self._get("/_admin/clock")["now"])

@@ -48,10 +48,15 @@ class SimServer(ThreadingHTTPServer):
         self.settings = settings
 
 
-def truth(pool: Pool) -> dict[str, Any]:
+def truth(pool: Pool, names: list[str] | None = None) -> dict[str, Any]:
+    """Ground truth of the current instant, for every node or the ``names`` given."""
+    wanted = names or pool.names
+    unknown = [n for n in wanted if n not in pool.kinds]
+    if unknown:
+        raise ValueError(f"unknown node(s) {', '.join(unknown)} in ?node=")
     t = pool.clock.now()
     nodes = {}
-    for name in pool.names:
+    for name in wanted:
         node = pool.node(name)
         assert node is not None
         nodes[name] = exposition.node_truth(node, t, exposition.model.LINK_CAPACITY_BYTES)
@@ -163,7 +168,7 @@ class Handler(BaseHTTPRequestHandler):
         elif what == "nodes":
             self._json(200, [{"name": n, "kind": pool.kinds[n]} for n in pool.names])
         elif what == "truth":
-            self._json(200, truth(pool))
+            self._json(200, truth(pool, parse_qs(query).get("node")))
         elif what == "clock":
             if method == "POST":
                 seconds = float(self._body().get("advance", 0))

@@ -186,3 +186,13 @@ def _raw_get(url: str, timeout: float) -> bytes:
     with socket.create_connection((split.hostname, split.port), timeout=timeout) as sock:
         sock.sendall(f"GET {split.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         return sock.recv(65536)
+
+
+def test_truth_of_some_nodes(pool):
+    everything = pool.truth()
+    some = pool.truth("bbb-02", "jvb-01")
+    assert list(some["nodes"]) == ["bbb-02", "jvb-01"]
+    assert some["nodes"]["bbb-02"] == everything["nodes"]["bbb-02"]
+    answer = requests.get(f"{pool.url}/_admin/truth?node=bbb-77", timeout=10)
+    assert answer.status_code == 400
+    assert "bbb-77" in answer.json()["error"]
