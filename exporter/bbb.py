@@ -85,10 +85,11 @@ class MeetingsParser:
         self._fanout = 0
 
     def feed(self, chunk: bytes) -> None:
-        window = self._tail + chunk
-        if any(marker in window for marker in _FORBIDDEN):
+        # The markers are looked for in the chunk and across the seam with the last one.
+        seam = self._tail + chunk[:_FORBIDDEN_OVERLAP]
+        if any(marker in chunk or marker in seam for marker in _FORBIDDEN):
             raise PollError("parse", "the document declares a DTD or entities; refused")
-        self._tail = window[-_FORBIDDEN_OVERLAP:]
+        self._tail = (self._tail + chunk[-_FORBIDDEN_OVERLAP:])[-_FORBIDDEN_OVERLAP:]
         try:
             self._parser.feed(chunk)
         except etree.XMLSyntaxError as exc:
@@ -134,8 +135,11 @@ class MeetingsParser:
                 del parent[0]
 
     def _add_meeting(self, meeting: etree._Element) -> None:
-        counts = {key: parse_count(meeting.findtext(tag), tag) for tag, key in _COUNTERS.items()
-                  if meeting.find(tag) is not None}
+        counts = {}
+        for tag, key in _COUNTERS.items():
+            text = meeting.findtext(tag)  # None when the element is missing
+            if text is not None:
+                counts[key] = parse_count(text, tag)
         if (meeting.findtext("isBreakout") or "").strip().lower() == "true":
             self._breakouts += 1
         typed = 0
