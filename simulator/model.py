@@ -30,6 +30,7 @@ MANY_CAMS = 8
 SCREEN_BPS = 500e3
 OVERHEAD = 1.2
 LINK_CAPACITY_BYTES = 62.5e6  # 500 Mbit/s
+MAX_MEETING_SECONDS = 4 * 3600.0  # no modelled meeting runs longer (lets lookups skip days)
 
 # CPU cost in busy cores (fitted by eye to "200 participants on 8 cores ≈ 75 %").
 CPU_NODE_BASE = 0.12
@@ -179,7 +180,7 @@ def _duration(rng: random.Random, kind: str) -> float:
         minutes = rng.choice((60, 90, 90, 120)) + rng.uniform(-10, 10)
     else:
         minutes = min(rng.lognormvariate(math.log(40), 0.6), 240)
-    return max(minutes, 5.0) * 60.0
+    return min(max(minutes, 5.0) * 60.0, MAX_MEETING_SECONDS)
 
 
 def draw_attendance(rng: random.Random, kind: str) -> Attendance:

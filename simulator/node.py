@@ -129,7 +129,8 @@ class NodeState:
     def meetings_between(self, a: float, b: float) -> list[Meeting]:
         """Meetings overlapping [a, b] (b inclusive), API ends and API meetings applied."""
         found = []
-        for day in range(model.day_index(a) - 1, model.day_index(b) + 1):
+        first = model.day_index(a - model.MAX_MEETING_SECONDS)
+        for day in range(first, model.day_index(b) + 1):
             found.extend(self._day(day))
         result = []
         for meeting in found:

@@ -158,3 +158,11 @@ def test_term_calendar_file(tmp_path):
     path.write_text("terms:\n  - {start: 2026-09-30}\n")
     with pytest.raises(CalendarError, match=r"terms\[0\]"):
         load_calendar(path)
+
+
+def test_no_meeting_outlasts_the_lookup_window():
+    # node.meetings_between only looks MAX_MEETING_SECONDS back for running meetings
+    for node in NODES[:4]:
+        for day in range(day_of(2026, 10, 1), day_of(2026, 10, 1) + 30):
+            for meeting in model.day_meetings(5, node, day, CAL, 4.0):
+                assert 0 < meeting.end - meeting.start <= model.MAX_MEETING_SECONDS
