@@ -42,6 +42,10 @@ class Fault:
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "arg": self.arg}
 
+    def number(self) -> float:
+        """The argument as a number (seconds, MB, status, share; validated on set)."""
+        return float(self.arg) if isinstance(self.arg, int | float) else 0.0
+
 
 def node_names(prefix: str, count: int) -> list[str]:
     """``bbb-01`` … zero-padded to max(2, digits of count)."""
@@ -143,7 +147,7 @@ class Pool:
         t = self.clock.now()
         with node.lock:
             if mode in LOAD_FAULTS:
-                node.set_override(t, mode, float(fault.arg))  # type: ignore[arg-type]
+                node.set_override(t, mode, fault.number())
             else:
                 node.clear_overrides(t)
         with self._lock:

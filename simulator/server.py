@@ -201,20 +201,21 @@ class Handler(BaseHTTPRequestHandler):
             return
         fault = pool.fault(name)
         mode = fault.mode if fault else ""
+        arg = fault.number() if fault else 0.0
         if mode == "refused":
             self._drop()
             return
         if mode == "timeout":
-            time.sleep(float(fault.arg))  # type: ignore[union-attr, arg-type]
+            time.sleep(arg)
             self._drop()
             return
         if mode == "slow":
-            time.sleep(float(fault.arg))  # type: ignore[union-attr, arg-type]
+            time.sleep(arg)
         if mode == "html":
             self._send(200, HTML_MAINTENANCE, "text/html")
             return
         if mode == "http_error":
-            self._send(int(fault.arg), HTML_ERROR, "text/html")  # type: ignore[union-attr, arg-type]
+            self._send(int(arg), HTML_ERROR, "text/html")
             return
         status, body, content_type, headers = self._node_answer(name, rest, query, mode, fault)
         if mode == "invalid_xml" and status == 200 and body:
@@ -250,7 +251,7 @@ class Handler(BaseHTTPRequestHandler):
                 and call == "getMeetings"
                 and bbbapi.checksum_ok(call, query, settings.secret, settings.accepted)
             ):
-                answer = bbbapi.Answer(200, bbbapi.XML, huge.get_meetings(node, float(fault.arg)))
+                answer = bbbapi.Answer(200, bbbapi.XML, huge.get_meetings(node, fault.number()))
             else:
                 host = self.headers.get("Host", "127.0.0.1")
                 separator = str(fault.arg) if mode == "thousands" else ""
