@@ -8,6 +8,7 @@ same figure from the file's counters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -92,48 +93,81 @@ def validate_history(
     def where(position: int) -> str:
         return f"line {position + first_line}" if first_line else f"row {position}"
 
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    columns: dict[str, np.ndarray] = {}
     raw_ts = frame["timestamp"].reset_index(drop=True)
-    stamps = pd.to_datetime(raw_ts, utc=True, errors="coerce", format="mixed")
+    if isinstance(raw_ts.dtype, pd.DatetimeTZDtype):
+        stamps = raw_ts.dt.tz_convert("UTC")
+    else:
+        stamps = pd.to_datetime(raw_ts, utc=True, errors="coerce", format="ISO8601")
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if bad.size:
         raise HistoryError(
             f"{source}: {where(int(bad[0]))}: column timestamp: cannot read "
             f"{raw_ts.iloc[bad[0]]!r} as an ISO 8601 time ({bad.size} bad row(s))"
         )
-    out["timestamp"] = stamps
-    nodes = frame["node"].reset_index(drop=True).astype("string").str.strip()
+    # Few distinct names: clean the categories, not millions of strings.
+    nodes = _clean_labels(frame["node"], str.strip)
     bad = np.flatnonzero((nodes.isna() | (nodes == "")).to_numpy())
     if bad.size:
         raise HistoryError(f"{source}: {where(int(bad[0]))}: column node is empty")
-    out["node"] = nodes.astype(str)
-    kinds = frame["kind"].reset_index(drop=True).astype("string").str.strip().str.lower()
-    bad = np.flatnonzero((~kinds.isin(KINDS)).fillna(True).to_numpy())
+    kinds = _clean_labels(frame["kind"], lambda text: text.strip().lower())
+    bad = np.flatnonzero((~kinds.isin(KINDS)).to_numpy())
     if bad.size:
         raise HistoryError(
             f"{source}: {where(int(bad[0]))}: column kind is {kinds.iloc[bad[0]]!r}; "
             "expected bbb or jitsi"
         )
-    out["kind"] = kinds.astype(str)
     for column in NUMERIC_COLUMNS:
         raw = frame[column].reset_index(drop=True)
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = np.flatnonzero((values.isna() & raw.notna()).to_numpy())
-        if bad.size:
-            raise HistoryError(
-                f"{source}: {where(int(bad[0]))}: column {column}: {raw.iloc[bad[0]]!r} is "
-                "not a number"
-            )
+        if pd.api.types.is_numeric_dtype(raw.dtype):
+            values = raw.astype(float)
+        else:
+            values = pd.to_numeric(raw, errors="coerce")
+            bad = np.flatnonzero((values.isna() & raw.notna()).to_numpy())
+            if bad.size:
+                raise HistoryError(
+                    f"{source}: {where(int(bad[0]))}: column {column}: {raw.iloc[bad[0]]!r} "
+                    "is not a number"
+                )
         negative = np.flatnonzero((values < 0).to_numpy())
         if negative.size:
             raise HistoryError(
                 f"{source}: {where(int(negative[0]))}: column {column}: "
                 f"{values.iloc[negative[0]]} is negative"
             )
-        out[column] = values.astype(float)
-    out = out.sort_values(["node", "timestamp"], kind="stable")
-    out = out.drop_duplicates(["node", "timestamp"], keep="last")
-    return out.reset_index(drop=True)
+        columns[column] = values.to_numpy(dtype=float)
+    # Sort by (node, time) and keep the last of duplicate rows, on integer keys.
+    codes = pd.Categorical(nodes).codes.astype(np.int64)
+    times = pd.DatetimeIndex(stamps).asi8
+    ordered = bool(
+        np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (times[1:] > times[:-1])))
+    )
+    if ordered:  # the usual case (our writers sort): no copy through a permutation
+        return pd.DataFrame({"timestamp": stamps, "node": nodes, "kind": kinds, **columns})
+    order = np.lexsort((times, codes))
+    codes, times = codes[order], times[order]
+    keep = np.ones(len(order), dtype=bool)
+    keep[:-1] = (codes[1:] != codes[:-1]) | (times[1:] != times[:-1])
+    rows = order[keep]
+    return pd.DataFrame(
+        {
+            "timestamp": stamps.iloc[rows].reset_index(drop=True),
+            "node": nodes.iloc[rows].reset_index(drop=True),
+            "kind": kinds.iloc[rows].reset_index(drop=True),
+            **{c: columns[c][rows] for c in NUMERIC_COLUMNS},  # type: ignore[index]
+        }
+    )
+
+
+def _clean_labels(series: pd.Series, clean: Callable[[str], str]) -> pd.Series:
+    """Apply ``clean`` to each distinct label (missing stays missing)."""
+    labels = series.reset_index(drop=True).astype("category")
+    cleaned = labels.cat.categories.map(lambda text: clean(str(text)))
+    return (
+        pd.Series(pd.Categorical.from_codes(labels.cat.codes, categories=range(len(cleaned))))
+        .map(dict(enumerate(cleaned)))
+        .astype(object)
+    )
 
 
 def derive_rates(frame: pd.DataFrame, targets: PressureTargets | None = None) -> pd.DataFrame:
