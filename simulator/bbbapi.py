@@ -177,7 +177,7 @@ def create(node: NodeState, t: float, meeting_id: str, params: dict[str, str]) -
         else 70000 + seed % 9999,
         recording=params.get("record", "false") == "true",
     )
-    node.add_api_meeting(t, meeting)
+    node.put_api_meeting(t, meeting)
     return bbbxml.create_answer(meeting, duplicate=False)
 
 
@@ -204,12 +204,12 @@ def join(
     joined = (*meeting.joined, (t, user_id, full_name, role))
     updated = with_change(meeting, t, change)
     if meeting.kind == "api":
-        node.replace_api_meeting(t, _replace_joined(updated, joined))
+        node.put_api_meeting(t, _replace_joined(updated, joined))
     else:
         # a model meeting joined through the API becomes an API meeting from now on
         # (its breakout rooms run on)
         node.end_meeting(t, meeting, breakouts=False)
-        node.replace_api_meeting(t, _replace_joined(_from(updated, t), joined))
+        node.put_api_meeting(t, _replace_joined(_from(updated, t), joined))
     url = f"{base_url}/html5client/join?sessionToken={session}"
     if params.get("redirect", "true").lower() == "false":
         body = bbbxml.message(

@@ -152,12 +152,8 @@ class NodeState:
                 return meeting
         return None
 
-    def add_api_meeting(self, t: float, meeting: Meeting) -> None:
-        self.advance(t)
-        self._api[meeting.meeting_id] = meeting
-        self.version += 1
-
-    def replace_api_meeting(self, t: float, meeting: Meeting) -> None:
+    def put_api_meeting(self, t: float, meeting: Meeting) -> None:
+        """Add or replace a meeting made through the API, effective from ``t``."""
         self.advance(t)
         self._api[meeting.meeting_id] = meeting
         self.version += 1
