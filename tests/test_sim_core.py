@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import yaml
-from harness import simulator
+from harness import simulator, wait_until
 from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -196,3 +196,20 @@ def test_truth_of_some_nodes(pool):
     answer = requests.get(f"{pool.url}/_admin/truth?node=bbb-77", timeout=10)
     assert answer.status_code == 400
     assert "bbb-77" in answer.json()["error"]
+
+
+def test_running_clock_moves_counters_without_admin_calls():
+    with simulator(nodes=1, frozen=False, speed=3600) as sim:
+
+        def tx() -> float:
+            text = requests.get(f"{sim.node_url('bbb-01')}/metrics", timeout=10).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    name, device = sample.name, sample.labels.get("device")
+                    if name == "node_network_transmit_bytes_total" and device == "eth0":
+                        return sample.value
+            raise AssertionError("no eth0 transmit counter")
+
+        first_now, first_tx = sim.now(), tx()
+        wait_until(lambda: sim.now() > first_now + 600, timeout=20, what="the clock to run")
+        assert tx() > first_tx
