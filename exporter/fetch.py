@@ -105,6 +105,8 @@ def _stream(response: urllib3.BaseHTTPResponse, deadline: float, timeout: float,
         except (HTTPError, OSError):
             raise PollError("connect", "connection broken while reading the body") from None
         if not chunk:
+            if sock is not None:
+                sock.settimeout(timeout)  # the connection goes back to the pool
             return total
         total += len(chunk)
         if total > max_bytes:

@@ -125,6 +125,8 @@ def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(
         for node, (mode, arg, _, _) in FAULTS.items():
             sim.set_fault(node, mode, arg)
         sim.set_fault("bbb-09", "slow", 0.1)  # slow but within the timeout: healthy
+        sim.set_fault("bbb-08", "link_saturated", 1.05)  # load faults change figures only
+        sim.set_fault("jvb-01", "cpu_high", 0.95)
         with exporter(config, "--poll.max-body-bytes=1000000") as running:
             samples = running.wait_cycles(2)
             truth = sim.truth()["nodes"]
