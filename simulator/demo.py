@@ -31,6 +31,7 @@ from simulator.cli import DEFAULT_START, parse_listen, parse_time
 from simulator.config_writer import write_config
 from simulator.pool import Pool, SimClock
 from simulator.server import Settings, serve
+from simulator.terms import DEFAULT_TERMS
 
 STOP_TIMEOUT = 10.0  # seconds a child gets after SIGTERM before SIGKILL
 READY_TIMEOUT = 180.0  # the planner's first result on 12 weeks of history takes seconds
@@ -195,6 +196,17 @@ def _wait_ready(
     raise DemoError(f"{child.name} not ready at {url} after {timeout:g}s; see {child.log_path}")
 
 
+def write_calendar(path: Path, start: float) -> Path:
+    """The simulated pool's terms as the planner's calendar YAML (its holidays are real)."""
+    year = dt.datetime.fromtimestamp(start, dt.UTC).year
+    lines = ["# written by confscale-demo: the simulator's default academic terms", "terms:"]
+    for y in range(year - 1, year + 2):
+        for (m1, d1), (m2, d2) in DEFAULT_TERMS:
+            lines.append(f"  - {{start: {dt.date(y, m1, d1)}, end: {dt.date(y, m2, d2)}}}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def history_file(folder: Path, args: argparse.Namespace) -> Path:
     """The cached history's name: every input that changes its content is in it."""
     end = dt.datetime.fromtimestamp(args.start, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -335,21 +347,29 @@ def _run_stack(
     planner_host, planner_port = args.planner_listen
     planner_port = _port_or_free(planner_host, planner_port)
     planner_url = f"http://{planner_host}:{planner_port}"
-    source = f"demo history {history.name} + live exporter {exporter_url}"
-    planner = _start(
-        "planner",
-        [
-            sys.executable,
-            "-m",
-            "planner.cli",
-            "serve",
-            f"--history={history}",
-            f"--exporter={exporter_url}/metrics",
-            f"--web.listen-address={planner_host}:{planner_port}",
-        ],
-        logs,
-        env={"CONFSCALE_WEB_SOURCE": source},
-    )
+    live = args.live_placement == "on" or (args.live_placement == "auto" and args.speed == 1)
+    calendar = write_calendar(folder / "calendar.yml", args.start)
+    planner_args = [
+        sys.executable,
+        "-m",
+        "planner.cli",
+        "serve",
+        f"--history={history}",
+        f"--calendar={calendar}",
+        f"--web.listen-address={planner_host}:{planner_port}",
+    ]
+    if live:
+        planner_args.append(f"--exporter={exporter_url}/metrics")
+        source = f"demo history {history.name} + live exporter {exporter_url}"
+    else:
+        source = f"demo history {history.name}"
+        print(
+            f"  planner nodes    from the history's last instant (at --speed {args.speed:g} the "
+            "exporter's byte counters outrun wall-clock rates; --speed 1 or "
+            "--live-placement on reads the live exporter)",
+            flush=True,
+        )
+    planner = _start("planner", planner_args, logs, env={"CONFSCALE_WEB_SOURCE": source})
     children.append(planner)
     print("  planner          computing the first forecast …", flush=True)
     if not _wait_ready(planner, f"{planner_url}/-/healthy", stop, ready_key="ready"):
