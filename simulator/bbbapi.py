@@ -26,7 +26,6 @@ ALL_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 CALLS = ("create", "join", "end", "isMeetingRunning", "getMeetingInfo", "getMeetings")
 BBB_VERSION = "2.7.12"
 XML = MappingProxyType({"Content-Type": "text/xml;charset=utf-8"})
-FRAGMENT_CACHE = 400  # meeting XML fragments kept per node
 MAX_AUDIENCE = 5000  # meta_confscale-audience cap (real bugs show at 1,202 participants)
 
 
@@ -122,10 +121,7 @@ def get_meetings(node: NodeState, t: float, separator: str) -> bytes:
     cached = node.render_cache.get("getMeetings")
     if cached is not None and cached[0] == key:
         return cached[1]
-    meetings = node.active(t)
-    if len(node.fragments) > FRAGMENT_CACHE:
-        node.fragments.clear()
-    body = bbbxml.get_meetings(meetings, t, separator, node.fragments)
+    body = bbbxml.get_meetings(node.active(t), t, separator, node.fragments)
     node.render_cache["getMeetings"] = (key, body)
     return body
 

@@ -228,9 +228,11 @@ def get_meetings(
     separator: str = "",
     fragments: dict[tuple[object, ...], str] | None = None,
 ) -> bytes:
-    """getMeetings; ``fragments`` caches each meeting's XML across instants."""
-    if not meetings:
-        return message("SUCCESS", "noMeetings")
+    """getMeetings; ``fragments`` caches each meeting's XML across instants.
+
+    The cache keeps only the fragments of this answer, so it never outgrows one answer.
+    """
+    used = set()
     parts = ["<response>\n<returncode>SUCCESS</returncode>\n<meetings>\n"]
     for meeting in meetings:
         parts.append("<meeting>\n")
@@ -238,11 +240,17 @@ def get_meetings(
             parts.append(meeting_fields(meeting, t, separator))
         else:
             key = fragment_key(meeting, t, separator)
+            used.add(key)
             body = fragments.get(key)
             if body is None:
                 body = fragments[key] = meeting_fields(meeting, t, separator)
             parts.append(body)
         parts.append("</meeting>\n")
+    if fragments is not None:
+        for key in [k for k in fragments if k not in used]:
+            del fragments[key]
+    if not meetings:
+        return message("SUCCESS", "noMeetings")
     parts.append("</meetings>\n</response>\n")
     return "".join(parts).encode()
 

@@ -3,38 +3,36 @@
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 
 from simulator import bbbxml, model
-from simulator.node import NodeState
 
 ATTENDEES_PER_MEETING = 25
+KEEP_SIZES = 4  # answers of different sizes kept (each is shared by every node)
 
 
-def get_meetings(node: NodeState, megabytes: float) -> bytes:
-    """Many 25-attendee meetings (cached per node and size, the fault is for parsers)."""
-    key = ("huge", megabytes)
-    cached = node.render_cache.get("huge")
-    if cached is not None and cached[0] == key:
-        return cached[1]
+def get_meetings(cache: OrderedDict[float, bytes], megabytes: float) -> bytes:
+    """Many 25-attendee meetings; one answer per size, shared by all nodes in ``cache``."""
+    cached = cache.get(megabytes)
+    if cached is not None:
+        cache.move_to_end(megabytes)
+        return cached
     target = int(megabytes * 1_000_000)
     t = 1_700_000_000.0
-    rng = random.Random(model.stable_seed(node.name, "huge"))
+    rng = random.Random(model.stable_seed("huge", megabytes))
     attendance = model.Attendance(ATTENDEES_PER_MEETING, 2, 5, 18, 6)
     sample = model.make_meeting(1, "seminar", t - 60, 3600, attendance, name="x", rng=rng)[0]
     per_meeting = len(bbbxml.meeting_fields(sample, t).encode()) + 22
     count = max(1, target // per_meeting)
     meetings = [
         model.make_meeting(
-            model.stable_seed(node.name, "huge", i),
-            "seminar",
-            t - 60,
-            3600,
-            attendance,
-            name=f"Huge {i}",
-            rng=rng,
+            model.stable_seed("huge", i), "seminar", t - 60, 3600, attendance,
+            name=f"Huge {i}", rng=rng,
         )[0]
         for i in range(count)
-    ]
+    ]  # fmt: skip
     body = bbbxml.get_meetings(meetings, t)
-    node.render_cache["huge"] = (key, body)
+    cache[megabytes] = body
+    while len(cache) > KEEP_SIZES:
+        cache.popitem(last=False)
     return body

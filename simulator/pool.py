@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -101,6 +102,8 @@ class Pool:
         self.jitsi_names = node_names("jvb", jitsi) if jitsi else []
         self.kinds = {n: "bbb" for n in self.bbb_names} | {n: "jitsi" for n in self.jitsi_names}
         self._nodes: dict[str, NodeState] = {}
+        self.huge_answers: OrderedDict[float, bytes] = OrderedDict()  # the `huge` fault's
+        self.huge_lock = threading.Lock()
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
         self._origin = clock.now()

@@ -251,7 +251,9 @@ class Handler(BaseHTTPRequestHandler):
                 and call == "getMeetings"
                 and bbbapi.checksum_ok(call, query, settings.secret, settings.accepted)
             ):
-                answer = bbbapi.Answer(200, bbbapi.XML, huge.get_meetings(node, fault.number()))
+                with pool.huge_lock:
+                    body = huge.get_meetings(pool.huge_answers, fault.number())
+                answer = bbbapi.Answer(200, bbbapi.XML, body)
             else:
                 host = self.headers.get("Host", "127.0.0.1")
                 separator = str(fault.arg) if mode == "thousands" else ""
