@@ -299,3 +299,34 @@ def test_prometheus_unreachable_shows_the_message_not_a_traceback(browser):
             if name == "overview":
                 screenshot(browser, "prometheus-unreachable")
         assert severe_console_entries(browser) == []
+
+
+def test_short_history_says_how_much_is_missing(browser, tmp_path):
+    from planner.synthetic import synthetic_history
+
+    history = tmp_path / "week.csv"
+    synthetic_history(nodes=2, weeks=1, start="2026-09-21").to_csv(history, index=False)
+    proc, url = planner(f"--history={history}")
+    with running(proc, f"{url}/-/healthy", timeout=60):
+        wait_until(
+            lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["ready"],
+            timeout=60,
+            what="the planner's first result",
+        )
+        browser.get(url + "/diagnostics")
+        banner = wait_for(
+            browser,
+            "const b = Array.from(document.querySelectorAll('.banner-warn'))"
+            ".find(e => e.innerText.includes('History too short')); return b && b.innerText;",
+            what="the short-history message",
+        )
+        assert "hours of history" in banner and "need" in banner
+        note = wait_for(
+            browser,
+            "const n = document.getElementById('backtest-note');return n && n.innerText;",
+            what="backtest note",
+        )
+        assert note.startswith("No backtest")
+        screenshot(browser, "short-history")
+        assert "Traceback" not in browser.page_source
+        assert severe_console_entries(browser) == []

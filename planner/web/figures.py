@@ -291,6 +291,19 @@ def coverage_chart(snapshot: Snapshot) -> go.Figure:
     """Backtest interval coverage per method against the nominal 80 % and 95 %."""
     table = snapshot.backtest
     fig = go.Figure()
+    if table.empty:
+        fig.add_annotation(
+            text="no backtest yet: the history is too short (see above)",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+        )
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        fig.update_layout(title="Backtest: share of actuals inside the bands", **LAYOUT)
+        return fig
     for level in (80, 95):
         column = f"coverage_{level}"
         if column in table:
