@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import bigbluebutton_api_python as bigbluebutton  # the test extra's third-party client
 import pytest
 import requests
 from harness import simulator
 from lxml import etree
 
 from simulator.model import Attendance
-
-bigbluebutton = pytest.importorskip("bigbluebutton_api_python")
 
 
 def call(pool, name, api, params=None, **kw):
