@@ -30,7 +30,8 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _HEADERS = {"Accept-Encoding": "identity", "User-Agent": "confscale-exporter"}
 
 # Reasons counted in confscale_node_poll_errors_total (documented in docs/exporter.md).
-REASONS = ("timeout", "connect", "http", "checksum", "failed", "parse", "too_large", "internal")
+REASONS = ("timeout", "connect", "http", "checksum", "failed", "parse", "too_large", "overrun",
+           "internal")
 
 
 class PollError(Exception):

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -176,9 +176,16 @@ class Poller:
         """Poll every source of every node once and publish the snapshot."""
         config = self._config
         started_wall, started = self._clock(), time.monotonic()
+        tasks = [(node, source) for node in select_nodes(config) for source in node.sources()]
         futures = [self._executor.submit(self._task, node, source, config.timeout)
-                   for node in select_nodes(config) for source in node.sources()]
-        results = tuple(future.result() for future in futures)
+                   for node, source in tasks]
+        # A cycle gets one interval: what the workers did not reach by then is an overrun
+        # (too few workers for the pool), not a reason to delay every other node.
+        done, _ = wait(futures, timeout=config.interval)
+        results = tuple(
+            future.result() if future in done else self._overrun(node, source, future,
+                                                                  config.interval)
+            for (node, source), future in zip(tasks, futures, strict=True))
         with self._lock:
             if config is not self._config:
                 # Reloaded meanwhile: keep state only for nodes still configured.
@@ -194,6 +201,12 @@ class Poller:
         if self._listener is not None:
             self._listener(snapshot)
         return snapshot
+
+    def _overrun(self, node: NodeConfig, source: str, future: Future[SourceResult],
+                 budget: float) -> SourceResult:
+        future.cancel()  # not started yet: drop it; running: it finishes on its own
+        return SourceResult(node=node.name, source=source, duration=budget,
+                            finished_at=self._clock(), reason="overrun")
 
     def start(self) -> None:
         """Start the background loop (one cycle at once, then one per interval)."""

@@ -13,6 +13,8 @@ import yaml
 from harness import simulator, wait_until
 from test_exporter_support import Exporter, Samples, exporter, parse_text, series, value
 
+from exporter.fetch import REASONS
+
 SECRET = "E2E-Sim-Secret-7d41b9aa"
 BBB_FIELDS = ("meetings", "breakout_rooms", "participants", "moderators", "listeners",
               "voice_participants", "video_participants", "participants_max", "video_fanout")
@@ -158,6 +160,8 @@ def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(
             assert value(samples, "confscale_node_poll_errors_total", **labels, source="host",
                          reason=host_reason), (mode, host_reason)
             assert not series(samples, "confscale_node_cpu_seconds_total", **labels), mode
+    seen = {dict(k)["reason"] for k in series(samples, "confscale_node_poll_errors_total")}
+    assert seen <= set(REASONS), "every reason is one docs/exporter.md lists"
     for node in HEALTHY:
         assert_node_matches_truth(samples, node, truth[node])
     assert value(samples, "confscale_exporter_nodes", state="up") == len(HEALTHY)

@@ -231,3 +231,21 @@ def test_local_host_source() -> None:
 def test_local_host_source_unknown_interface_names_it() -> None:
     with pytest.raises(PollError, match="no-such-if0"):
         read_proc(interface="no-such-if0")
+
+
+def test_a_cycle_gets_one_interval_and_reports_the_rest_as_overrun() -> None:
+    """One worker, three nodes that never answer: the cycle ends after one interval."""
+    from exporter.config import NodeConfig, PoolConfig
+    from exporter.poller import Poller
+
+    with raw_server(hold(1.5)) as url:
+        nodes = tuple(NodeConfig(name=f"jvb-0{i}", jitsi=JitsiSource(url=url))
+                      for i in (1, 2, 3))
+        poller = Poller(PoolConfig(nodes=nodes, interval=0.5, timeout=0.3), workers=1)
+        try:
+            snapshot = poller.run_cycle()
+        finally:
+            poller.stop()
+    reasons = {r.node: r.reason for r in snapshot.results}
+    assert reasons == {"jvb-01": "timeout", "jvb-02": "overrun", "jvb-03": "overrun"}
+    assert snapshot.errors[("jvb-03", "jitsi", "overrun")] == 1
