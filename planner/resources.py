@@ -137,7 +137,9 @@ def fit_resource_model(frame: pd.DataFrame, quantile: float = 0.9) -> ResourceMo
     span = (frame["timestamp"].max() - frame["timestamp"].min()).total_seconds() / 86400
     if span < MIN_DAYS:
         return prior_model(f"history covers {span:.1f} days; need {MIN_DAYS} to fit")
-    rows = frame[frame["kind"] == "bbb"][needed].dropna()
+    is_bbb = (frame["kind"] == "bbb").to_numpy()
+    rows = frame[needed] if is_bbb.all() else frame.loc[is_bbb, needed]
+    rows = rows.dropna()
     rows = rows[rows[list(FEATURES)].sum(axis=1) > 0]  # idle steps say nothing of cost
     if len(rows) < MIN_SAMPLES:
         return prior_model(f"only {len(rows)} loaded 5-minute samples; need {MIN_SAMPLES}")

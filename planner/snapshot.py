@@ -175,7 +175,8 @@ def compute_snapshot(
         stale_after=config.stale_after,
     )
 
-    sized = frame[frame["kind"] == "bbb"] if (frame["kind"] == "bbb").any() else frame
+    is_bbb = (frame["kind"] == "bbb").to_numpy()
+    sized = frame if is_bbb.all() or not is_bbb.any() else frame[is_bbb]
     pool = pool_totals(sized)
     hourly = hourly_peaks(pool["participants"])
 
@@ -198,7 +199,7 @@ def compute_snapshot(
     mix = with_largest_meeting_shares(demand_mix(pool), sized)
     capacity = node_capacity(sized, config.targets)
     kinds = {r.node: r.kind for r in readings}
-    online_kind = "bbb" if "bbb" in set(sized["kind"]) else None
+    online_kind = "bbb" if is_bbb.any() else None
     online = sum(
         1
         for p in placement.nodes
@@ -288,10 +289,19 @@ def with_largest_meeting_shares(mix: DemandMix, frame: pd.DataFrame) -> DemandMi
     """
     if frame.empty or mix.largest_meeting <= 0:
         return mix
-    big = frame[
-        (frame["participants_max"] >= 0.5 * mix.largest_meeting)
-        & (frame["participants_max"] >= 0.8 * frame["participants"])
-        & (frame["participants"] > 0)
+    shares = frame[
+        [
+            "participants",
+            "participants_max",
+            "voice_participants",
+            "listeners",
+            "video_participants",
+        ]
+    ]
+    big = shares[
+        (shares["participants_max"] >= 0.5 * mix.largest_meeting)
+        & (shares["participants_max"] >= 0.8 * shares["participants"])
+        & (shares["participants"] > 0)
     ]
     people = float(big["participants"].sum())
     if people <= 0:
