@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 import requests
@@ -140,3 +141,34 @@ def test_second_run_reuses_the_cached_history(tmp_path):
         assert cached.exists()
     assert "generating" in logs[0] and "(cached)" not in logs[0]
     assert "(cached)" in logs[1] and "generating" not in logs[1]
+
+
+def test_real_time_demo_places_on_the_live_exporter(tmp_path):
+    proc, ports = demo(tmp_path, "--weeks=4", "--speed=1")
+    planner = f"http://127.0.0.1:{ports['planner']}"
+    try:
+        wait_until(
+            lambda: "Ctrl-C stops it." in proc.log() or not proc.alive(),
+            timeout=150,
+            interval=0.5,
+            what="the demo's URLs",
+        )
+        assert proc.alive(), proc.log()
+        assert "planner nodes    from the history" not in proc.log()
+        started = time.time()
+
+        def live_placement() -> dict | None:
+            body = requests.get(f"{planner}/api/v1/placement", timeout=10).json()
+            fresh = body["generated_at"] >= started - 120
+            polled = all((n.get("timestamp") or 0) >= started - 60 for n in body["nodes"])
+            return body if fresh and polled and len(body["nodes"]) == 4 else None
+
+        # node timestamps are the exporter's last successful polls: wall-clock, not history
+        body = wait_until(live_placement, timeout=90, interval=1, what="a live placement")
+        assert {n["node"] for n in body["nodes"]} == {"bbb-01", "bbb-02", "bbb-03", "jvb-01"}
+        assert all(n["state"] == "available" for n in body["nodes"]), body["nodes"]
+        assert all(n["pressure"] < 0.9 for n in body["nodes"]), body["nodes"]
+        proc.signal(signal.SIGINT)
+        assert proc.popen.wait(30) == 0
+    finally:
+        proc.stop()

@@ -182,7 +182,7 @@ def fan_chart(
             line_width=0,
             layer="below",
             annotation_text=regime,
-            annotation_position="top left",
+            annotation_position="top right",
         )
     fig.update_layout(
         title="Pool participants: hourly peaks and forecast", yaxis_title="participants", **LAYOUT
@@ -239,9 +239,7 @@ def heatmaps(snapshot: Snapshot, what_if: WhatIf) -> tuple[go.Figure, go.Figure]
             colorbar={"title": "participants"},
         )
     )
-    demand_fig.update_layout(
-        title="Forecast demand (median participants), weekday × hour UTC", **LAYOUT
-    )
+    demand_fig.update_layout(title="Forecast demand (median), weekday × hour UTC", **LAYOUT)
     servers_fig = go.Figure(
         go.Heatmap(
             z=servers.to_numpy(),
@@ -252,7 +250,7 @@ def heatmaps(snapshot: Snapshot, what_if: WhatIf) -> tuple[go.Figure, go.Figure]
         )
     )
     servers_fig.update_layout(
-        title=f"Servers needed ({what_if.band} % band, what-if applied), weekday × hour UTC",
+        title=f"Servers needed ({what_if.band} % band, what-if)",
         **LAYOUT,
     )
     for fig in (demand_fig, servers_fig):
