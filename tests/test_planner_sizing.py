@@ -196,3 +196,31 @@ def test_largest_meeting_that_cannot_fit_says_so() -> None:
     assert sizing.per_constraint["participants"]["largest_meeting_fits"] is False
     assert sizing.servers_needed["next_peak"] == math.ceil(1000 / 200) + 1  # N+1 binds
     assert any("largest meeting (250 participants)" in note for note in sizing.notes)
+
+
+def test_time_to_saturation_extrapolates_growth_past_the_forecast() -> None:
+    small = DemandMix(
+        voice_per_participant=0.1,
+        listeners_per_participant=0.9,
+        fanout_per_participant=0.0,
+        webcam_share=0.0,
+        largest_meeting=20,
+    )
+    forecast = flat_forecast(500, 1000)  # fits 10 servers all through the forecast
+    times = {}
+    for growth in (1.0, 1.02, 1.1):
+        sizing = size_pool(
+            forecast,
+            mix=small,
+            model=prior_model(),
+            capacity=NodeCapacity(),
+            servers_online=10,
+            weekly_growth=growth,
+        )
+        times[growth] = sizing.time_to_saturation_seconds
+    assert times[1.0] is None
+    horizon = 700 * 3600.0
+    assert times[1.1] > horizon and times[1.02] > times[1.1]
+    # 10 servers hold up to 1800 participants (N+1 and the 20-seat largest meeting)
+    weeks = math.log(1800 / 1000) / math.log(1.1)
+    assert times[1.1] == pytest.approx(horizon + weeks * 7 * 86400, rel=0.01)

@@ -1,0 +1,160 @@
+"""PlannerService: one scheduler, last good snapshot kept, hysteresis across refreshes;
+the exporter scrape reader against a local /metrics page."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from planner.history import HistoryError, validate_history
+from planner.placement import NodeReading
+from planner.scrape import ExporterReader, ScrapeError
+from planner.service import PlannerService
+from planner.snapshot import what_if
+from planner.synthetic import synthetic_history
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return validate_history(synthetic_history(nodes=3, weeks=4, seed=12))
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failed_refresh_keeps_the_last_snapshot_and_says_why(history) -> None:
+    calls = {"n": 0}
+
+    def load() -> pd.DataFrame:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise HistoryError("pool.csv: line 7: column participants: 'x' is not a number")
+        return history
+
+    service = PlannerService(load)
+    first = service.refresh()
+    assert first is not None and service.status().last_error is None
+    assert service.refresh() is first
+    assert service.snapshot() is first
+    assert "pool.csv: line 7" in service.status().last_error
+    assert service.status().refits == 1
+    assert service.what_if(growth=2.0).servers_needed == what_if(first, growth=2.0).servers_needed
+
+
+def test_placement_refresh_keeps_hysteresis_and_calls_adapters(history) -> None:
+    clock = Clock(history["timestamp"].max().timestamp())
+    pressures = {"bbb-01": 0.95, "bbb-02": 0.3, "bbb-03": 0.3}
+    frozen: dict[str, float] = {}
+    seen: list[object] = []
+
+    class Recorder:
+        def apply(self, snapshot: object) -> None:
+            seen.append(snapshot.placement.recommended)  # type: ignore[attr-defined]
+
+    class Broken:
+        def apply(self, snapshot: object) -> None:
+            raise RuntimeError("balancer down")
+
+    def current() -> list[NodeReading]:
+        stamp = frozen.get("at", clock.now - 5)
+        return [
+            NodeReading(node=n, timestamp=stamp, pressure=p, participants=10)
+            for n, p in pressures.items()
+        ]
+
+    service = PlannerService(
+        lambda: history, read_current=current, actuators=[Broken(), Recorder()], clock=clock
+    )
+    service.refresh()
+    states = lambda: {n.node: n.state for n in service.snapshot().placement.nodes}  # noqa: E731
+    assert states()["bbb-01"] == "out"
+    pressures["bbb-01"] = 0.8
+    clock.now += 30
+    service.refresh_placement()
+    assert states()["bbb-01"] == "out"  # held by hysteresis
+    pressures["bbb-01"] = 0.7
+    clock.now += 30
+    service.refresh_placement()
+    assert states()["bbb-01"] == "available"
+    assert len(seen) == 3  # the broken adapter did not stop the other one
+    # readings that stop moving go stale and leave the ranking
+    frozen["at"] = clock.now
+    clock.now += 3600
+    service.refresh_placement()
+    assert service.snapshot().placement.recommended is None
+    assert service.snapshot().nodes["state"].eq("stale").all()
+
+
+def test_start_runs_one_scheduler_and_stops(history) -> None:
+    service = PlannerService(lambda: history, refit_seconds=3600)
+    service.start()
+    service.start()  # idempotent: still one scheduler
+    try:
+        snapshot = service.wait_ready(timeout=60)
+        assert snapshot.servers_online == 3
+        assert len(service._scheduler.get_jobs()) == 1  # refit only: no current source
+    finally:
+        service.stop()
+    assert service._scheduler is None
+
+
+PAGE = """# TYPE confscale_node_up gauge
+confscale_node_up{{node="bbb-01",source="bbb"}} 1
+confscale_node_up{{node="bbb-01",source="host"}} 1
+confscale_node_up{{node="bbb-02",source="bbb"}} 0
+# TYPE confscale_node_last_success_timestamp_seconds gauge
+confscale_node_last_success_timestamp_seconds{{node="bbb-01",source="bbb"}} {ts}
+# TYPE bbb_meetings_participants gauge
+bbb_meetings_participants{{node="bbb-01"}} 120
+# TYPE confscale_node_cpu_seconds_total counter
+confscale_node_cpu_seconds_total{{node="bbb-01",mode="idle"}} {idle}
+confscale_node_cpu_seconds_total{{node="bbb-01",mode="user"}} {busy}
+# TYPE confscale_node_network_transmit_bytes_total counter
+confscale_node_network_transmit_bytes_total{{node="bbb-01"}} {tx}
+# TYPE confscale_node_link_capacity_bytes_per_second gauge
+confscale_node_link_capacity_bytes_per_second{{node="bbb-01"}} 62500000
+"""
+
+
+def test_exporter_reader_needs_two_scrapes_for_rates() -> None:
+    state = {"idle": 1000.0, "busy": 500.0, "tx": 1e9, "ts": 1_800_000_000.0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = PAGE.format(**state).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    clock = Clock(1_800_000_000.0)
+    try:
+        reader = ExporterReader(f"http://127.0.0.1:{server.server_address[1]}/metrics", clock=clock)
+        first = {r.node: r for r in reader()}
+        assert first["bbb-01"].cpu_utilisation is None and first["bbb-01"].up
+        assert first["bbb-01"].participants == 120
+        assert not first["bbb-02"].up
+        state.update(idle=1000.0 + 8 * 15 * 0.4, busy=500.0 + 8 * 15 * 0.6, tx=1e9 + 15 * 25e6)
+        clock.now += 15
+        second = {r.node: r for r in reader()}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert second["bbb-01"].cpu_utilisation == pytest.approx(0.6)
+    assert second["bbb-01"].transmit_utilisation == pytest.approx(0.4)
+    with pytest.raises(ScrapeError, match=r"exporter http://127\.0\.0\.1"):
+        ExporterReader("http://127.0.0.1:9/metrics", timeout=2)()
