@@ -67,6 +67,7 @@ def test_what_if_growth_raises_the_cards(snapshot):
     assert more.servers_needed["4w"] > base
     cards = {c.key: c for c in overview_cards(snapshot, more, 28)}
     assert cards["4w"].value == str(more.servers_needed["4w"])
+    assert f"without what-if {base}" in cards["4w"].detail
 
 
 def test_messages_say_what_is_missing(snapshot, short_snapshot):

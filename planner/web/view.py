@@ -93,6 +93,9 @@ def overview_cards(snapshot: Snapshot, sizing: Sizing, lead_time_days: float) ->
             )
             continue
         tone = "bad" if value > online else "good"
+        baseline = snapshot.sizing.servers_needed.get(key)
+        if sizing is not snapshot.sizing and baseline != value:
+            when = f"{when} · without what-if {fmt_servers(baseline)}"
         cards.append(Card(key, title, str(value), when, tone))
     cards.append(
         Card(
