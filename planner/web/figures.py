@@ -45,19 +45,19 @@ def capacity_participants(sizing: Sizing, servers: int) -> dict[str, float | Non
     Demand per constraint is linear in participants, so each constraint's capacity is
     expressed in participants with the sizing's own demand ratios; the lowest one binds.
     """
+    people = sizing.per_constraint.get("participants", {}).get("demand", {})
     target: list[float] = []
     hard: list[float] = []
     for k in CONSTRAINTS:
         per = sizing.per_constraint.get(k, {})
-        demand = per.get("demand", {}) if isinstance(per, dict) else {}
-        people = sizing.per_constraint.get("participants", {}).get("demand", {})
-        ratio = None
-        for horizon in HORIZONS:
-            d, p = demand.get(horizon), people.get(horizon)
-            if d and p and d > 0 and p > 0:
-                ratio = float(p) / float(d)
-                break
-        cap = float(per.get("capacity_per_node", 0.0) or 0.0)
+        demand = per.get("demand", {})
+        ratios = (
+            float(people[h]) / float(demand[h])
+            for h in HORIZONS
+            if (demand.get(h) or 0) > 0 and (people.get(h) or 0) > 0
+        )
+        ratio = next(ratios, None)
+        cap = float(per.get("capacity_per_node") or 0.0)
         if ratio is None or cap <= 0:
             continue
         target.append(servers * float(per.get("target_utilisation", 1.0)) * cap * ratio)

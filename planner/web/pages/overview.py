@@ -107,7 +107,7 @@ def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.
             ),
             _slider(
                 "wi-headroom-participants",
-                "Participants target (× 200)",
+                f"Participants target (× {_seats(snapshot)} per node)",
                 0.3,
                 1.5,
                 0.01,
@@ -173,6 +173,11 @@ def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.
         className="what-if",
         id="what-if-panel",
     )
+
+
+def _seats(snapshot: object) -> str:
+    seats = snapshot.capacity.participants if snapshot is not None else 200.0  # type: ignore[attr-defined]
+    return f"{seats:g}"
 
 
 def _link_mbit(values: dict[str, object], snapshot: object) -> float:
