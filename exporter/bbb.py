@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -22,13 +23,13 @@ _MAX_COUNT_DIGITS = 12
 # A DTD is where entity bombs and external entities live; BBB never sends one.
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
 _FORBIDDEN_OVERLAP = max(len(m) for m in _FORBIDDEN) - 1
-_COUNTERS = {
+_COUNTERS = MappingProxyType({
     "participantCount": "participants",
     "moderatorCount": "moderators",
     "listenerCount": "listeners",
     "voiceParticipantCount": "voice_participants",
     "videoCount": "video_participants",
-}
+})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
+from types import MappingProxyType
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -29,7 +30,7 @@ _BBB_GAUGES = (
     ("video_fanout", "bbb_meetings_video_fanout",
      "Forwarded webcam streams: sum over meetings of videoCount*(participantCount-1)."),
 )
-_JITSI_HELP = {
+_JITSI_HELP = MappingProxyType({
     "conferences": "Conferences on the bridge.",
     "participants": "Participants on the bridge.",
     "largest_conference": "Participants of the largest conference.",
@@ -37,7 +38,7 @@ _JITSI_HELP = {
     "stress_level": "The bridge's own stress level (0-1, overload from about 0.8).",
     "bit_rate_upload": "Upload bit rate in kbit/s as the JVB reports it.",
     "bit_rate_download": "Download bit rate in kbit/s as the JVB reports it.",
-}
+})
 
 
 def build_version() -> str:

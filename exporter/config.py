@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,14 +22,14 @@ DEFAULT_LINK_MBIT = 500.0
 DEFAULT_INTERVAL = 15.0
 DEFAULT_TIMEOUT = 5.0
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION_UNITS = MappingProxyType({"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0})
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-_TOP_KEYS = {"pool", "interval", "timeout", "nodes"}
-_NODE_KEYS = {"name", "link_capacity_mbit", "bbb", "host", "jitsi"}
-_BBB_KEYS = {"url", "secret", "secret_file", "checksum"}
-_HOST_KEYS = {"node_exporter", "interface"}
-_JITSI_KEYS = {"url"}
+_TOP_KEYS = frozenset({"pool", "interval", "timeout", "nodes"})
+_NODE_KEYS = frozenset({"name", "link_capacity_mbit", "bbb", "host", "jitsi"})
+_BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum"})
+_HOST_KEYS = frozenset({"node_exporter", "interface"})
+_JITSI_KEYS = frozenset({"url"})
 
 
 class ConfigError(Exception):
@@ -193,7 +194,7 @@ def parse_config(data: object, origin: str, environ: Mapping[str, str],
                       interval=interval, timeout=timeout, path=origin)
 
 
-def _reject_unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
+def _reject_unknown(data: dict[str, Any], allowed: frozenset[str], where: str) -> None:
     unknown = sorted(str(k) for k in data if k not in allowed)
     if unknown:
         raise ConfigValueError(f"{where}: unknown key(s) {', '.join(unknown)}; "

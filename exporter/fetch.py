@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from types import MappingProxyType
 
 import urllib3
 from urllib3.exceptions import (
@@ -27,7 +28,7 @@ from urllib3.exceptions import (
 CHUNK = 64 * 1024
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # Compressed answers could expand past the cap inside one read; ask for plain bytes.
-_HEADERS = {"Accept-Encoding": "identity", "User-Agent": "confscale-exporter"}
+_HEADERS = MappingProxyType({"Accept-Encoding": "identity", "User-Agent": "confscale-exporter"})
 
 # Reasons counted in confscale_node_poll_errors_total (documented in docs/exporter.md).
 REASONS = ("timeout", "connect", "http", "checksum", "failed", "parse", "too_large", "overrun",
@@ -48,7 +49,7 @@ class HttpClient:
 
     def __init__(self, *, connections_per_host: int = 4, hosts: int = 64) -> None:
         self._pool = urllib3.PoolManager(num_pools=max(hosts, 16), maxsize=connections_per_host,
-                                         block=False, retries=False, headers=_HEADERS)
+                                         block=False, retries=False, headers=dict(_HEADERS))
 
     def fetch(self, url: str, *, timeout: float, max_bytes: int,
               sink: Callable[[bytes], None]) -> int:

@@ -1,4 +1,5 @@
-"""Helpers shared by the exporter's process tests (this module holds no tests itself)."""
+"""Helpers to run and read a real exporter: shared by the exporter's tests and by other
+areas' tests that need one (alerts, dashboards, deploy). This module holds no tests."""
 
 from __future__ import annotations
 
