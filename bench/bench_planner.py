@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,9 +65,17 @@ def latencies(url: str, total: int, workers: int) -> list[float]:
 
 
 def serve(app: Flask) -> tuple[str, Callable[[], None]]:
+    """Serve ``app`` from a forked child process, so clients and server do not share a GIL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}", server.shutdown
+    child = multiprocessing.get_context("fork").Process(target=server.serve_forever, daemon=True)
+    child.start()
+    server.socket.close()  # the child owns the listening socket now
+
+    def stop() -> None:
+        child.terminate()
+        child.join(10)
+
+    return f"http://127.0.0.1:{server.server_port}", stop
 
 
 def pct(values: list[float], q: float) -> float:
