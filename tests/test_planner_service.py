@@ -158,3 +158,40 @@ def test_exporter_reader_needs_two_scrapes_for_rates() -> None:
     assert second["bbb-01"].transmit_utilisation == pytest.approx(0.4)
     with pytest.raises(ScrapeError, match=r"exporter http://127\.0\.0\.1"):
         ExporterReader("http://127.0.0.1:9/metrics", timeout=2)()
+
+
+def test_api_answers_from_memory_and_503_before_the_first_result(history) -> None:
+    import requests
+    from werkzeug.serving import make_server
+
+    from planner.api import create_app
+
+    loads = {"n": 0, "fail": True}
+
+    def load() -> pd.DataFrame:
+        loads["n"] += 1
+        if loads["fail"]:
+            raise HistoryError("history.csv: history has no rows")
+        return history
+
+    service = PlannerService(load)
+    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        service.refresh()
+        early = requests.get(f"{base}/api/v1/capacity", timeout=5)
+        assert early.status_code == 503
+        assert early.json()["last_error"] == "refresh failed: history.csv: history has no rows"
+        assert requests.get(f"{base}/-/healthy", timeout=5).json()["ready"] is False
+        loads["fail"] = False
+        service.refresh()
+        before = loads["n"]
+        bodies = {requests.get(f"{base}/api/v1/placement", timeout=5).content for _ in range(30)}
+        for _ in range(30):
+            assert requests.get(f"{base}/api/v1/capacity", timeout=5).status_code == 200
+            assert requests.get(f"{base}/metrics", timeout=5).status_code == 200
+    finally:
+        server.shutdown()
+    assert loads["n"] == before  # requests never reloaded or recomputed anything
+    assert len(bodies) == 1  # the same serialised answer every time

@@ -224,3 +224,32 @@ def test_time_to_saturation_extrapolates_growth_past_the_forecast() -> None:
     # 10 servers hold up to 1800 participants (N+1 and the 20-seat largest meeting)
     weeks = math.log(1800 / 1000) / math.log(1.1)
     assert times[1.1] == pytest.approx(horizon + weeks * 7 * 86400, rel=0.01)
+
+
+def test_cpu_binds_when_talking_users_are_expensive() -> None:
+    from planner.resources import LinearCost, ResourceModel
+
+    heavy = ResourceModel(
+        cpu=LinearCost(0.5, 0.08, 0.01, 0.0005),
+        transmit=prior_model().transmit,
+        source={"cpu": "fitted", "transmit": "prior"},
+        quantile=0.9,
+        samples=5000,
+    )
+    talkers = DemandMix(
+        voice_per_participant=0.9,
+        listeners_per_participant=0.1,
+        fanout_per_participant=0.5,
+        webcam_share=0.05,
+        largest_meeting=20,
+    )
+    sizing = size_pool(
+        flat_forecast(300, 3000),
+        mix=talkers,
+        model=heavy,
+        capacity=NodeCapacity(),
+        servers_online=10,
+    )
+    assert sizing.binding_constraint == "cpu"
+    per = sizing.per_constraint["cpu"]
+    assert per["capacity_per_node"] == pytest.approx(8 - 0.5)  # baseline off the node
