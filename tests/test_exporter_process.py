@@ -22,8 +22,8 @@ from test_exporter_support import closed_port_url, exporter, series, value
 SECRET = "Kn0wn-Test-Secret-93f1c2"
 
 
-def write_pool(tmp_path: Path, nodes: str, *, interval: str = "300ms",
-               timeout: str = "250ms") -> Path:
+def write_pool(tmp_path: Path, nodes: str, *, interval: str = "1s",
+               timeout: str = "800ms") -> Path:
     (tmp_path / "pool.secret").write_text(SECRET)
     path = tmp_path / "pool.yml"
     path.write_text(f"pool: test\ninterval: {interval}\ntimeout: {timeout}\nnodes:\n{nodes}")
