@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -87,6 +88,10 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
 
 
+class _ThreadingServerV6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines are not logged: a /probe query names nodes, nothing more is useful.
@@ -95,5 +100,5 @@ class _QuietHandler(WSGIRequestHandler):
 
 def serve(app: ExporterApp, host: str, port: int) -> WSGIServer:
     """A threading HTTP server for ``app`` bound to host:port (not yet serving)."""
-    return make_server(host, port, app, server_class=_ThreadingServer,
-                       handler_class=_QuietHandler)
+    server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
+    return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)

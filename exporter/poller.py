@@ -235,11 +235,17 @@ class Poller:
 
 def probe_node(client: HttpClient, node: NodeConfig, config: PoolConfig, *, max_bytes: int,
                clock: Callable[[], float] = time.time) -> Snapshot:
-    """Poll one node now with fresh state: its own counters, no history (``/probe``)."""
+    """Poll one node now with fresh state: its own counters, no history (``/probe``).
+
+    The node's sources are polled side by side, so a probe lasts about one timeout.
+    """
     started_wall, started = clock(), time.monotonic()
-    results = tuple(poll_source(client, node, source, timeout=config.timeout,
-                                max_bytes=max_bytes, clock=clock)
-                    for source in node.sources())
+    sources = node.sources()
+    with ThreadPoolExecutor(max_workers=len(sources),
+                            thread_name_prefix="confscale-probe") as executor:
+        results = tuple(executor.map(
+            lambda source: poll_source(client, node, source, timeout=config.timeout,
+                                       max_bytes=max_bytes, clock=clock), sources))
     state = PollState()
     state.record(results)
     probe_config = PoolConfig(nodes=(node,), pool=config.pool, interval=config.interval,

@@ -9,12 +9,15 @@ from pathlib import Path
 import requests
 from harness import (
     REPO,
+    Proc,
     artifacts_dir,
+    free_port,
     node_exporter,
     prom_query,
     prometheus,
     python_module,
     require_tool,
+    running,
     wait_until,
 )
 from test_exporter_support import closed_port_url, exporter, series, value
@@ -203,6 +206,20 @@ def test_listen_address_forms() -> None:
             assert "--web.listen-address" in str(exc)
         else:
             raise AssertionError(f"{bad!r} accepted")
+
+
+def test_serves_on_ipv6_loopback(tmp_path: Path) -> None:
+    config = write_pool(tmp_path, "  - name: me\n    host: local\n")
+    port = free_port()
+    proc = Proc("confscale-exporter-v6", python_module(
+        "exporter", f"--config.file={config}", f"--web.listen-address=[::1]:{port}"),
+        cwd=REPO)
+    with running(proc, f"http://[::1]:{port}/-/healthy"):
+        body = wait_until(lambda: (t := requests.get(f"http://[::1]:{port}/metrics",
+                                                     timeout=10).text) and
+                          'confscale_node_up{node="me",pool="test",source="host"} 1.0' in t,
+                          timeout=30, what="the IPv6 listener's metrics")
+    assert body
 
 
 def test_reload_over_http(tmp_path: Path) -> None:
