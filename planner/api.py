@@ -27,7 +27,8 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
     routes = Blueprint("confscale_planner_api", __name__)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PlannerCollector(service.snapshot))
-    cache: dict[int, bytes] = {}  # per-blueprint, keyed by snapshot identity
+    # The last exposition and the snapshot it came from (held, so its id is never reused).
+    cache: list[tuple[object, bytes]] = []
 
     def not_ready() -> Response:
         status = service.status()
@@ -51,12 +52,11 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
     @routes.get("/metrics")
     def metrics() -> Response:
         snapshot = service.snapshot()
-        key = id(snapshot)
-        body = cache.get(key)
-        if body is None:
-            body = generate_latest(registry)
-            cache.clear()
-            cache[key] = body
+        if cache and cache[0][0] is snapshot:
+            body = cache[0][1]
+        else:
+            body = generate_latest(registry)  # the collector reads the same snapshot
+            cache[:] = [(snapshot, body)]
         return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
     @routes.get("/-/healthy")
