@@ -87,23 +87,42 @@ def child(config_path: str, workers: int, nodes: int, renders: int) -> dict[str,
     failed = [r for r in snapshot.results if not r.ok]
     meetings = sum(getattr(r.figures, "meetings", 0) for r in snapshot.results if r.ok)
     poller.stop()
-    return {"wall": wall, "cpu": cpu, "render": best, "reference_render": reference,
-            "render_cpu": best_cpu, "reference_render_cpu": reference_cpu,
-            "served": served,
-            "body_bytes": len(body),
-            "samples": body.count(b"\n") - body.count(b"\n#"),
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "polls": len(snapshot.results), "failed": len(failed),
-            "failed_reasons": sorted({r.reason or "" for r in failed}),
-            "meetings": meetings}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "render": best,
+        "reference_render": reference,
+        "render_cpu": best_cpu,
+        "reference_render_cpu": reference_cpu,
+        "served": served,
+        "body_bytes": len(body),
+        "samples": body.count(b"\n") - body.count(b"\n#"),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "polls": len(snapshot.results),
+        "failed": len(failed),
+        "failed_reasons": sorted({r.reason or "" for r in failed}),
+        "meetings": meetings,
+    }
 
 
 def run_child(config: Path, workers: int, nodes: int, sim_pid: int) -> dict[str, Any]:
     sim_cpu = cpu_seconds_of(sim_pid)
     done = subprocess.run(
-        [sys.executable, "-m", "bench.bench_exporter", "--child", str(config),
-         f"--workers={workers}", f"--nodes={nodes}"], capture_output=True, text=True,
-        cwd=REPO, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_exporter",
+            "--child",
+            str(config),
+            f"--workers={workers}",
+            f"--nodes={nodes}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"measured child failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -117,7 +136,11 @@ def start_simulator(nodes: int, secret: str) -> tuple[subprocess.Popen[bytes], s
     env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
     sim = subprocess.Popen(
         [sys.executable, "-m", "simulator.cli", f"--listen=127.0.0.1:{port}", *args],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -134,9 +157,22 @@ def prepare(url: str, args: list[str], secret: str, workdir: Path) -> Path:
     config = workdir / "pool.yml"
     env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
     subprocess.run(
-        [sys.executable, "-m", "simulator.cli", *args, "--base-url", url,
-         "--write-config", str(config)], cwd=REPO, env=env, check=True, timeout=120,
-        capture_output=True)
+        [
+            sys.executable,
+            "-m",
+            "simulator.cli",
+            *args,
+            "--base-url",
+            url,
+            "--write-config",
+            str(config),
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     data = yaml.safe_load(config.read_text())
     data["interval"], data["timeout"] = "15s", "5s"
     config.write_text(yaml.safe_dump(data))
@@ -151,17 +187,21 @@ def set_fault_everywhere(url: str, nodes: int, mode: str | None, arg: float) -> 
         if mode is None:
             return
         for index in range(1, nodes + 1):
-            session.post(f"{url}/_admin/faults", timeout=30,
-                         json={"node": f"bbb-{index:0{width}d}", "mode": mode, "arg": arg}
-                         ).raise_for_status()
+            session.post(
+                f"{url}/_admin/faults",
+                timeout=30,
+                json={"node": f"bbb-{index:0{width}d}", "mode": mode, "arg": arg},
+            ).raise_for_status()
 
 
 def report(name: str, result: dict[str, Any], nodes: int) -> None:
-    print(f"  {name:<30} cycle {result['wall']:6.2f} s wall, {result['cpu']:5.2f} s CPU, "
-          f"peak RSS {result['rss_mb']:4.0f} MB, {result['polls']} polls, "
-          f"{result['failed']} failed {result['failed_reasons'] or ''}, "
-          f"{result['meetings'] / nodes:.1f} meetings/node "
-          f"(simulator: {result['sim_cpu']:.2f} s CPU over 2 cycles)")
+    print(
+        f"  {name:<30} cycle {result['wall']:6.2f} s wall, {result['cpu']:5.2f} s CPU, "
+        f"peak RSS {result['rss_mb']:4.0f} MB, {result['polls']} polls, "
+        f"{result['failed']} failed {result['failed_reasons'] or ''}, "
+        f"{result['meetings'] / nodes:.1f} meetings/node "
+        f"(simulator: {result['sim_cpu']:.2f} s CPU over 2 cycles)"
+    )
 
 
 def scenario(title: str, config: Path, args: argparse.Namespace, sim_pid: int) -> None:
@@ -170,32 +210,48 @@ def scenario(title: str, config: Path, args: argparse.Namespace, sim_pid: int) -
     sequential = run_child(config, 1, sample, sim_pid) if sample > 0 else None
     print(title)
     report(f"concurrent ({args.workers} workers)", concurrent, args.nodes)
-    print(f"  /metrics render of the whole pool ({concurrent['samples']} samples, "
-          f"{concurrent['body_bytes'] / 1e6:.2f} MB): {concurrent['render'] * 1e3:.1f} ms wall, "
-          f"{concurrent['render_cpu'] * 1e3:.1f} ms CPU; prometheus_client generate_latest: "
-          f"{concurrent['reference_render'] * 1e3:.1f} ms wall, "
-          f"{concurrent['reference_render_cpu'] * 1e3:.1f} ms CPU "
-          f"({concurrent['reference_render_cpu'] / concurrent['render_cpu']:.1f}x); a scrape "
-          f"of the page rendered at the end of the cycle: {concurrent['served'] * 1e3:.2f} ms")
+    print(
+        f"  /metrics render of the whole pool ({concurrent['samples']} samples, "
+        f"{concurrent['body_bytes'] / 1e6:.2f} MB): {concurrent['render'] * 1e3:.1f} ms wall, "
+        f"{concurrent['render_cpu'] * 1e3:.1f} ms CPU; prometheus_client generate_latest: "
+        f"{concurrent['reference_render'] * 1e3:.1f} ms wall, "
+        f"{concurrent['reference_render_cpu'] * 1e3:.1f} ms CPU "
+        f"({concurrent['reference_render_cpu'] / concurrent['render_cpu']:.1f}x); a scrape "
+        f"of the page rendered at the end of the cycle: {concurrent['served'] * 1e3:.2f} ms"
+    )
     if sequential is not None:
         scale = args.nodes / sample
         report(f"sequential (1 worker, {sample} nodes)", sequential, sample)
-        print(f"  sequential cycle scaled to {args.nodes} nodes: "
-              f"{sequential['wall'] * scale:.1f} s; ratio (sequential / concurrent wall "
-              f"time): {sequential['wall'] * scale / concurrent['wall']:.1f}x")
+        print(
+            f"  sequential cycle scaled to {args.nodes} nodes: "
+            f"{sequential['wall'] * scale:.1f} s; ratio (sequential / concurrent wall "
+            f"time): {sequential['wall'] * scale / concurrent['wall']:.1f}x"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--meetings", type=int, default=10,
-                        help="25-attendee meetings per node in the first scenario")
-    parser.add_argument("--latency", type=float, default=0.02,
-                        help="answer delay in seconds in the second scenario (0: skip it)")
+    parser.add_argument(
+        "--meetings",
+        type=int,
+        default=10,
+        help="25-attendee meetings per node in the first scenario",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.02,
+        help="answer delay in seconds in the second scenario (0: skip it)",
+    )
     parser.add_argument("--workers", type=int, default=64)
-    parser.add_argument("--sequential-nodes", type=int, default=100,
-                        help="nodes polled sequentially; the time is scaled to --nodes "
-                             "(0: skip the sequential runs)")
+    parser.add_argument(
+        "--sequential-nodes",
+        type=int,
+        default=100,
+        help="nodes polled sequentially; the time is scaled to --nodes "
+        "(0: skip the sequential runs)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -203,19 +259,29 @@ def main(argv: list[str] | None = None) -> None:
         return
     secret = secrets.token_hex(16)
     sim, url, sim_args = start_simulator(args.nodes, secret)
-    print(f"pool: {args.nodes} simulated BBB nodes (getMeetings + node_exporter each) on "
-          f"127.0.0.1, {os.cpu_count()} cores shared with the simulator")
+    print(
+        f"pool: {args.nodes} simulated BBB nodes (getMeetings + node_exporter each) on "
+        f"127.0.0.1, {os.cpu_count()} cores shared with the simulator"
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             config = prepare(url, sim_args, secret, Path(tmp))
-            set_fault_everywhere(url, args.nodes, "huge",
-                                 args.meetings * BYTES_PER_MEETING / 1e6)
-            scenario(f"A. ~{args.meetings} meetings x 25 attendees per node, no latency",
-                     config, args, sim.pid)
+            set_fault_everywhere(url, args.nodes, "huge", args.meetings * BYTES_PER_MEETING / 1e6)
+            scenario(
+                f"A. ~{args.meetings} meetings x 25 attendees per node, no latency",
+                config,
+                args,
+                sim.pid,
+            )
             if args.latency > 0:
                 set_fault_everywhere(url, args.nodes, "slow", args.latency)
-                scenario(f"B. the simulator's own Tuesday 10:30, every answer delayed "
-                         f"{args.latency * 1e3:.0f} ms (a remote pool)", config, args, sim.pid)
+                scenario(
+                    f"B. the simulator's own Tuesday 10:30, every answer delayed "
+                    f"{args.latency * 1e3:.0f} ms (a remote pool)",
+                    config,
+                    args,
+                    sim.pid,
+                )
     finally:
         sim.terminate()
         sim.wait(30)

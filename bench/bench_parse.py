@@ -33,8 +33,9 @@ def render_with_simulator(meetings: int, attendees: int) -> bytes | None:
         for i in range(meetings):
             video = rng.randint(0, 8)
             attendance = model.Attendance(attendees, 2, 5, attendees - 7, video)
-            rows += model.make_meeting(i + 1, "seminar", t - 60, 3600, attendance,
-                                       name=f"Seminar {i}", rng=rng)
+            rows += model.make_meeting(
+                i + 1, "seminar", t - 60, 3600, attendance, name=f"Seminar {i}", rng=rng
+            )
         return bbbxml.get_meetings(rows, t)
     except (AttributeError, TypeError):  # the simulator's internals moved on
         return None
@@ -52,7 +53,8 @@ def render_own(meetings: int, attendees: int) -> bytes:
             f"<isListeningOnly>false</isListeningOnly><hasJoinedVoice>true</hasJoinedVoice>"
             f"<hasVideo>{'true' if a < video else 'false'}</hasVideo>"
             f"<clientType>HTML5</clientType><customdata></customdata></attendee>"
-            for a in range(attendees))
+            for a in range(attendees)
+        )
         parts.append(
             f"<meeting><meetingName>Seminar {i}</meetingName><meetingID>m-{i}</meetingID>"
             f"<internalMeetingID>{rng.getrandbits(160):040x}-1700000000000</internalMeetingID>"
@@ -67,7 +69,8 @@ def render_own(meetings: int, attendees: int) -> bytes:
             f"<videoCount>{video}</videoCount><maxUsers>0</maxUsers>"
             f"<moderatorCount>2</moderatorCount><attendees>{people}</attendees>"
             f"<metadata><bbb-origin>Greenlight</bbb-origin></metadata>"
-            f"<isBreakout>false</isBreakout></meeting>")
+            f"<isBreakout>false</isBreakout></meeting>"
+        )
     parts.append("</meetings></response>")
     return "".join(parts).encode()
 
@@ -95,11 +98,18 @@ def xmltodict_figures(document: bytes) -> BbbFigures:
         people: Any = (meeting.get("attendees") or {}).get("attendee", [])
         for person in [people] if isinstance(people, dict) else people:
             clients[person.get("clientType") or "unknown"] += 1
-    return BbbFigures(meetings=len(meetings), breakout_rooms=breakouts,
-                      participants=sums["participants"], moderators=sums["moderators"],
-                      listeners=sums["listeners"], voice_participants=sums["voice"],
-                      video_participants=sums["video"], participants_max=largest,
-                      video_fanout=fanout, clients=tuple(sorted(clients.items())))
+    return BbbFigures(
+        meetings=len(meetings),
+        breakout_rooms=breakouts,
+        participants=sums["participants"],
+        moderators=sums["moderators"],
+        listeners=sums["listeners"],
+        voice_participants=sums["voice"],
+        video_participants=sums["video"],
+        participants_max=largest,
+        video_fanout=fanout,
+        clients=tuple(sorted(clients.items())),
+    )
 
 
 def best_of(rounds: int, run: Callable[[], object]) -> tuple[float, float]:
@@ -133,15 +143,23 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the two parsers disagree:\n ours   {ours}\n theirs {theirs}")
     ours_wall, ours_cpu = best_of(args.rounds, lambda: parse_meetings(document))
     theirs_wall, theirs_cpu = best_of(args.rounds, lambda: xmltodict_figures(document))
-    print(f"document: {args.meetings} meetings x {args.attendees} attendees, "
-          f"{len(document) / 1e6:.2f} MB ({origin}); {ours.participants} participants, "
-          f"fan-out {ours.video_fanout}")
-    print(f"streaming lxml parser : best {ours_cpu * 1e3:6.1f} ms CPU "
-          f"({ours_wall * 1e3:6.1f} ms wall) per parse")
-    print(f"xmltodict + same sums : best {theirs_cpu * 1e3:6.1f} ms CPU "
-          f"({theirs_wall * 1e3:6.1f} ms wall) per parse")
-    print(f"ratio (xmltodict / ours, best CPU): {theirs_cpu / ours_cpu:.1f}x  (target >= 5x); "
-          f"best wall: {theirs_wall / ours_wall:.1f}x")
+    print(
+        f"document: {args.meetings} meetings x {args.attendees} attendees, "
+        f"{len(document) / 1e6:.2f} MB ({origin}); {ours.participants} participants, "
+        f"fan-out {ours.video_fanout}"
+    )
+    print(
+        f"streaming lxml parser : best {ours_cpu * 1e3:6.1f} ms CPU "
+        f"({ours_wall * 1e3:6.1f} ms wall) per parse"
+    )
+    print(
+        f"xmltodict + same sums : best {theirs_cpu * 1e3:6.1f} ms CPU "
+        f"({theirs_wall * 1e3:6.1f} ms wall) per parse"
+    )
+    print(
+        f"ratio (xmltodict / ours, best CPU): {theirs_cpu / ours_cpu:.1f}x  (target >= 5x); "
+        f"best wall: {theirs_wall / ours_wall:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -23,13 +23,15 @@ _MAX_COUNT_DIGITS = 12
 # A DTD is where entity bombs and external entities live; BBB never sends one.
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
 _FORBIDDEN_OVERLAP = max(len(m) for m in _FORBIDDEN) - 1
-_COUNTERS = MappingProxyType({
-    "participantCount": "participants",
-    "moderatorCount": "moderators",
-    "listenerCount": "listeners",
-    "voiceParticipantCount": "voice_participants",
-    "videoCount": "video_participants",
-})
+_COUNTERS = MappingProxyType(
+    {
+        "participantCount": "participants",
+        "moderatorCount": "moderators",
+        "listenerCount": "listeners",
+        "voiceParticipantCount": "voice_participants",
+        "videoCount": "video_participants",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ def parse_count(text: str | None, field: str) -> int:
 
 def signed_url(source: BbbSource, call: str = "getMeetings", query: str = "") -> str:
     """``url + call?query&checksum=…`` with checksum = H(call + query + secret)."""
-    digest = hashlib.new(source.checksum,
-                         (call + query + source.secret.reveal()).encode("utf-8")).hexdigest()
+    digest = hashlib.new(
+        source.checksum, (call + query + source.secret.reveal()).encode("utf-8")
+    ).hexdigest()
     separator = "&" if query else ""
     return f"{source.url}{call}?{query}{separator}checksum={digest}"
 
@@ -70,12 +73,22 @@ class MeetingsParser:
 
     def __init__(self) -> None:
         self._parser = etree.XMLPullParser(
-            events=("end",), tag="meeting", resolve_entities=False, no_network=True,
-            load_dtd=False, dtd_validation=False, huge_tree=False, remove_comments=True,
-            remove_pis=True, remove_blank_text=True, collect_ids=False)
+            events=("end",),
+            tag="meeting",
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+            remove_blank_text=True,
+            collect_ids=False,
+        )
         # Compiled per parser: lxml XPath objects must not be shared between threads.
-        self._client_types = etree.XPath("attendees/attendee/clientType/text()",
-                                         smart_strings=False)
+        self._client_types = etree.XPath(
+            "attendees/attendee/clientType/text()", smart_strings=False
+        )
         self._attendee_count = etree.XPath("count(attendees/attendee)")
         self._tail = b""
         self._sums: Counter[str] = Counter()
@@ -116,13 +129,17 @@ class MeetingsParser:
         if self._meetings == 0 and root.find("participantCount") is not None:
             self._add_meeting(root)  # getMeetingInfo shape: one meeting's fields on the root
         return BbbFigures(
-            meetings=self._meetings, breakout_rooms=self._breakouts,
-            participants=self._sums["participants"], moderators=self._sums["moderators"],
+            meetings=self._meetings,
+            breakout_rooms=self._breakouts,
+            participants=self._sums["participants"],
+            moderators=self._sums["moderators"],
             listeners=self._sums["listeners"],
             voice_participants=self._sums["voice_participants"],
             video_participants=self._sums["video_participants"],
-            participants_max=self._max, video_fanout=self._fanout,
-            clients=tuple(sorted(self._clients.items())))
+            participants_max=self._max,
+            video_fanout=self._fanout,
+            clients=tuple(sorted(self._clients.items())),
+        )
 
     def _drain(self) -> None:
         for _event, meeting in self._parser.read_events():
@@ -161,12 +178,13 @@ def parse_meetings(document: bytes, chunk_size: int = 64 * 1024) -> BbbFigures:
     """Figures of a whole getMeetings (or getMeetingInfo) document held in memory."""
     parser = MeetingsParser()
     for start in range(0, len(document), chunk_size):
-        parser.feed(document[start:start + chunk_size])
+        parser.feed(document[start : start + chunk_size])
     return parser.close()
 
 
-def poll_bbb(client: HttpClient, source: BbbSource, *, timeout: float,
-             max_bytes: int) -> BbbFigures:
+def poll_bbb(
+    client: HttpClient, source: BbbSource, *, timeout: float, max_bytes: int
+) -> BbbFigures:
     """One getMeetings poll of one node; raises PollError with the failure reason."""
     parser = MeetingsParser()
     client.fetch(signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed)

@@ -18,34 +18,64 @@ from exporter.http import ExporterApp, serve
 from exporter.poller import DEFAULT_WORKERS, Poller
 
 log = logging.getLogger("confscale.exporter")
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="confscale-exporter",
         description="Poll every node of a BigBlueButton/Jitsi pool concurrently and serve "
-                    "the confscale metric contract on /metrics (and one node on "
-                    "/probe?node=NAME). SIGHUP or POST /-/reload re-reads the configuration "
-                    "and keeps counters.")
-    parser.add_argument("--config.file", dest="config_file", default="pool.yml",
-                        help="YAML pool configuration (default: %(default)s); see "
-                             "docs/exporter.md. Secrets come from secret_file or ${ENV}.")
-    parser.add_argument("--web.listen-address", dest="listen", default="127.0.0.1:9688",
-                        help="HOST:PORT to serve on (default: %(default)s)")
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=list(LEVELS),
-                        help="log verbosity (default: %(default)s)")
-    parser.add_argument("--poll.workers", dest="workers", type=_positive_int,
-                        default=DEFAULT_WORKERS,
-                        help="concurrent polls, i.e. worker threads each with one keep-alive "
-                             "session (default: %(default)s)")
-    parser.add_argument("--poll.max-body-bytes", dest="max_bytes", type=_positive_int,
-                        default=DEFAULT_MAX_BODY_BYTES,
-                        help="largest answer accepted from a node; larger ones count as "
-                             "reason too_large (default: %(default)s)")
-    parser.add_argument("--config.check", dest="check", action="store_true",
-                        help="validate the configuration, print a summary and exit")
+        "the confscale metric contract on /metrics (and one node on "
+        "/probe?node=NAME). SIGHUP or POST /-/reload re-reads the configuration "
+        "and keeps counters.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        default="pool.yml",
+        help="YAML pool configuration (default: %(default)s); see "
+        "docs/exporter.md. Secrets come from secret_file or ${ENV}.",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default="127.0.0.1:9688",
+        help="HOST:PORT to serve on (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=list(LEVELS),
+        help="log verbosity (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--poll.workers",
+        dest="workers",
+        type=_positive_int,
+        default=DEFAULT_WORKERS,
+        help="concurrent polls, i.e. worker threads each with one keep-alive "
+        "session (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--poll.max-body-bytes",
+        dest="max_bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest answer accepted from a node; larger ones count as "
+        "reason too_large (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config.check",
+        dest="check",
+        action="store_true",
+        help="validate the configuration, print a summary and exit",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {build_version()}")
     return parser
 
@@ -67,8 +97,11 @@ def parse_listen_address(text: str) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=LEVELS[args.log_level], stream=sys.stderr,
-                        format="ts=%(asctime)s level=%(levelname)s msg=%(message)s")
+    logging.basicConfig(
+        level=LEVELS[args.log_level],
+        stream=sys.stderr,
+        format="ts=%(asctime)s level=%(levelname)s msg=%(message)s",
+    )
     # urllib3 logs request lines at debug level; a getMeetings URL carries a checksum that
     # stays valid forever (the query never changes), so it must not reach any log.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
@@ -80,8 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.check:
         sources = sum(len(n.sources()) for n in config.nodes)
-        print(f"{config.path}: OK, {len(config.nodes)} nodes, {sources} sources, "
-              f"interval {config.interval:g}s, timeout {config.timeout:g}s")
+        print(
+            f"{config.path}: OK, {len(config.nodes)} nodes, {sources} sources, "
+            f"interval {config.interval:g}s, timeout {config.timeout:g}s"
+        )
         return 0
     poller = Poller(config, workers=args.workers, max_bytes=args.max_bytes)
     reload_lock = threading.Lock()
@@ -99,8 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = serve(ExporterApp(poller, reload), host, port)
     except OSError as exc:
-        print(f"confscale-exporter: cannot listen on {args.listen}: {exc.strerror}",
-              file=sys.stderr)
+        print(
+            f"confscale-exporter: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr
+        )
         return 2
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
@@ -113,8 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     poller.start()
-    log.info("listening on http://%s:%d nodes=%d version=%s", host, port, len(config.nodes),
-             build_version())
+    log.info(
+        "listening on http://%s:%d nodes=%d version=%s",
+        host,
+        port,
+        len(config.nodes),
+        build_version(),
+    )
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
@@ -128,6 +169,7 @@ def _quiet(reload: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         with contextlib.suppress(ConfigError):  # already logged; the old config stays
             reload()
+
     return run
 
 

@@ -20,25 +20,33 @@ from exporter.poller import Snapshot
 _BBB_GAUGES = (
     ("meetings", "bbb_meetings", "Meetings on the node, breakout rooms included."),
     ("breakout_rooms", "bbb_breakout_rooms", "Breakout rooms on the node."),
-    ("participants", "bbb_meetings_participants",
-     "Participants on the node (sum of participantCount; moderators included once)."),
+    (
+        "participants",
+        "bbb_meetings_participants",
+        "Participants on the node (sum of participantCount; moderators included once).",
+    ),
     ("moderators", "bbb_meetings_moderators", "Sum of moderatorCount."),
     ("listeners", "bbb_meetings_listeners", "Sum of listenerCount (listen-only audio)."),
     ("voice_participants", "bbb_meetings_voice_participants", "Sum of voiceParticipantCount."),
     ("video_participants", "bbb_meetings_video_participants", "Sum of videoCount."),
     ("participants_max", "bbb_meetings_participants_max", "Participants of the largest meeting."),
-    ("video_fanout", "bbb_meetings_video_fanout",
-     "Forwarded webcam streams: sum over meetings of videoCount*(participantCount-1)."),
+    (
+        "video_fanout",
+        "bbb_meetings_video_fanout",
+        "Forwarded webcam streams: sum over meetings of videoCount*(participantCount-1).",
+    ),
 )
-_JITSI_HELP = MappingProxyType({
-    "conferences": "Conferences on the bridge.",
-    "participants": "Participants on the bridge.",
-    "largest_conference": "Participants of the largest conference.",
-    "endpoints_sending_video": "Endpoints sending video.",
-    "stress_level": "The bridge's own stress level (0-1, overload from about 0.8).",
-    "bit_rate_upload": "Upload bit rate in kbit/s as the JVB reports it.",
-    "bit_rate_download": "Download bit rate in kbit/s as the JVB reports it.",
-})
+_JITSI_HELP = MappingProxyType(
+    {
+        "conferences": "Conferences on the bridge.",
+        "participants": "Participants on the bridge.",
+        "largest_conference": "Participants of the largest conference.",
+        "endpoints_sending_video": "Endpoints sending video.",
+        "stress_level": "The bridge's own stress level (0-1, overload from about 0.8).",
+        "bit_rate_upload": "Upload bit rate in kbit/s as the JVB reports it.",
+        "bit_rate_download": "Download bit rate in kbit/s as the JVB reports it.",
+    }
+)
 
 
 def build_version() -> str:
@@ -51,8 +59,13 @@ def build_version() -> str:
 class SnapshotCollector(Collector):
     """Yields the families of whatever snapshot ``source`` returns at collect time."""
 
-    def __init__(self, source: Callable[[], Snapshot | None], *, self_metrics: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        source: Callable[[], Snapshot | None],
+        *,
+        self_metrics: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._source = source
         self._self_metrics = self_metrics
         self._clock = clock
@@ -64,9 +77,11 @@ class SnapshotCollector(Collector):
             if self._self_metrics:
                 yield from exporter_families(snapshot)
         if self._self_metrics:
-            info = GaugeMetricFamily("confscale_exporter_build_info",
-                                     "Version of the exporter; the value is always 1.",
-                                     labels=["version", "python"])
+            info = GaugeMetricFamily(
+                "confscale_exporter_build_info",
+                "Version of the exporter; the value is always 1.",
+                labels=["version", "python"],
+            )
             info.add_metric([build_version(), platform.python_version()], 1)
             yield info
 
@@ -76,25 +91,39 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
     pool = snapshot.config.pool
     base = ["node", "pool"] if pool else ["node"]
     # One label dict per node, shared by that node's samples (they are never mutated).
-    node_labels = {node.name: ({"node": node.name, "pool": pool} if pool else
-                               {"node": node.name}) for node in snapshot.config.nodes}
+    node_labels = {
+        node.name: ({"node": node.name, "pool": pool} if pool else {"node": node.name})
+        for node in snapshot.config.nodes
+    }
 
     def labels(node: str, **extra: str) -> dict[str, str]:
         return {**node_labels.get(node, {"node": node}), **extra}
 
-    up = GaugeMetricFamily("confscale_node_up", "1 when the last poll of the source succeeded.",
-                           labels=[*base, "source"])
-    duration = GaugeMetricFamily("confscale_node_poll_duration_seconds",
-                                 "Duration of the last poll of the source.",
-                                 labels=[*base, "source"])
-    errors = CounterMetricFamily("confscale_node_poll_errors",
-                                 "Failed polls by reason (see docs/exporter.md).",
-                                 labels=[*base, "source", "reason"])
-    last = GaugeMetricFamily("confscale_node_last_success_timestamp_seconds",
-                             "Unix time of the last successful poll of the source.",
-                             labels=[*base, "source"])
-    link = GaugeMetricFamily("confscale_node_link_capacity_bytes_per_second",
-                             "Configured uplink capacity in bytes per second.", labels=base)
+    up = GaugeMetricFamily(
+        "confscale_node_up",
+        "1 when the last poll of the source succeeded.",
+        labels=[*base, "source"],
+    )
+    duration = GaugeMetricFamily(
+        "confscale_node_poll_duration_seconds",
+        "Duration of the last poll of the source.",
+        labels=[*base, "source"],
+    )
+    errors = CounterMetricFamily(
+        "confscale_node_poll_errors",
+        "Failed polls by reason (see docs/exporter.md).",
+        labels=[*base, "source", "reason"],
+    )
+    last = GaugeMetricFamily(
+        "confscale_node_last_success_timestamp_seconds",
+        "Unix time of the last successful poll of the source.",
+        labels=[*base, "source"],
+    )
+    link = GaugeMetricFamily(
+        "confscale_node_link_capacity_bytes_per_second",
+        "Configured uplink capacity in bytes per second.",
+        labels=base,
+    )
     for node in snapshot.config.nodes:
         _put(link, node_labels[node.name], node.link_capacity_bytes_per_second)
     for (node, source, reason), count in sorted(snapshot.errors.items()):
@@ -125,24 +154,34 @@ class _DataFamilies:
     """The figure families, filled node by node."""
 
     def __init__(self, base: list[str]) -> None:
-        self._bbb = [(key, GaugeMetricFamily(name, text, labels=base))
-                     for key, name, text in _BBB_GAUGES]
-        self._clients = GaugeMetricFamily("bbb_meetings_participant_clients",
-                                          "Attendees by client type.", labels=[*base, "type"])
-        self._jitsi = {key: GaugeMetricFamily(f"jitsi_{key}", text, labels=base)
-                       for key, text in _JITSI_HELP.items()}
-        self._cpu = CounterMetricFamily("confscale_node_cpu_seconds",
-                                        "CPU seconds summed over CPUs, by mode.",
-                                        labels=[*base, "mode"])
-        self._cpus = GaugeMetricFamily("confscale_node_cpu_count", "Number of CPUs.",
-                                       labels=base)
-        self._tx = CounterMetricFamily("confscale_node_network_transmit_bytes",
-                                       "Bytes sent on the uplink interface(s).", labels=base)
-        self._rx = CounterMetricFamily("confscale_node_network_receive_bytes",
-                                       "Bytes received on the uplink interface(s).", labels=base)
+        self._bbb = [
+            (key, GaugeMetricFamily(name, text, labels=base)) for key, name, text in _BBB_GAUGES
+        ]
+        self._clients = GaugeMetricFamily(
+            "bbb_meetings_participant_clients", "Attendees by client type.", labels=[*base, "type"]
+        )
+        self._jitsi = {
+            key: GaugeMetricFamily(f"jitsi_{key}", text, labels=base)
+            for key, text in _JITSI_HELP.items()
+        }
+        self._cpu = CounterMetricFamily(
+            "confscale_node_cpu_seconds",
+            "CPU seconds summed over CPUs, by mode.",
+            labels=[*base, "mode"],
+        )
+        self._cpus = GaugeMetricFamily("confscale_node_cpu_count", "Number of CPUs.", labels=base)
+        self._tx = CounterMetricFamily(
+            "confscale_node_network_transmit_bytes",
+            "Bytes sent on the uplink interface(s).",
+            labels=base,
+        )
+        self._rx = CounterMetricFamily(
+            "confscale_node_network_receive_bytes",
+            "Bytes received on the uplink interface(s).",
+            labels=base,
+        )
 
-    def add(self, figures: BbbFigures | HostFigures | JitsiFigures,
-            labels: dict[str, str]) -> None:
+    def add(self, figures: BbbFigures | HostFigures | JitsiFigures, labels: dict[str, str]) -> None:
         if isinstance(figures, BbbFigures):
             for key, family in self._bbb:
                 _put(family, labels, getattr(figures, key))
@@ -159,21 +198,33 @@ class _DataFamilies:
             _put(self._rx, labels, figures.receive_bytes)
 
     def families(self) -> list[Metric]:
-        return [*(f for _, f in self._bbb), self._clients, *self._jitsi.values(),
-                self._cpu, self._cpus, self._tx, self._rx]
+        return [
+            *(f for _, f in self._bbb),
+            self._clients,
+            *self._jitsi.values(),
+            self._cpu,
+            self._cpus,
+            self._tx,
+            self._rx,
+        ]
 
 
 def exporter_families(snapshot: Snapshot) -> list[Metric]:
     """The exporter's own figures about the last cycle."""
-    cycle = GaugeMetricFamily("confscale_exporter_cycle_duration_seconds",
-                              "Wall time of the last complete poll cycle.")
+    cycle = GaugeMetricFamily(
+        "confscale_exporter_cycle_duration_seconds", "Wall time of the last complete poll cycle."
+    )
     cycle.add_metric([], snapshot.duration)
-    finished = GaugeMetricFamily("confscale_exporter_last_cycle_timestamp_seconds",
-                                 "Unix time the last complete poll cycle ended.")
+    finished = GaugeMetricFamily(
+        "confscale_exporter_last_cycle_timestamp_seconds",
+        "Unix time the last complete poll cycle ended.",
+    )
     finished.add_metric([], snapshot.finished_at)
-    nodes = GaugeMetricFamily("confscale_exporter_nodes",
-                              "Nodes polled in the last cycle, and of those with every "
-                              "source up.", labels=["state"])
+    nodes = GaugeMetricFamily(
+        "confscale_exporter_nodes",
+        "Nodes polled in the last cycle, and of those with every source up.",
+        labels=["state"],
+    )
     polled = {r.node for r in snapshot.results}
     down = {r.node for r in snapshot.results if not r.ok}
     nodes.add_metric(["polled"], len(polled))

@@ -134,16 +134,16 @@ def parse_duration(value: object, where: str) -> float:
     else:
         match = _DURATION.match(str(value).strip())
         if not match:
-            raise ConfigValueError(f"{where}: expected a duration like 15s or 500ms, "
-                                   f"got {value!r}")
+            raise ConfigValueError(f"{where}: expected a duration like 15s or 500ms, got {value!r}")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if seconds <= 0:
         raise ConfigValueError(f"{where}: must be greater than zero, got {value!r}")
     return seconds
 
 
-def load_config(path: str | os.PathLike[str],
-                environ: Mapping[str, str] | None = None) -> PoolConfig:
+def load_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> PoolConfig:
     """Read and validate ``path``; raises a ConfigError naming file, node and key."""
     file = Path(path)
     try:
@@ -159,12 +159,14 @@ def load_config(path: str | os.PathLike[str],
         raise ConfigFileError(f"{file}:{line}: not valid YAML: {problem}") from None
     if data is None:
         raise EmptyConfigError(f"{file}: the configuration is empty; expected a 'nodes' list")
-    return parse_config(data, str(file), os.environ if environ is None else environ,
-                        base_dir=file.parent)
+    return parse_config(
+        data, str(file), os.environ if environ is None else environ, base_dir=file.parent
+    )
 
 
-def parse_config(data: object, origin: str, environ: Mapping[str, str],
-                 base_dir: Path | None = None) -> PoolConfig:
+def parse_config(
+    data: object, origin: str, environ: Mapping[str, str], base_dir: Path | None = None
+) -> PoolConfig:
     """Validate already-loaded YAML data (``origin`` names it in errors)."""
     if not isinstance(data, dict):
         raise ConfigValueError(f"{origin}: expected a mapping with a 'nodes' list at the top")
@@ -176,8 +178,10 @@ def parse_config(data: object, origin: str, environ: Mapping[str, str],
     timeout = parse_duration(data.get("timeout", DEFAULT_TIMEOUT), f"{origin}: key 'timeout'")
     if timeout >= interval:
         # A cycle lasts about one timeout; longer than the interval and data goes stale.
-        raise ConfigValueError(f"{origin}: key 'timeout' ({timeout:g}s) must be shorter than "
-                               f"'interval' ({interval:g}s)")
+        raise ConfigValueError(
+            f"{origin}: key 'timeout' ({timeout:g}s) must be shorter than "
+            f"'interval' ({interval:g}s)"
+        )
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise ConfigValueError(f"{origin}: key 'nodes': expected a non-empty list of nodes")
@@ -186,45 +190,67 @@ def parse_config(data: object, origin: str, environ: Mapping[str, str],
     for index, raw in enumerate(raw_nodes):
         node = _parse_node(raw, f"{origin}: nodes[{index}]", environ, base_dir)
         if node.name in seen:
-            raise ConfigValueError(f"{origin}: nodes[{index}]: node name {node.name!r} "
-                                   "is used twice; names must be unique")
+            raise ConfigValueError(
+                f"{origin}: nodes[{index}]: node name {node.name!r} "
+                "is used twice; names must be unique"
+            )
         seen.add(node.name)
         nodes.append(node)
-    return PoolConfig(nodes=tuple(nodes), pool=None if pool is None else str(pool),
-                      interval=interval, timeout=timeout, path=origin)
+    return PoolConfig(
+        nodes=tuple(nodes),
+        pool=None if pool is None else str(pool),
+        interval=interval,
+        timeout=timeout,
+        path=origin,
+    )
 
 
 def _reject_unknown(data: dict[str, Any], allowed: frozenset[str], where: str) -> None:
     unknown = sorted(str(k) for k in data if k not in allowed)
     if unknown:
-        raise ConfigValueError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                               f"expected some of {', '.join(sorted(allowed))}")
+        raise ConfigValueError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; "
+            f"expected some of {', '.join(sorted(allowed))}"
+        )
 
 
-def _parse_node(raw: object, where: str, environ: Mapping[str, str],
-                base_dir: Path | None) -> NodeConfig:
+def _parse_node(
+    raw: object, where: str, environ: Mapping[str, str], base_dir: Path | None
+) -> NodeConfig:
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with 'name' and a source")
     name = raw.get("name")
     if not isinstance(name, str) or not _NODE_NAME.match(name):
-        raise ConfigValueError(f"{where}: key 'name': expected a node name "
-                               f"(letters, digits, - _ . :), got {name!r}")
+        raise ConfigValueError(
+            f"{where}: key 'name': expected a node name (letters, digits, - _ . :), got {name!r}"
+        )
     where = f"{where} (node {name})"
     _reject_unknown(raw, _NODE_KEYS, where)
     link = raw.get("link_capacity_mbit", DEFAULT_LINK_MBIT)
     if isinstance(link, bool) or not isinstance(link, int | float) or link <= 0:
-        raise ConfigValueError(f"{where}: key 'link_capacity_mbit': expected a positive "
-                               f"number of Mbit/s, got {link!r}")
-    bbb = _parse_bbb(raw["bbb"], f"{where}: key 'bbb'", environ, base_dir) \
-        if raw.get("bbb") is not None else None
-    host = _parse_host(raw["host"], f"{where}: key 'host'") \
-        if raw.get("host") is not None else None
-    jitsi = _parse_jitsi(raw["jitsi"], f"{where}: key 'jitsi'") \
-        if raw.get("jitsi") is not None else None
+        raise ConfigValueError(
+            f"{where}: key 'link_capacity_mbit': expected a positive number of Mbit/s, got {link!r}"
+        )
+    bbb = (
+        _parse_bbb(raw["bbb"], f"{where}: key 'bbb'", environ, base_dir)
+        if raw.get("bbb") is not None
+        else None
+    )
+    host = _parse_host(raw["host"], f"{where}: key 'host'") if raw.get("host") is not None else None
+    jitsi = (
+        _parse_jitsi(raw["jitsi"], f"{where}: key 'jitsi'")
+        if raw.get("jitsi") is not None
+        else None
+    )
     if bbb is None and jitsi is None and host is None:
         raise ConfigValueError(f"{where}: no source; expected at least one of bbb, jitsi, host")
-    return NodeConfig(name=name, link_capacity_bytes_per_second=float(link) * 1e6 / 8,
-                      bbb=bbb, host=host, jitsi=jitsi)
+    return NodeConfig(
+        name=name,
+        link_capacity_bytes_per_second=float(link) * 1e6 / 8,
+        bbb=bbb,
+        host=host,
+        jitsi=jitsi,
+    )
 
 
 def _url(value: object, where: str) -> str:
@@ -239,8 +265,9 @@ def _url(value: object, where: str) -> str:
     return value
 
 
-def _parse_bbb(raw: object, where: str, environ: Mapping[str, str],
-               base_dir: Path | None) -> BbbSource:
+def _parse_bbb(
+    raw: object, where: str, environ: Mapping[str, str], base_dir: Path | None
+) -> BbbSource:
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with url and secret_file or secret")
     _reject_unknown(raw, _BBB_KEYS, where)
@@ -249,14 +276,17 @@ def _parse_bbb(raw: object, where: str, environ: Mapping[str, str],
         url += "/"
     checksum = str(raw.get("checksum", "sha256")).lower()
     if checksum not in CHECKSUM_ALGORITHMS:
-        raise ConfigValueError(f"{where}.checksum: expected one of "
-                               f"{', '.join(CHECKSUM_ALGORITHMS)}, got {raw.get('checksum')!r}")
+        raise ConfigValueError(
+            f"{where}.checksum: expected one of "
+            f"{', '.join(CHECKSUM_ALGORITHMS)}, got {raw.get('checksum')!r}"
+        )
     secret = _read_secret(raw, where, environ, base_dir)
     return BbbSource(url=url, secret=secret, checksum=checksum)
 
 
-def _read_secret(raw: dict[str, Any], where: str, environ: Mapping[str, str],
-                 base_dir: Path | None) -> Secret:
+def _read_secret(
+    raw: dict[str, Any], where: str, environ: Mapping[str, str], base_dir: Path | None
+) -> Secret:
     has_file, has_value = raw.get("secret_file") is not None, raw.get("secret") is not None
     if has_file == has_value:
         raise SecretError(f"{where}: expected exactly one of secret_file or secret: ${{ENV_VAR}}")
@@ -267,20 +297,22 @@ def _read_secret(raw: dict[str, Any], where: str, environ: Mapping[str, str],
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise SecretError(f"{where}.secret_file: cannot read {path}: "
-                              f"{exc.strerror}") from None
+            raise SecretError(f"{where}.secret_file: cannot read {path}: {exc.strerror}") from None
         if not value:
             raise SecretError(f"{where}.secret_file: {path} is empty")
         return Secret(value)
     match = _ENV_REF.match(str(raw["secret"]).strip())
     if not match:
         # Never echo the value: it is probably the secret itself.
-        raise SecretError(f"{where}.secret: expected a reference like ${{BBB_SECRET}}; "
-                          "put literal secrets in a file and use secret_file")
+        raise SecretError(
+            f"{where}.secret: expected a reference like ${{BBB_SECRET}}; "
+            "put literal secrets in a file and use secret_file"
+        )
     value = environ.get(match.group(1), "").strip()
     if not value:
-        raise SecretError(f"{where}.secret: environment variable {match.group(1)} "
-                          "is unset or empty")
+        raise SecretError(
+            f"{where}.secret: environment variable {match.group(1)} is unset or empty"
+        )
     return Secret(value)
 
 
@@ -294,8 +326,7 @@ def _parse_host(raw: object, where: str) -> HostSource:
     url = None if target == "local" else _url(target, f"{where}.node_exporter")
     interface = raw.get("interface")
     if interface is not None and (not isinstance(interface, str) or not interface):
-        raise ConfigValueError(f"{where}.interface: expected an interface name, "
-                               f"got {interface!r}")
+        raise ConfigValueError(f"{where}.interface: expected an interface name, got {interface!r}")
     return HostSource(node_exporter=url, interface=interface)
 
 

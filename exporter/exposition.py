@@ -46,8 +46,10 @@ def render(families: Iterable[Metric]) -> bytes:
         if kind not in ("gauge", "counter", "unknown"):
             raise ValueError(f"cannot render {kind} family {family.name}")
         name = f"{family.name}_total" if kind == "counter" else family.name
-        append(f"# HELP {name} {_escape_help(family.documentation)}\n"
-               f"# TYPE {name} {'untyped' if kind == 'unknown' else kind}\n")
+        append(
+            f"# HELP {name} {_escape_help(family.documentation)}\n"
+            f"# TYPE {name} {'untyped' if kind == 'unknown' else kind}\n"
+        )
         for sample in family.samples:
             if sample.name != name:
                 continue  # _created and similar OpenMetrics-only samples
@@ -57,7 +59,9 @@ def render(families: Iterable[Metric]) -> bytes:
                 continue
             entry = by_identity.get(id(labels))
             if entry is None or entry[0] is not labels:
-                entry = by_identity[id(labels)] = (labels, ",".join(
-                    [f'{key}="{_escape_value(val)}"' for key, val in labels.items()]))
+                entry = by_identity[id(labels)] = (
+                    labels,
+                    ",".join([f'{key}="{_escape_value(val)}"' for key, val in labels.items()]),
+                )
             append(f"{name}{{{entry[1]}}} {_number(sample.value)}\n")
     return "".join(out).encode("utf-8")

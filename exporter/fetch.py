@@ -31,8 +31,17 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _HEADERS = MappingProxyType({"Accept-Encoding": "identity", "User-Agent": "confscale-exporter"})
 
 # Reasons counted in confscale_node_poll_errors_total (documented in docs/exporter.md).
-REASONS = ("timeout", "connect", "http", "checksum", "failed", "parse", "too_large", "overrun",
-           "internal")
+REASONS = (
+    "timeout",
+    "connect",
+    "http",
+    "checksum",
+    "failed",
+    "parse",
+    "too_large",
+    "overrun",
+    "internal",
+)
 
 
 class PollError(Exception):
@@ -48,11 +57,17 @@ class HttpClient:
     """Keep-alive connections for every node, shared by the worker threads."""
 
     def __init__(self, *, connections_per_host: int = 4, hosts: int = 64) -> None:
-        self._pool = urllib3.PoolManager(num_pools=max(hosts, 16), maxsize=connections_per_host,
-                                         block=False, retries=False, headers=dict(_HEADERS))
+        self._pool = urllib3.PoolManager(
+            num_pools=max(hosts, 16),
+            maxsize=connections_per_host,
+            block=False,
+            retries=False,
+            headers=dict(_HEADERS),
+        )
 
-    def fetch(self, url: str, *, timeout: float, max_bytes: int,
-              sink: Callable[[bytes], None]) -> int:
+    def fetch(
+        self, url: str, *, timeout: float, max_bytes: int, sink: Callable[[bytes], None]
+    ) -> int:
         """GET ``url`` and hand each body chunk to ``sink``; returns the body size.
 
         Raises PollError with reason timeout, connect, http or too_large; whatever
@@ -61,8 +76,13 @@ class HttpClient:
         deadline = time.monotonic() + timeout
         try:
             response = self._pool.request(
-                "GET", url, preload_content=False, redirect=False, retries=False,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout, total=timeout))
+                "GET",
+                url,
+                preload_content=False,
+                redirect=False,
+                retries=False,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout, total=timeout),
+            )
         except NewConnectionError as exc:  # before its base class ConnectTimeoutError
             raise PollError("connect", _connect_detail(exc)) from None
         except (ConnectTimeoutError, ReadTimeoutError, TimeoutError):
@@ -76,8 +96,9 @@ class HttpClient:
                 raise PollError("http", f"HTTP status {response.status}")
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > max_bytes:
-                raise PollError("too_large", f"body of {length} bytes exceeds the cap of "
-                                             f"{max_bytes} bytes")
+                raise PollError(
+                    "too_large", f"body of {length} bytes exceeds the cap of {max_bytes} bytes"
+                )
             size = _stream(response, deadline, timeout, max_bytes, sink)
         except BaseException:
             response.close()  # a half-read connection cannot be reused
@@ -90,8 +111,13 @@ class HttpClient:
         self._pool.clear()
 
 
-def _stream(response: urllib3.BaseHTTPResponse, deadline: float, timeout: float,
-            max_bytes: int, sink: Callable[[bytes], None]) -> int:
+def _stream(
+    response: urllib3.BaseHTTPResponse,
+    deadline: float,
+    timeout: float,
+    max_bytes: int,
+    sink: Callable[[bytes], None],
+) -> int:
     sock = _socket_of(response)
     total = 0
     while True:
@@ -125,8 +151,13 @@ def _connect_detail(exc: BaseException) -> str:
     text = str(exc).lower()
     if "refused" in text:
         return "connection refused"
-    if "reset" in text or "aborted" in text or "remotedisconnected" in text \
-            or "closed connection" in text or "remote end closed" in text:
+    if (
+        "reset" in text
+        or "aborted" in text
+        or "remotedisconnected" in text
+        or "closed connection" in text
+        or "remote end closed" in text
+    ):
         return "connection closed without an answer"
     if "name or service" in text or "resolution" in text or "resolve" in text:
         return "host name does not resolve"

@@ -68,16 +68,20 @@ def parse_node_exporter(lines: Iterable[str], interface: str | None = None) -> H
         raise PollError("parse", "CPUs report different sets of modes; page incomplete?")
     if interface is not None and not found_net:
         raise PollError("parse", f"interface {interface!r} not in the node_exporter answer")
-    return HostFigures(cpu_seconds=tuple(sorted(cpu.items())), cpu_count=len(cpus),
-                       transmit_bytes=tx, receive_bytes=rx)
+    return HostFigures(
+        cpu_seconds=tuple(sorted(cpu.items())),
+        cpu_count=len(cpus),
+        transmit_bytes=tx,
+        receive_bytes=rx,
+    )
 
 
 def _split(line: str) -> tuple[dict[str, str], float]:
     close = line.rfind("}")
     if close < 0:
         raise PollError("parse", f"malformed sample line {line[:60]!r}")
-    labels = _labels(line[line.find("{") + 1:close])
-    fields = line[close + 1:].split()
+    labels = _labels(line[line.find("{") + 1 : close])
+    fields = line[close + 1 :].split()
     if not fields:
         raise PollError("parse", f"sample without a value {line[:60]!r}")
     try:
@@ -113,7 +117,7 @@ class _LineSink:
         if cut < 0:
             self._rest = data
             return
-        self._rest = data[cut + 1:]
+        self._rest = data[cut + 1 :]
         for raw in data[:cut].split(b"\n"):
             if raw.startswith((b"node_cpu_seconds_total{", b"node_network_")):
                 self.lines.append(raw.decode("utf-8", "replace"))
@@ -155,8 +159,9 @@ def read_proc(root: Path = Path("/proc"), interface: str | None = None) -> HostF
         raise PollError("parse", f"no cpu lines in {root / 'stat'}")
     if interface is not None and not found:
         raise PollError("parse", f"interface {interface!r} not in {root / 'net' / 'dev'}")
-    return HostFigures(cpu_seconds=tuple(sorted(cpu.items())), cpu_count=count,
-                       transmit_bytes=tx, receive_bytes=rx)
+    return HostFigures(
+        cpu_seconds=tuple(sorted(cpu.items())), cpu_count=count, transmit_bytes=tx, receive_bytes=rx
+    )
 
 
 def _proc_number(text: str) -> float:
@@ -165,8 +170,9 @@ def _proc_number(text: str) -> float:
     return float(text)
 
 
-def poll_host(client: HttpClient, source: HostSource, *, timeout: float,
-              max_bytes: int) -> HostFigures:
+def poll_host(
+    client: HttpClient, source: HostSource, *, timeout: float, max_bytes: int
+) -> HostFigures:
     """One poll of a node's host figures; raises PollError with the failure reason."""
     if source.node_exporter is None:
         return read_proc(interface=source.interface)

@@ -78,8 +78,9 @@ def _body(start: StartResponse, body: bytes) -> Iterable[bytes]:
 
 def _text(start: StartResponse, status: str, text: str) -> Iterable[bytes]:
     body = text.encode("utf-8")
-    start(status, [("Content-Type", "text/plain; charset=utf-8"),
-                   ("Content-Length", str(len(body)))])
+    start(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 

@@ -11,8 +11,13 @@ from exporter.fetch import HttpClient, PollError
 
 # colibri key -> exported gauge suffix (systemli's names, DESIGN.md §2)
 JITSI_FIELDS = (
-    "conferences", "participants", "largest_conference", "endpoints_sending_video",
-    "stress_level", "bit_rate_upload", "bit_rate_download",
+    "conferences",
+    "participants",
+    "largest_conference",
+    "endpoints_sending_video",
+    "stress_level",
+    "bit_rate_upload",
+    "bit_rate_download",
 )
 
 
@@ -36,8 +41,11 @@ def parse_colibri(document: bytes) -> JitsiFigures:
         value = data[field]
         if isinstance(value, str):
             value = _number_from_text(value, field)
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise PollError("parse", f"colibri field {field} is not a number")
         values.append((field, float(value)))
     return JitsiFigures(values=tuple(values))
@@ -51,8 +59,9 @@ def _number_from_text(text: str, field: str) -> float:
     return value
 
 
-def poll_jitsi(client: HttpClient, source: JitsiSource, *, timeout: float,
-               max_bytes: int) -> JitsiFigures:
+def poll_jitsi(
+    client: HttpClient, source: JitsiSource, *, timeout: float, max_bytes: int
+) -> JitsiFigures:
     """One poll of a JVB; raises PollError with the failure reason."""
     chunks: list[bytes] = []
     client.fetch(source.url, timeout=timeout, max_bytes=max_bytes, sink=chunks.append)

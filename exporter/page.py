@@ -19,8 +19,9 @@ from exporter.poller import Snapshot
 class MetricsPage:
     """Cached text exposition of the latest snapshot."""
 
-    def __init__(self, source: Callable[[], Snapshot | None],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, source: Callable[[], Snapshot | None], clock: Callable[[], float] = time.time
+    ) -> None:
         self._source = source
         self._clock = clock
         self._lock = threading.Lock()

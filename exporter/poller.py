@@ -66,8 +66,15 @@ def select_nodes(config: PoolConfig) -> tuple[NodeConfig, ...]:
     return config.nodes
 
 
-def poll_source(client: HttpClient, node: NodeConfig, source: str, *, timeout: float,
-                max_bytes: int, clock: Callable[[], float] = time.time) -> SourceResult:
+def poll_source(
+    client: HttpClient,
+    node: NodeConfig,
+    source: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    clock: Callable[[], float] = time.time,
+) -> SourceResult:
     """Poll one source of one node; never raises, the failure is in ``reason``."""
     started = time.monotonic()
     figures: Figures | None = None
@@ -83,14 +90,26 @@ def poll_source(client: HttpClient, node: NodeConfig, source: str, *, timeout: f
             raise PollError("internal", f"source {source} is not configured")
     except PollError as exc:
         reason = exc.reason
-        log.debug("poll failed node=%s source=%s reason=%s detail=%r", node.name, source,
-                  exc.reason, exc.detail)
+        log.debug(
+            "poll failed node=%s source=%s reason=%s detail=%r",
+            node.name,
+            source,
+            exc.reason,
+            exc.detail,
+        )
     except Exception as exc:  # a bug must cost one poll, not the poll loop
         reason = "internal"
-        log.warning("poll crashed node=%s source=%s error=%s", node.name, source,
-                    type(exc).__name__)
-    return SourceResult(node=node.name, source=source, duration=time.monotonic() - started,
-                        finished_at=clock(), figures=figures, reason=reason)
+        log.warning(
+            "poll crashed node=%s source=%s error=%s", node.name, source, type(exc).__name__
+        )
+    return SourceResult(
+        node=node.name,
+        source=source,
+        duration=time.monotonic() - started,
+        finished_at=clock(),
+        figures=figures,
+        reason=reason,
+    )
 
 
 class PollState:
@@ -110,9 +129,13 @@ class PollState:
                 error_key = (result.node, result.source, result.reason or "internal")
                 self.errors[error_key] = self.errors.get(error_key, 0) + 1
             if self.was_up.get(key, True) != result.ok:
-                log.warning("node=%s source=%s is %s%s", result.node, result.source,
-                            "up" if result.ok else "down",
-                            "" if result.ok else f" reason={result.reason}")
+                log.warning(
+                    "node=%s source=%s is %s%s",
+                    result.node,
+                    result.source,
+                    "up" if result.ok else "down",
+                    "" if result.ok else f" reason={result.reason}",
+                )
             self.was_up[key] = result.ok
 
     def prune(self, config: PoolConfig) -> None:
@@ -126,16 +149,21 @@ class PollState:
 class Poller:
     """Runs poll cycles in a background thread and keeps the last complete snapshot."""
 
-    def __init__(self, config: PoolConfig, *, workers: int = DEFAULT_WORKERS,
-                 max_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: PoolConfig,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._config = config
         self._max_bytes = max_bytes
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=workers,
-                                            thread_name_prefix="confscale-poll")
-        self._client = HttpClient(connections_per_host=workers,
-                                  hosts=2 * len(config.nodes))
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="confscale-poll"
+        )
+        self._client = HttpClient(connections_per_host=workers, hosts=2 * len(config.nodes))
         self._state = PollState()
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
@@ -164,49 +192,70 @@ class Poller:
         self._wake.set()
 
     def _task(self, node: NodeConfig, source: str, timeout: float) -> SourceResult:
-        return poll_source(self._client, node, source, timeout=timeout,
-                           max_bytes=self._max_bytes, clock=self._clock)
+        return poll_source(
+            self._client,
+            node,
+            source,
+            timeout=timeout,
+            max_bytes=self._max_bytes,
+            clock=self._clock,
+        )
 
     def probe(self, node: NodeConfig) -> Snapshot:
         """Poll one node now, outside the cycle, into a snapshot of its own (``/probe``)."""
-        return probe_node(self._client, node, self._config, max_bytes=self._max_bytes,
-                          clock=self._clock)
+        return probe_node(
+            self._client, node, self._config, max_bytes=self._max_bytes, clock=self._clock
+        )
 
     def run_cycle(self) -> Snapshot:
         """Poll every source of every node once and publish the snapshot."""
         config = self._config
         started_wall, started = self._clock(), time.monotonic()
         tasks = [(node, source) for node in select_nodes(config) for source in node.sources()]
-        futures = [self._executor.submit(self._task, node, source, config.timeout)
-                   for node, source in tasks]
+        futures = [
+            self._executor.submit(self._task, node, source, config.timeout)
+            for node, source in tasks
+        ]
         # A cycle gets one interval: what the workers did not reach by then is an overrun
         # (too few workers for the pool), not a reason to delay every other node.
         done, _ = wait(futures, timeout=config.interval)
         results = tuple(
-            future.result() if future in done else self._overrun(node, source, future,
-                                                                  config.interval)
-            for (node, source), future in zip(tasks, futures, strict=True))
+            future.result()
+            if future in done
+            else self._overrun(node, source, future, config.interval)
+            for (node, source), future in zip(tasks, futures, strict=True)
+        )
         with self._lock:
             if config is not self._config:
                 # Reloaded meanwhile: keep state only for nodes still configured.
                 results = tuple(r for r in results if self._config.node(r.node) is not None)
             self._state.record(results)
             snapshot = Snapshot(
-                config=config, results=results, started_at=started_wall,
-                finished_at=self._clock(), duration=time.monotonic() - started,
+                config=config,
+                results=results,
+                started_at=started_wall,
+                finished_at=self._clock(),
+                duration=time.monotonic() - started,
                 errors=MappingProxyType(dict(self._state.errors)),
-                last_success=MappingProxyType(dict(self._state.last_success)))
+                last_success=MappingProxyType(dict(self._state.last_success)),
+            )
             self._snapshot = snapshot
         log.debug("cycle done nodes=%d duration=%.3fs", len(config.nodes), snapshot.duration)
         if self._listener is not None:
             self._listener(snapshot)
         return snapshot
 
-    def _overrun(self, node: NodeConfig, source: str, future: Future[SourceResult],
-                 budget: float) -> SourceResult:
+    def _overrun(
+        self, node: NodeConfig, source: str, future: Future[SourceResult], budget: float
+    ) -> SourceResult:
         future.cancel()  # not started yet: drop it; running: it finishes on its own
-        return SourceResult(node=node.name, source=source, duration=budget,
-                            finished_at=self._clock(), reason="overrun")
+        return SourceResult(
+            node=node.name,
+            source=source,
+            duration=budget,
+            finished_at=self._clock(),
+            reason="overrun",
+        )
 
     def start(self) -> None:
         """Start the background loop (one cycle at once, then one per interval)."""
@@ -233,23 +282,46 @@ class Poller:
         self._client.close()
 
 
-def probe_node(client: HttpClient, node: NodeConfig, config: PoolConfig, *, max_bytes: int,
-               clock: Callable[[], float] = time.time) -> Snapshot:
+def probe_node(
+    client: HttpClient,
+    node: NodeConfig,
+    config: PoolConfig,
+    *,
+    max_bytes: int,
+    clock: Callable[[], float] = time.time,
+) -> Snapshot:
     """Poll one node now with fresh state: its own counters, no history (``/probe``).
 
     The node's sources are polled side by side, so a probe lasts about one timeout.
     """
     started_wall, started = clock(), time.monotonic()
     sources = node.sources()
-    with ThreadPoolExecutor(max_workers=len(sources),
-                            thread_name_prefix="confscale-probe") as executor:
-        results = tuple(executor.map(
-            lambda source: poll_source(client, node, source, timeout=config.timeout,
-                                       max_bytes=max_bytes, clock=clock), sources))
+    with ThreadPoolExecutor(
+        max_workers=len(sources), thread_name_prefix="confscale-probe"
+    ) as executor:
+        results = tuple(
+            executor.map(
+                lambda source: poll_source(
+                    client, node, source, timeout=config.timeout, max_bytes=max_bytes, clock=clock
+                ),
+                sources,
+            )
+        )
     state = PollState()
     state.record(results)
-    probe_config = PoolConfig(nodes=(node,), pool=config.pool, interval=config.interval,
-                              timeout=config.timeout, path=config.path)
-    return Snapshot(config=probe_config, results=results, started_at=started_wall,
-                    finished_at=clock(), duration=time.monotonic() - started,
-                    errors=state.errors, last_success=state.last_success)
+    probe_config = PoolConfig(
+        nodes=(node,),
+        pool=config.pool,
+        interval=config.interval,
+        timeout=config.timeout,
+        path=config.path,
+    )
+    return Snapshot(
+        config=probe_config,
+        results=results,
+        started_at=started_wall,
+        finished_at=clock(),
+        duration=time.monotonic() - started,
+        errors=state.errors,
+        last_success=state.last_success,
+    )

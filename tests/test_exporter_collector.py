@@ -20,16 +20,30 @@ HOST = HostSource(node_exporter="http://x/metrics")
 
 
 def make_snapshot(pool: str | None = "campus", finished_at: float = NOW) -> Snapshot:
-    nodes = (NodeConfig(name="bbb-01", bbb=BBB, host=HOST),
-             NodeConfig(name="bbb-02", bbb=BBB, host=HOST, link_capacity_bytes_per_second=1e9),
-             NodeConfig(name="jvb-01", jitsi=JitsiSource(url="http://x/colibri/stats")))
+    nodes = (
+        NodeConfig(name="bbb-01", bbb=BBB, host=HOST),
+        NodeConfig(name="bbb-02", bbb=BBB, host=HOST, link_capacity_bytes_per_second=1e9),
+        NodeConfig(name="jvb-01", jitsi=JitsiSource(url="http://x/colibri/stats")),
+    )
     config = PoolConfig(nodes=nodes, pool=pool, interval=15, timeout=5)
-    bbb = BbbFigures(meetings=3, breakout_rooms=1, participants=41, moderators=4, listeners=20,
-                     voice_participants=18, video_participants=6, participants_max=30,
-                     video_fanout=120,
-                     clients=(("DIAL-IN", 1), ("HTML5", 39), ('we"ird\\cl\nient', 1)))
-    host = HostFigures(cpu_seconds=(("idle", 100.5), ("user", 20.25)), cpu_count=8,
-                       transmit_bytes=1e12, receive_bytes=2.5e9)
+    bbb = BbbFigures(
+        meetings=3,
+        breakout_rooms=1,
+        participants=41,
+        moderators=4,
+        listeners=20,
+        voice_participants=18,
+        video_participants=6,
+        participants_max=30,
+        video_fanout=120,
+        clients=(("DIAL-IN", 1), ("HTML5", 39), ('we"ird\\cl\nient', 1)),
+    )
+    host = HostFigures(
+        cpu_seconds=(("idle", 100.5), ("user", 20.25)),
+        cpu_count=8,
+        transmit_bytes=1e12,
+        receive_bytes=2.5e9,
+    )
     jitsi = JitsiFigures(values=(("conferences", 2), ("stress_level", 0.12)))
     results = (
         SourceResult("bbb-01", "bbb", 0.05, finished_at, bbb),
@@ -41,9 +55,15 @@ def make_snapshot(pool: str | None = "campus", finished_at: float = NOW) -> Snap
     state = PollState()
     state.record(results)
     state.last_success[("bbb-02", "bbb")] = finished_at - 60
-    return Snapshot(config=config, results=results, started_at=finished_at - 5,
-                    finished_at=finished_at, duration=5.0, errors=dict(state.errors),
-                    last_success=dict(state.last_success))
+    return Snapshot(
+        config=config,
+        results=results,
+        started_at=finished_at - 5,
+        finished_at=finished_at,
+        duration=5.0,
+        errors=dict(state.errors),
+        last_success=dict(state.last_success),
+    )
 
 
 def collect(snapshot: Snapshot, now: float = NOW) -> Samples:
@@ -60,8 +80,7 @@ def test_families_follow_the_contract() -> None:
     assert value(samples, "bbb_meetings_participants_max", **one) == 30
     assert value(samples, "bbb_meetings_video_fanout", **one) == 120
     assert value(samples, "bbb_meetings_participant_clients", **one, type="HTML5") == 39
-    assert value(samples, "bbb_meetings_participant_clients", **one,
-                 type='we"ird\\cl\nient') == 1
+    assert value(samples, "bbb_meetings_participant_clients", **one, type='we"ird\\cl\nient') == 1
     assert value(samples, "confscale_node_cpu_seconds_total", **one, mode="user") == 20.25
     assert value(samples, "confscale_node_cpu_count", **one) == 8
     assert value(samples, "confscale_node_network_transmit_bytes_total", **one) == 1e12
@@ -74,11 +93,15 @@ def test_families_follow_the_contract() -> None:
     two = {"node": "bbb-02", "pool": "campus"}
     assert value(samples, "confscale_node_up", **two, source="bbb") == 0
     assert value(samples, "confscale_node_up", **two, source="host") == 1
-    assert value(samples, "confscale_node_poll_errors_total", **two, source="bbb",
-                 reason="timeout") == 1
+    assert (
+        value(samples, "confscale_node_poll_errors_total", **two, source="bbb", reason="timeout")
+        == 1
+    )
     assert value(samples, "bbb_meetings", **two) is None
-    assert value(samples, "confscale_node_last_success_timestamp_seconds", **two,
-                 source="bbb") == NOW - 60
+    assert (
+        value(samples, "confscale_node_last_success_timestamp_seconds", **two, source="bbb")
+        == NOW - 60
+    )
     assert value(samples, "confscale_node_link_capacity_bytes_per_second", **two) == 1e9
     assert value(samples, "confscale_exporter_nodes", state="polled") == 3
     assert value(samples, "confscale_exporter_nodes", state="up") == 2
@@ -95,10 +118,27 @@ def test_stale_snapshot_is_not_served_as_current() -> None:
     for name in ("bbb_meetings", "confscale_node_cpu_seconds_total", "jitsi_conferences"):
         assert not series(stale, name), name
     # staleness stays visible: last success times and error counters are still there
-    assert value(stale, "confscale_node_last_success_timestamp_seconds", node="bbb-01",
-                 pool="campus", source="bbb") == NOW
-    assert value(stale, "confscale_node_poll_errors_total", node="bbb-02", pool="campus",
-                 source="bbb", reason="timeout") == 1
+    assert (
+        value(
+            stale,
+            "confscale_node_last_success_timestamp_seconds",
+            node="bbb-01",
+            pool="campus",
+            source="bbb",
+        )
+        == NOW
+    )
+    assert (
+        value(
+            stale,
+            "confscale_node_poll_errors_total",
+            node="bbb-02",
+            pool="campus",
+            source="bbb",
+            reason="timeout",
+        )
+        == 1
+    )
     assert value(stale, "confscale_exporter_last_cycle_timestamp_seconds") == NOW
 
 

@@ -81,43 +81,93 @@ BAD = [
     ("not yaml", "nodes: [\n  - {name: x", ConfigFileError, ["pool.yml", "line"]),
     ("not a mapping", "- a\n- b\n", ConfigValueError, ["pool.yml", "mapping"]),
     ("no nodes", "pool: x\n", ConfigValueError, ["'nodes'"]),
-    ("unknown top key", "nodez: []\nnodes: [{name: a, host: local}]\n", ConfigValueError,
-     ["nodez"]),
-    ("bad interval", "interval: soon\nnodes: [{name: a, host: local}]\n", ConfigValueError,
-     ["'interval'", "soon"]),
-    ("zero timeout", "timeout: 0s\nnodes: [{name: a, host: local}]\n", ConfigValueError,
-     ["'timeout'", "greater than zero"]),
-    ("timeout not below interval", "interval: 5s\ntimeout: 5s\nnodes: [{name: a, host: local}]\n",
-     ConfigValueError, ["'timeout'", "'interval'"]),
+    (
+        "unknown top key",
+        "nodez: []\nnodes: [{name: a, host: local}]\n",
+        ConfigValueError,
+        ["nodez"],
+    ),
+    (
+        "bad interval",
+        "interval: soon\nnodes: [{name: a, host: local}]\n",
+        ConfigValueError,
+        ["'interval'", "soon"],
+    ),
+    (
+        "zero timeout",
+        "timeout: 0s\nnodes: [{name: a, host: local}]\n",
+        ConfigValueError,
+        ["'timeout'", "greater than zero"],
+    ),
+    (
+        "timeout not below interval",
+        "interval: 5s\ntimeout: 5s\nnodes: [{name: a, host: local}]\n",
+        ConfigValueError,
+        ["'timeout'", "'interval'"],
+    ),
     ("no name", "nodes: [{host: local}]\n", ConfigValueError, ["nodes[0]", "'name'"]),
-    ("duplicate", "nodes: [{name: a, host: local}, {name: a, host: local}]\n",
-     ConfigValueError, ["nodes[1]", "'a'", "twice"]),
+    (
+        "duplicate",
+        "nodes: [{name: a, host: local}, {name: a, host: local}]\n",
+        ConfigValueError,
+        ["nodes[1]", "'a'", "twice"],
+    ),
     ("no source", "nodes: [{name: a}]\n", ConfigValueError, ["node a", "no source"]),
-    ("unknown node key", "nodes: [{name: a, host: local, colour: red}]\n", ConfigValueError,
-     ["node a", "colour"]),
-    ("bad link", "nodes: [{name: a, host: local, link_capacity_mbit: -5}]\n",
-     ConfigValueError, ["node a", "link_capacity_mbit"]),
-    ("bad url", "nodes: [{name: a, jitsi: {url: 'ftp://x/'}}]\n", ConfigValueError,
-     ["node a", "jitsi", "url"]),
-    ("bad checksum",
-     "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: bbb.secret, checksum: md5}}]\n",
-     ConfigValueError, ["node a", "checksum", "sha256", "md5"]),
-    ("secret missing", "nodes: [{name: a, bbb: {url: 'http://x/'}}]\n", SecretError,
-     ["node a", "secret_file"]),
-    ("secret file missing",
-     "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: nope.secret}}]\n", SecretError,
-     ["node a", "nope.secret"]),
-    ("env unset", "nodes: [{name: a, bbb: {url: 'http://x/', secret: '${NOT_SET_XYZ}'}}]\n",
-     SecretError, ["node a", "NOT_SET_XYZ"]),
-    ("bad host", "nodes: [{name: a, host: {node_exporter: 'nonsense'}}]\n", ConfigValueError,
-     ["node a", "node_exporter"]),
+    (
+        "unknown node key",
+        "nodes: [{name: a, host: local, colour: red}]\n",
+        ConfigValueError,
+        ["node a", "colour"],
+    ),
+    (
+        "bad link",
+        "nodes: [{name: a, host: local, link_capacity_mbit: -5}]\n",
+        ConfigValueError,
+        ["node a", "link_capacity_mbit"],
+    ),
+    (
+        "bad url",
+        "nodes: [{name: a, jitsi: {url: 'ftp://x/'}}]\n",
+        ConfigValueError,
+        ["node a", "jitsi", "url"],
+    ),
+    (
+        "bad checksum",
+        "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: bbb.secret, checksum: md5}}]\n",
+        ConfigValueError,
+        ["node a", "checksum", "sha256", "md5"],
+    ),
+    (
+        "secret missing",
+        "nodes: [{name: a, bbb: {url: 'http://x/'}}]\n",
+        SecretError,
+        ["node a", "secret_file"],
+    ),
+    (
+        "secret file missing",
+        "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: nope.secret}}]\n",
+        SecretError,
+        ["node a", "nope.secret"],
+    ),
+    (
+        "env unset",
+        "nodes: [{name: a, bbb: {url: 'http://x/', secret: '${NOT_SET_XYZ}'}}]\n",
+        SecretError,
+        ["node a", "NOT_SET_XYZ"],
+    ),
+    (
+        "bad host",
+        "nodes: [{name: a, host: {node_exporter: 'nonsense'}}]\n",
+        ConfigValueError,
+        ["node a", "node_exporter"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "text", "error", "fragments"), BAD, ids=[b[0] for b in BAD])
-def test_bad_config_names_file_node_and_key(tmp_path: Path, case: str, text: str,
-                                            error: type[ConfigError],
-                                            fragments: list[str]) -> None:
+def test_bad_config_names_file_node_and_key(
+    tmp_path: Path, case: str, text: str, error: type[ConfigError], fragments: list[str]
+) -> None:
     with pytest.raises(error) as raised:
         load_config(write(tmp_path, text), environ={})
     message = str(raised.value)
@@ -145,7 +195,9 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yml")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("15s", 15), ("500ms", 0.5), ("1m", 60),
-                                                ("2h", 7200), (3, 3), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15s", 15), ("500ms", 0.5), ("1m", 60), ("2h", 7200), (3, 3), ("1.5s", 1.5)],
+)
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text, "key") == seconds

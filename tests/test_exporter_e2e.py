@@ -16,16 +16,41 @@ from test_exporter_support import Exporter, Samples, exporter, parse_text, serie
 from exporter.fetch import REASONS
 
 SECRET = "E2E-Sim-Secret-7d41b9aa"
-BBB_FIELDS = ("meetings", "breakout_rooms", "participants", "moderators", "listeners",
-              "voice_participants", "video_participants", "participants_max", "video_fanout")
-BBB_METRIC = {"meetings": "bbb_meetings", "breakout_rooms": "bbb_breakout_rooms",
-              **{f: f"bbb_meetings_{f}" for f in BBB_FIELDS[2:]}}
-JITSI_FIELDS = ("conferences", "participants", "largest_conference", "endpoints_sending_video",
-                "stress_level", "bit_rate_upload", "bit_rate_download")
+BBB_FIELDS = (
+    "meetings",
+    "breakout_rooms",
+    "participants",
+    "moderators",
+    "listeners",
+    "voice_participants",
+    "video_participants",
+    "participants_max",
+    "video_fanout",
+)
+BBB_METRIC = {
+    "meetings": "bbb_meetings",
+    "breakout_rooms": "bbb_breakout_rooms",
+    **{f: f"bbb_meetings_{f}" for f in BBB_FIELDS[2:]},
+}
+JITSI_FIELDS = (
+    "conferences",
+    "participants",
+    "largest_conference",
+    "endpoints_sending_video",
+    "stress_level",
+    "bit_rate_upload",
+    "bit_rate_download",
+)
 
 
-def exporter_config(sim: Any, path: Path, *, interval: str = "2s", timeout: str = "1500ms",
-                    auto_interface: bool = False) -> Path:
+def exporter_config(
+    sim: Any,
+    path: Path,
+    *,
+    interval: str = "2s",
+    timeout: str = "1500ms",
+    auto_interface: bool = False,
+) -> Path:
     """The simulator's own --write-config output with test-friendly timing."""
     sim.write_config(path)
     data = yaml.safe_load(path.read_text())
@@ -46,25 +71,39 @@ def assert_node_matches_truth(samples: Samples, node: str, truth: dict[str, Any]
     if kind == "bbb":
         for field in BBB_FIELDS:
             assert value(samples, BBB_METRIC[field], **labels) == truth[field], (node, field)
-        clients = {dict(k)["type"]: v for k, v in
-                   series(samples, "bbb_meetings_participant_clients", **labels).items()}
+        clients = {
+            dict(k)["type"]: v
+            for k, v in series(samples, "bbb_meetings_participant_clients", **labels).items()
+        }
         assert clients == truth["clients"], node
     else:
         for field in JITSI_FIELDS:
-            assert value(samples, f"jitsi_{field}", **labels) == pytest.approx(truth[field]), \
-                (node, field)
-    cpu = {dict(k)["mode"]: v for k, v in
-           series(samples, "confscale_node_cpu_seconds_total", **labels).items()}
+            assert value(samples, f"jitsi_{field}", **labels) == pytest.approx(truth[field]), (
+                node,
+                field,
+            )
+    cpu = {
+        dict(k)["mode"]: v
+        for k, v in series(samples, "confscale_node_cpu_seconds_total", **labels).items()
+    }
     assert cpu == pytest.approx(truth["cpu_seconds"], rel=1e-12), node
     assert value(samples, "confscale_node_cpu_count", **labels) == truth["cpu_count"]
-    assert value(samples, "confscale_node_network_transmit_bytes_total", **labels) == \
-        truth["transmit_bytes"], node
-    assert value(samples, "confscale_node_network_receive_bytes_total", **labels) == \
-        truth["receive_bytes"], node
-    assert value(samples, "confscale_node_link_capacity_bytes_per_second", **labels) == \
-        truth["link_capacity_bytes_per_second"]
-    assert value(samples, "confscale_node_last_success_timestamp_seconds", **labels,
-                 source=kind) is not None
+    assert (
+        value(samples, "confscale_node_network_transmit_bytes_total", **labels)
+        == truth["transmit_bytes"]
+    ), node
+    assert (
+        value(samples, "confscale_node_network_receive_bytes_total", **labels)
+        == truth["receive_bytes"]
+    ), node
+    assert (
+        value(samples, "confscale_node_link_capacity_bytes_per_second", **labels)
+        == truth["link_capacity_bytes_per_second"]
+    )
+    assert (
+        value(samples, "confscale_node_last_success_timestamp_seconds", **labels, source=kind)
+        is not None
+    )
 
 
 @pytest.mark.parametrize("auto_interface", [False, True], ids=["interface-eth0", "auto-uplinks"])
@@ -95,8 +134,7 @@ def test_every_checksum_algorithm(tmp_path: Path, algorithm: str) -> None:
         config = exporter_config(sim, tmp_path / "pool.yml", interval="30s", timeout="5s")
         assert f"checksum: {algorithm}" in config.read_text()
         with exporter(config) as running:
-            response = requests.get(f"{running.url}/probe", params={"node": "bbb-01"},
-                                    timeout=30)
+            response = requests.get(f"{running.url}/probe", params={"node": "bbb-01"}, timeout=30)
             truth = sim.truth()["nodes"]["bbb-01"]
     assert_node_matches_truth(parse_text(response.text), "bbb-01", truth)
 
@@ -121,8 +159,7 @@ def bbb_gauges(samples: Samples, node: str) -> dict:
     return found
 
 
-def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(
-        tmp_path: Path) -> None:
+def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(tmp_path: Path) -> None:
     with simulator(nodes=9, jitsi=1, secret=SECRET) as sim:
         config = exporter_config(sim, tmp_path / "pool.yml")
         for node, (mode, arg, _, _) in FAULTS.items():
@@ -143,23 +180,33 @@ def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(
     for node, (mode, _, bbb_reason, host_reason) in FAULTS.items():
         labels = {"node": node, "pool": "sim"}
         assert value(samples, "confscale_node_up", **labels, source="bbb") == 0, mode
-        errors = value(samples, "confscale_node_poll_errors_total", **labels, source="bbb",
-                       reason=bbb_reason)
+        errors = value(
+            samples, "confscale_node_poll_errors_total", **labels, source="bbb", reason=bbb_reason
+        )
         assert errors is not None and errors >= 1, (mode, bbb_reason)
-        other = {dict(k)["reason"] for k in
-                 series(samples, "confscale_node_poll_errors_total", **labels, source="bbb")}
+        other = {
+            dict(k)["reason"]
+            for k in series(samples, "confscale_node_poll_errors_total", **labels, source="bbb")
+        }
         assert other == {bbb_reason}, mode
         assert bbb_gauges(samples, node) == {}, f"{mode}: absent, not zero"
-        assert value(samples, "confscale_node_last_success_timestamp_seconds", **labels,
-                     source="bbb") is None
+        assert (
+            value(samples, "confscale_node_last_success_timestamp_seconds", **labels, source="bbb")
+            is None
+        )
         host_up = value(samples, "confscale_node_up", **labels, source="host")
         if host_reason is None:
             assert host_up == 1, mode
             assert series(samples, "confscale_node_cpu_seconds_total", **labels), mode
         else:
             assert host_up == 0, mode
-            assert value(samples, "confscale_node_poll_errors_total", **labels, source="host",
-                         reason=host_reason), (mode, host_reason)
+            assert value(
+                samples,
+                "confscale_node_poll_errors_total",
+                **labels,
+                source="host",
+                reason=host_reason,
+            ), (mode, host_reason)
             assert not series(samples, "confscale_node_cpu_seconds_total", **labels), mode
     seen = {dict(k)["reason"] for k in series(samples, "confscale_node_poll_errors_total")}
     assert seen <= set(REASONS), "every reason is one docs/exporter.md lists"
@@ -170,8 +217,14 @@ def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(
     for node, figures in truth_after.items():
         assert_node_matches_truth(recovered, node, figures)
     for node, (_, _, bbb_reason, _) in FAULTS.items():
-        assert value(recovered, "confscale_node_poll_errors_total", node=node, pool="sim",
-                     source="bbb", reason=bbb_reason)
+        assert value(
+            recovered,
+            "confscale_node_poll_errors_total",
+            node=node,
+            pool="sim",
+            source="bbb",
+            reason=bbb_reason,
+        )
     for text in [*pages, log, config.read_text()]:
         assert SECRET not in text
     # the getMeetings checksum never changes, so it is as good as the secret for that call
@@ -190,12 +243,14 @@ def test_probe_polls_one_node_now(tmp_path: Path) -> None:
     with simulator(nodes=2, secret=SECRET) as sim:
         config = exporter_config(sim, tmp_path / "pool.yml", interval="30s", timeout="2s")
         with exporter(config) as running:
-            wait_until(lambda: value(running.metrics(), "confscale_exporter_nodes",
-                                     state="polled"), timeout=30, what="first cycle")
+            wait_until(
+                lambda: value(running.metrics(), "confscale_exporter_nodes", state="polled"),
+                timeout=30,
+                what="first cycle",
+            )
             sim.advance(3 * 3600)  # /metrics still shows the old cycle, /probe polls now
             truth = sim.truth()["nodes"]["bbb-02"]
-            response = requests.get(f"{running.url}/probe", params={"node": "bbb-02"},
-                                    timeout=30)
+            response = requests.get(f"{running.url}/probe", params={"node": "bbb-02"}, timeout=30)
     samples = parse_text(response.text)
     assert_node_matches_truth(samples, "bbb-02", truth)
     assert not series(samples, "confscale_node_up", node="bbb-01")

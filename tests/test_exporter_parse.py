@@ -20,16 +20,37 @@ FIXTURES = {
     "getMeetings_bbbdocs_1meeting_idle.xml": BbbFigures(meetings=1),
     "getMeetings_scalelite_noMeetings.xml": BbbFigures(),
     "getMeetings_apiphp_3meetings_breakout.xml": BbbFigures(
-        meetings=3, breakout_rooms=1, participants=5, moderators=1, listeners=2,
-        voice_participants=1, video_participants=3, participants_max=5,
-        video_fanout=3 * (5 - 1)),
+        meetings=3,
+        breakout_rooms=1,
+        participants=5,
+        moderators=1,
+        listeners=2,
+        voice_participants=1,
+        video_participants=3,
+        participants_max=5,
+        video_fanout=3 * (5 - 1),
+    ),
     "getMeetingInfo_bbbdocs_1attendee_greenlight_metadata.xml": BbbFigures(
-        meetings=1, participants=1, moderators=1, voice_participants=1, video_participants=1,
-        participants_max=1, video_fanout=0, clients=(("HTML5", 1),)),
+        meetings=1,
+        participants=1,
+        moderators=1,
+        voice_participants=1,
+        video_participants=1,
+        participants_max=1,
+        video_fanout=0,
+        clients=(("HTML5", 1),),
+    ),
     "getMeetingInfo_apiphp_4attendees_clienttypes.xml": BbbFigures(
-        meetings=1, participants=2, moderators=2, listeners=1, voice_participants=2,
-        video_participants=1, participants_max=2, video_fanout=1 * (2 - 1),
-        clients=(("FLASH", 1), ("HTML5", 3))),
+        meetings=1,
+        participants=2,
+        moderators=2,
+        listeners=1,
+        voice_participants=2,
+        video_participants=1,
+        participants_max=2,
+        video_fanout=1 * (2 - 1),
+        clients=(("FLASH", 1), ("HTML5", 3)),
+    ),
 }
 
 
@@ -52,18 +73,20 @@ def test_every_fixture_is_covered() -> None:
     assert names == set(FIXTURES) | {"error_checksumError_bbbdocs.xml"}
 
 
-def meeting(participants: str, video: str = "0", breakout: str = "false",
-            extra: str = "") -> str:
-    return (f"<meeting><participantCount>{participants}</participantCount>"
-            f"<moderatorCount>1</moderatorCount><listenerCount>0</listenerCount>"
-            f"<voiceParticipantCount>0</voiceParticipantCount><videoCount>{video}</videoCount>"
-            f"<isBreakout>{breakout}</isBreakout>{extra}</meeting>")
+def meeting(participants: str, video: str = "0", breakout: str = "false", extra: str = "") -> str:
+    return (
+        f"<meeting><participantCount>{participants}</participantCount>"
+        f"<moderatorCount>1</moderatorCount><listenerCount>0</listenerCount>"
+        f"<voiceParticipantCount>0</voiceParticipantCount><videoCount>{video}</videoCount>"
+        f"<isBreakout>{breakout}</isBreakout>{extra}</meeting>"
+    )
 
 
 def response(*meetings: str) -> bytes:
     body = "".join(meetings)
-    return (f"<response><returncode>SUCCESS</returncode><meetings>{body}</meetings>"
-            f"</response>").encode()
+    return (
+        f"<response><returncode>SUCCESS</returncode><meetings>{body}</meetings></response>"
+    ).encode()
 
 
 def test_thousands_separators_and_fanout() -> None:
@@ -76,8 +99,10 @@ def test_thousands_separators_and_fanout() -> None:
     assert figures.moderators == 2  # participants are not moderators added twice
 
 
-@pytest.mark.parametrize(("text", "value"), [("0", 0), ("1,202", 1202), ("1.000", 1000),
-                                             (" 25 000 ", 25000), ("25\u202f000", 25000)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0", 0), ("1,202", 1202), ("1.000", 1000), (" 25 000 ", 25000), ("25\u202f000", 25000)],
+)
 def test_parse_count(text: str, value: int) -> None:
     assert parse_count(text, "participantCount") == value
 
@@ -90,24 +115,36 @@ def test_parse_count_refuses_non_counts(text: str | None) -> None:
 
 
 def test_meeting_element_inside_metadata_is_not_a_meeting() -> None:
-    figures = parse_meetings(response(
-        meeting("4", extra="<metadata><meeting>my room</meeting></metadata>")))
+    figures = parse_meetings(
+        response(meeting("4", extra="<metadata><meeting>my room</meeting></metadata>"))
+    )
     assert figures.meetings == 1 and figures.participants == 4
 
 
-@pytest.mark.parametrize(("document", "reason"), [
-    (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "parse"),
-    (b"<!DOCTYPE html><html><body>nginx</body></html>", "parse"),
-    (b"<response><returncode>SUCCESS</returncode><meetings><meeting><participantCount>",
-     "parse"),
-    (b"", "parse"),
-    (b"<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey>"
-     b"</response>", "checksum"),
-    (b"<response><returncode>FAILED</returncode><messageKey>unsupportedRequest</messageKey>"
-     b"</response>", "failed"),
-    (b"<response><meetings/></response>", "parse"),
-    (response(meeting("lots")), "parse"),
-])
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "parse"),
+        (b"<!DOCTYPE html><html><body>nginx</body></html>", "parse"),
+        (
+            b"<response><returncode>SUCCESS</returncode><meetings><meeting><participantCount>",
+            "parse",
+        ),
+        (b"", "parse"),
+        (
+            b"<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey>"
+            b"</response>",
+            "checksum",
+        ),
+        (
+            b"<response><returncode>FAILED</returncode><messageKey>unsupportedRequest</messageKey>"
+            b"</response>",
+            "failed",
+        ),
+        (b"<response><meetings/></response>", "parse"),
+        (response(meeting("lots")), "parse"),
+    ],
+)
 def test_bad_answers_fail_with_a_reason(document: bytes, reason: str) -> None:
     with pytest.raises(PollError) as raised:
         parse_meetings(document, chunk_size=5)
@@ -130,19 +167,25 @@ BILLION_LAUGHS = textwrap.dedent("""\
     ]>
     <response><returncode>SUCCESS</returncode><message>&lol9;</message></response>
     """).encode()
-XXE_FILE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-            b"<response><returncode>SUCCESS</returncode><message>&x;</message></response>")
-XXE_NETWORK = (b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd">'
-               b"<response><returncode>SUCCESS</returncode></response>")
-PARAMETER_ENTITY = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM '
-                    b'"http://127.0.0.1:9/x">%p;]><response/>')
+XXE_FILE = (
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b"<response><returncode>SUCCESS</returncode><message>&x;</message></response>"
+)
+XXE_NETWORK = (
+    b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd">'
+    b"<response><returncode>SUCCESS</returncode></response>"
+)
+PARAMETER_ENTITY = (
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x">%p;]><response/>'
+)
 UNDECLARED_ENTITY = b"<response><returncode>&x;</returncode></response>"
 
 
-@pytest.mark.parametrize("document", [BILLION_LAUGHS, XXE_FILE, XXE_NETWORK, PARAMETER_ENTITY,
-                                      UNDECLARED_ENTITY],
-                         ids=["billion-laughs", "xxe-file", "xxe-network", "parameter-entity",
-                              "undeclared-entity"])
+@pytest.mark.parametrize(
+    "document",
+    [BILLION_LAUGHS, XXE_FILE, XXE_NETWORK, PARAMETER_ENTITY, UNDECLARED_ENTITY],
+    ids=["billion-laughs", "xxe-file", "xxe-network", "parameter-entity", "undeclared-entity"],
+)
 @pytest.mark.parametrize("chunk", [1, 3, 64 * 1024])
 def test_hostile_xml_is_refused(document: bytes, chunk: int) -> None:
     with pytest.raises(PollError) as raised:
@@ -169,8 +212,9 @@ def test_hostile_xml_is_refused_in_bounded_time_and_memory() -> None:
                     raise SystemExit("accepted a hostile document")
         print("refused")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "refused"
 
@@ -195,22 +239,38 @@ def test_signed_url_uses_the_nodes_algorithm() -> None:
     source = BbbSource(url="http://x/api/", secret=Secret("s"), checksum="sha1")
     expected = hashlib.sha1(b"getMeetingInfomeetingID=a" + b"s").hexdigest()  # noqa: S324
     assert signed_url(source, "getMeetingInfo", "meetingID=a").endswith(
-        f"getMeetingInfo?meetingID=a&checksum={expected}")
+        f"getMeetingInfo?meetingID=a&checksum={expected}"
+    )
 
 
 def test_colibri_figures() -> None:
-    figures = parse_colibri(b'{"conferences": 2, "participants": 9, "largest_conference": 6,'
-                            b' "endpoints_sending_video": 4, "stress_level": 0.12,'
-                            b' "bit_rate_upload": 1234, "bit_rate_download": "567",'
-                            b' "threads": 300}')
-    assert dict(figures.values) == {"conferences": 2, "participants": 9,
-                                    "largest_conference": 6, "endpoints_sending_video": 4,
-                                    "stress_level": 0.12, "bit_rate_upload": 1234,
-                                    "bit_rate_download": 567}
+    figures = parse_colibri(
+        b'{"conferences": 2, "participants": 9, "largest_conference": 6,'
+        b' "endpoints_sending_video": 4, "stress_level": 0.12,'
+        b' "bit_rate_upload": 1234, "bit_rate_download": "567",'
+        b' "threads": 300}'
+    )
+    assert dict(figures.values) == {
+        "conferences": 2,
+        "participants": 9,
+        "largest_conference": 6,
+        "endpoints_sending_video": 4,
+        "stress_level": 0.12,
+        "bit_rate_upload": 1234,
+        "bit_rate_download": 567,
+    }
 
 
-@pytest.mark.parametrize("document", [b"<html>", b"[]", b'{"participants": 3}',
-                                      b'{"conferences": true}', b'{"conferences": "many"}'])
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<html>",
+        b"[]",
+        b'{"participants": 3}',
+        b'{"conferences": true}',
+        b'{"conferences": "many"}',
+    ],
+)
 def test_colibri_wrong_shape(document: bytes) -> None:
     with pytest.raises(PollError) as raised:
         parse_colibri(document)
@@ -254,28 +314,45 @@ def test_node_exporter_text_one_interface() -> None:
         parse_node_exporter(NODE_EXPORTER_TEXT.splitlines(), interface="wlan9")
 
 
-@pytest.mark.parametrize("text", ["<html>502</html>", "node_load1 1\n",
-                                  'node_cpu_seconds_total{cpu="0",mode="idle"} 1\n'
-                                  'node_cpu_seconds_total{cpu="0",mode="user"} 1\n'
-                                  'node_cpu_seconds_total{cpu="1",mode="idle"} 1\n',
-                                  'node_cpu_seconds_total{cpu="0",mode="idle"} NaN\n',
-                                  'node_cpu_seconds_total{cpu="0",mode="idle"} lots\n'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<html>502</html>",
+        "node_load1 1\n",
+        'node_cpu_seconds_total{cpu="0",mode="idle"} 1\n'
+        'node_cpu_seconds_total{cpu="0",mode="user"} 1\n'
+        'node_cpu_seconds_total{cpu="1",mode="idle"} 1\n',
+        'node_cpu_seconds_total{cpu="0",mode="idle"} NaN\n',
+        'node_cpu_seconds_total{cpu="0",mode="idle"} lots\n',
+    ],
+)
 def test_node_exporter_text_wrong_shape(text: str) -> None:
     with pytest.raises(PollError) as raised:
         parse_node_exporter(text.splitlines())
     assert raised.value.reason == "parse"
 
 
-@pytest.mark.parametrize(("device", "uplink"), [("eth0", True), ("ens3", True), ("bond0", True),
-                                                ("lo", False), ("veth1", False),
-                                                ("docker0", False), ("br-1a", False)])
+@pytest.mark.parametrize(
+    ("device", "uplink"),
+    [
+        ("eth0", True),
+        ("ens3", True),
+        ("bond0", True),
+        ("lo", False),
+        ("veth1", False),
+        ("docker0", False),
+        ("br-1a", False),
+    ],
+)
 def test_uplink_rule(device: str, uplink: bool) -> None:
     assert is_uplink(device) is uplink
 
 
 def test_attendees_without_client_type_count_as_unknown() -> None:
-    people = ("<attendees><attendee><clientType>HTML5</clientType></attendee>"
-              "<attendee></attendee><attendee><clientType> </clientType></attendee>"
-              "<attendee><clientType>DIAL-IN</clientType></attendee></attendees>")
+    people = (
+        "<attendees><attendee><clientType>HTML5</clientType></attendee>"
+        "<attendee></attendee><attendee><clientType> </clientType></attendee>"
+        "<attendee><clientType>DIAL-IN</clientType></attendee></attendees>"
+    )
     figures = parse_meetings(response(meeting("4", extra=people)))
     assert figures.clients == (("DIAL-IN", 1), ("HTML5", 1), ("unknown", 2))

@@ -25,8 +25,7 @@ from test_exporter_support import closed_port_url, exporter, series, value
 SECRET = "Kn0wn-Test-Secret-93f1c2"
 
 
-def write_pool(tmp_path: Path, nodes: str, *, interval: str = "1s",
-               timeout: str = "800ms") -> Path:
+def write_pool(tmp_path: Path, nodes: str, *, interval: str = "1s", timeout: str = "800ms") -> Path:
     (tmp_path / "pool.secret").write_text(SECRET)
     path = tmp_path / "pool.yml"
     path.write_text(f"pool: test\ninterval: {interval}\ntimeout: {timeout}\nnodes:\n{nodes}")
@@ -34,24 +33,48 @@ def write_pool(tmp_path: Path, nodes: str, *, interval: str = "1s",
 
 
 def dead_bbb(name: str) -> str:
-    return (f"  - name: {name}\n    bbb:\n      url: {closed_port_url('/bigbluebutton/api/')}\n"
-            f"      secret_file: pool.secret\n")
+    return (
+        f"  - name: {name}\n    bbb:\n      url: {closed_port_url('/bigbluebutton/api/')}\n"
+        f"      secret_file: pool.secret\n"
+    )
 
 
 def test_help_documents_every_flag() -> None:
-    done = subprocess.run(python_module("exporter", "--help"), capture_output=True, text=True,
-                          cwd=REPO, timeout=30, check=True)
-    for flag in ("--config.file", "--web.listen-address", "--log.level", "--poll.workers",
-                 "--poll.max-body-bytes", "--config.check", "--version"):
+    done = subprocess.run(
+        python_module("exporter", "--help"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=True,
+    )
+    for flag in (
+        "--config.file",
+        "--web.listen-address",
+        "--log.level",
+        "--poll.workers",
+        "--poll.max-body-bytes",
+        "--config.check",
+        "--version",
+    ):
         assert flag in done.stdout
     assert "127.0.0.1:9688" in done.stdout
 
 
 def test_bad_config_exits_with_a_message_naming_node_and_key(tmp_path: Path) -> None:
-    config = write_pool(tmp_path, "  - name: bbb-01\n    bbb:\n      url: http://x/\n"
-                                  "      secret_file: pool.secret\n      checksum: md5\n")
-    done = subprocess.run(python_module("exporter", f"--config.file={config}"),
-                          capture_output=True, text=True, cwd=REPO, timeout=30, check=False)
+    config = write_pool(
+        tmp_path,
+        "  - name: bbb-01\n    bbb:\n      url: http://x/\n"
+        "      secret_file: pool.secret\n      checksum: md5\n",
+    )
+    done = subprocess.run(
+        python_module("exporter", f"--config.file={config}"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2
     assert "pool.yml" in done.stderr and "bbb-01" in done.stderr and "checksum" in done.stderr
     assert SECRET not in done.stderr + done.stdout
@@ -59,17 +82,25 @@ def test_bad_config_exits_with_a_message_naming_node_and_key(tmp_path: Path) -> 
 
 def test_config_check(tmp_path: Path) -> None:
     config = write_pool(tmp_path, dead_bbb("bbb-01") + "  - name: me\n    host: local\n")
-    done = subprocess.run(python_module("exporter", f"--config.file={config}", "--config.check"),
-                          capture_output=True, text=True, cwd=REPO, timeout=30, check=True)
+    done = subprocess.run(
+        python_module("exporter", f"--config.file={config}", "--config.check"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=True,
+    )
     assert "2 nodes" in done.stdout
 
 
 def test_routes_and_absent_not_zero(tmp_path: Path) -> None:
     with node_exporter() as ne_url:
-        config = write_pool(tmp_path, dead_bbb("bbb-dead") +
-                            f"  - name: host-ne\n    link_capacity_mbit: 1000\n"
-                            f"    host:\n      node_exporter: {ne_url}\n"
-                            "  - name: host-local\n    host: local\n")
+        config = write_pool(
+            tmp_path,
+            dead_bbb("bbb-dead") + f"  - name: host-ne\n    link_capacity_mbit: 1000\n"
+            f"    host:\n      node_exporter: {ne_url}\n"
+            "  - name: host-local\n    host: local\n",
+        )
         with exporter(config) as running_exporter:
             samples = running_exporter.wait_cycles(2)
             base = running_exporter.url
@@ -80,21 +111,37 @@ def test_routes_and_absent_not_zero(tmp_path: Path) -> None:
             log = running_exporter.proc.log()
     assert value(samples, "confscale_node_up", node="bbb-dead", pool="test", source="bbb") == 0
     assert value(samples, "confscale_node_up", node="host-ne", pool="test", source="host") == 1
-    assert value(samples, "confscale_node_up", node="host-local", pool="test",
-                  source="host") == 1
-    errors = value(samples, "confscale_node_poll_errors_total", node="bbb-dead", pool="test",
-                   source="bbb", reason="connect")
+    assert value(samples, "confscale_node_up", node="host-local", pool="test", source="host") == 1
+    errors = value(
+        samples,
+        "confscale_node_poll_errors_total",
+        node="bbb-dead",
+        pool="test",
+        source="bbb",
+        reason="connect",
+    )
     assert errors is not None and errors >= 2
     # absent, not zero: nothing about meetings for the dead node
     assert not series(samples, "bbb_meetings", node="bbb-dead")
-    assert value(samples, "confscale_node_last_success_timestamp_seconds", node="bbb-dead",
-                 pool="test", source="bbb") is None
-    assert value(samples, "confscale_node_link_capacity_bytes_per_second", node="host-ne",
-                 pool="test") == 125e6
+    assert (
+        value(
+            samples,
+            "confscale_node_last_success_timestamp_seconds",
+            node="bbb-dead",
+            pool="test",
+            source="bbb",
+        )
+        is None
+    )
+    assert (
+        value(samples, "confscale_node_link_capacity_bytes_per_second", node="host-ne", pool="test")
+        == 125e6
+    )
     cpu = series(samples, "confscale_node_cpu_seconds_total", node="host-ne")
     assert {dict(k)["mode"] for k in cpu} >= {"idle", "user", "system"}
-    assert value(samples, "confscale_node_cpu_count", node="host-ne", pool="test") == \
-        value(samples, "confscale_node_cpu_count", node="host-local", pool="test")
+    assert value(samples, "confscale_node_cpu_count", node="host-ne", pool="test") == value(
+        samples, "confscale_node_cpu_count", node="host-local", pool="test"
+    )
     assert value(samples, "confscale_exporter_nodes", state="polled") == 3
     assert value(samples, "confscale_exporter_nodes", state="up") == 2
     assert series(samples, "confscale_exporter_build_info")
@@ -113,8 +160,14 @@ def test_sighup_reload_keeps_counters(tmp_path: Path) -> None:
     config = write_pool(tmp_path, dead_bbb("bbb-dead"))
     with exporter(config) as running_exporter:
         before = running_exporter.wait_cycles(2)
-        count_before = value(before, "confscale_node_poll_errors_total", node="bbb-dead",
-                             pool="test", source="bbb", reason="connect")
+        count_before = value(
+            before,
+            "confscale_node_poll_errors_total",
+            node="bbb-dead",
+            pool="test",
+            source="bbb",
+            reason="connect",
+        )
         text = config.read_text() + "  - name: added\n    host: local\n"
         config.write_text(text)
         running_exporter.proc.signal(signal.SIGHUP)
@@ -128,13 +181,22 @@ def test_sighup_reload_keeps_counters(tmp_path: Path) -> None:
         # a broken file on the next SIGHUP keeps the running configuration
         config.write_text("nodes: [")
         running_exporter.proc.signal(signal.SIGHUP)
-        wait_until(lambda: "reload failed" in running_exporter.proc.log(), timeout=30,
-                   what="the reload failure in the log")
+        wait_until(
+            lambda: "reload failed" in running_exporter.proc.log(),
+            timeout=30,
+            what="the reload failure in the log",
+        )
         still = running_exporter.wait_cycles(1)
         assert running_exporter.proc.alive()
         bad_reload = requests.post(f"{running_exporter.url}/-/reload", timeout=10)
-    count_after = value(after, "confscale_node_poll_errors_total", node="bbb-dead",
-                        pool="test", source="bbb", reason="connect")
+    count_after = value(
+        after,
+        "confscale_node_poll_errors_total",
+        node="bbb-dead",
+        pool="test",
+        source="bbb",
+        reason="connect",
+    )
     assert count_before is not None and count_after is not None
     assert count_after > count_before  # kept and still counting, not reset by the reload
     assert value(still, "confscale_node_up", node="added", pool="test", source="host") == 1
@@ -177,18 +239,26 @@ def test_real_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
         workdir = artifacts_dir("exporter-prometheus") / tmp_path.name
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "check.yml").write_text(text)
-        check = subprocess.run([promtool, "check", "config", str(workdir / "check.yml")],
-                               capture_output=True, text=True, timeout=60, check=False)
+        check = subprocess.run(
+            [promtool, "check", "config", str(workdir / "check.yml")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         with prometheus(text, workdir) as prom:
+
             def scraped() -> list | None:
                 result = prom_query(prom, 'up{job=~"confscale|confscale-probe"} == 1')
                 return result if len(result) == 2 else None
 
             wait_until(scraped, timeout=60, what="both confscale jobs up in Prometheus")
-            down = wait_until(lambda: prom_query(
-                prom, 'confscale_node_up{job="confscale",node="bbb-dead"} == 0'), timeout=30,
-                what="the dead node in Prometheus")
+            down = wait_until(
+                lambda: prom_query(prom, 'confscale_node_up{job="confscale",node="bbb-dead"} == 0'),
+                timeout=30,
+                what="the dead node in Prometheus",
+            )
             probed = prom_query(prom, 'confscale_node_up{job="confscale-probe"}')
     assert down[0]["metric"]["source"] == "bbb"
     assert [r["metric"]["node"] for r in probed] == ["host-local"]
@@ -211,14 +281,20 @@ def test_listen_address_forms() -> None:
 def test_serves_on_ipv6_loopback(tmp_path: Path) -> None:
     config = write_pool(tmp_path, "  - name: me\n    host: local\n")
     port = free_port()
-    proc = Proc("confscale-exporter-v6", python_module(
-        "exporter", f"--config.file={config}", f"--web.listen-address=[::1]:{port}"),
-        cwd=REPO)
+    proc = Proc(
+        "confscale-exporter-v6",
+        python_module("exporter", f"--config.file={config}", f"--web.listen-address=[::1]:{port}"),
+        cwd=REPO,
+    )
     with running(proc, f"http://[::1]:{port}/-/healthy"):
-        body = wait_until(lambda: (t := requests.get(f"http://[::1]:{port}/metrics",
-                                                     timeout=10).text) and
-                          'confscale_node_up{node="me",pool="test",source="host"} 1.0' in t,
-                          timeout=30, what="the IPv6 listener's metrics")
+        body = wait_until(
+            lambda: (
+                (t := requests.get(f"http://[::1]:{port}/metrics", timeout=10).text)
+                and 'confscale_node_up{node="me",pool="test",source="host"} 1.0' in t
+            ),
+            timeout=30,
+            what="the IPv6 listener's metrics",
+        )
     assert body
 
 

@@ -60,32 +60,37 @@ def raw_server(behaviour: Behaviour) -> Iterator[str]:
             worker.join(10)
 
 
-def answer(body: bytes, *, status: str = "200 OK", length: bool = True,
-           content_type: str = "text/xml") -> Behaviour:
+def answer(
+    body: bytes, *, status: str = "200 OK", length: bool = True, content_type: str = "text/xml"
+) -> Behaviour:
     def run(conn: socket.socket) -> None:
         head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
         if length:
             head += f"Content-Length: {len(body)}\r\n"
         conn.sendall(head.encode() + b"\r\n" + body)
+
     return run
 
 
 def drip(body: bytes, pause: float, stop_after: float) -> Behaviour:
     """Headers at once, then the body a few bytes at a time: each read is quick."""
+
     def run(conn: socket.socket) -> None:
         conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
         deadline = time.monotonic() + stop_after
         for start in range(0, len(body), 4):
             if time.monotonic() > deadline:
                 return
-            conn.sendall(body[start:start + 4])
+            conn.sendall(body[start : start + 4])
             time.sleep(pause)
+
     return run
 
 
 def hold(seconds: float) -> Behaviour:
     def run(conn: socket.socket) -> None:
         time.sleep(seconds)
+
     return run
 
 
@@ -100,8 +105,9 @@ def bbb(url: str) -> BbbSource:
 FIXTURE = "getMeetings_apiphp_3meetings_breakout.xml"
 
 
-def poll_reason(behaviour: Behaviour, *, timeout: float = 1.0,
-                max_bytes: int = 1 << 20) -> str | None:
+def poll_reason(
+    behaviour: Behaviour, *, timeout: float = 1.0, max_bytes: int = 1 << 20
+) -> str | None:
     client = HttpClient()
     with raw_server(behaviour) as url:
         try:
@@ -155,10 +161,15 @@ def test_html_page_with_200_is_parse() -> None:
 
 @pytest.mark.parametrize("length", [True, False], ids=["content-length", "no-length"])
 def test_body_over_the_cap_is_too_large(length: bool) -> None:
-    meeting = (b"<meeting><participantCount>1</participantCount><videoCount>0</videoCount>"
-               b"<attendees/></meeting>")
-    body = (b"<response><returncode>SUCCESS</returncode><meetings>" + meeting * 20000
-            + b"</meetings></response>")
+    meeting = (
+        b"<meeting><participantCount>1</participantCount><videoCount>0</videoCount>"
+        b"<attendees/></meeting>"
+    )
+    body = (
+        b"<response><returncode>SUCCESS</returncode><meetings>"
+        + meeting * 20000
+        + b"</meetings></response>"
+    )
     assert poll_reason(answer(body, length=length), max_bytes=256 * 1024) == "too_large"
     # exactly at the cap is accepted (a generous timeout: 20,000 meetings on busy cores)
     assert poll_reason(answer(body, length=length), max_bytes=len(body), timeout=20) is None
@@ -180,19 +191,27 @@ def test_jitsi_over_http() -> None:
 
 
 def test_truncated_node_exporter_page_is_parse() -> None:
-    page = (b'node_cpu_seconds_total{cpu="0",mode="idle"} 1\n'
-            b'node_cpu_seconds_total{cpu="0",mode="user"} 2\n'
-            b'node_network_transmit_bytes_total{device="eth0"} 12')
-    with raw_server(answer(page, content_type="text/plain")) as url, \
-            pytest.raises(PollError) as raised:
+    page = (
+        b'node_cpu_seconds_total{cpu="0",mode="idle"} 1\n'
+        b'node_cpu_seconds_total{cpu="0",mode="user"} 2\n'
+        b'node_network_transmit_bytes_total{device="eth0"} 12'
+    )
+    with (
+        raw_server(answer(page, content_type="text/plain")) as url,
+        pytest.raises(PollError) as raised,
+    ):
         poll_host(HttpClient(), HostSource(node_exporter=url), timeout=2, max_bytes=1 << 20)
     assert raised.value.reason == "parse" and "truncated" in raised.value.detail
 
 
 def proc_counters(interface: str | None) -> tuple[dict[str, float], float, float, int]:
     figures = read_proc(interface=interface)
-    return dict(figures.cpu_seconds), figures.transmit_bytes, figures.receive_bytes, \
-        figures.cpu_count
+    return (
+        dict(figures.cpu_seconds),
+        figures.transmit_bytes,
+        figures.receive_bytes,
+        figures.cpu_count,
+    )
 
 
 def first_uplink() -> str:
@@ -209,8 +228,12 @@ def test_real_node_exporter_matches_proc(one_interface: bool) -> None:
     interface = first_uplink() if one_interface else None
     with node_exporter() as url:
         before = proc_counters(interface)
-        figures = poll_host(HttpClient(), HostSource(node_exporter=url, interface=interface),
-                            timeout=5, max_bytes=16 << 20)
+        figures = poll_host(
+            HttpClient(),
+            HostSource(node_exporter=url, interface=interface),
+            timeout=5,
+            max_bytes=16 << 20,
+        )
         after = proc_counters(interface)
     cpu = dict(figures.cpu_seconds)
     assert figures.cpu_count == before[3]
@@ -223,8 +246,11 @@ def test_real_node_exporter_matches_proc(one_interface: bool) -> None:
 
 def test_local_host_source() -> None:
     figures = poll_host(HttpClient(), HostSource(node_exporter=None), timeout=1, max_bytes=1)
-    stat_cpus = sum(1 for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("cpu") and not line.startswith("cpu "))
+    stat_cpus = sum(
+        1
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("cpu") and not line.startswith("cpu ")
+    )
     assert figures.cpu_count == stat_cpus
     assert dict(figures.cpu_seconds)["idle"] > 0
 
@@ -240,8 +266,7 @@ def test_a_cycle_gets_one_interval_and_reports_the_rest_as_overrun() -> None:
     from exporter.poller import Poller
 
     with raw_server(hold(1.5)) as url:
-        nodes = tuple(NodeConfig(name=f"jvb-0{i}", jitsi=JitsiSource(url=url))
-                      for i in (1, 2, 3))
+        nodes = tuple(NodeConfig(name=f"jvb-0{i}", jitsi=JitsiSource(url=url)) for i in (1, 2, 3))
         poller = Poller(PoolConfig(nodes=nodes, interval=0.5, timeout=0.3), workers=1)
         try:
             snapshot = poller.run_cycle()

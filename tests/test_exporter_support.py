@@ -53,6 +53,7 @@ class Exporter:
 
     def wait_cycles(self, count: int = 1, timeout: float = 30) -> Samples:
         """Wait until ``count`` more poll cycles have ended; returns the last scrape."""
+
         def finished() -> float:
             return value(self.metrics(), "confscale_exporter_last_cycle_timestamp_seconds") or 0
 
@@ -65,18 +66,24 @@ class Exporter:
                 seen.append(current)
             return self.metrics() if len(seen) > count else None
 
-        return wait_until(advanced, timeout=timeout, interval=0.05,
-                          what=f"{count} exporter poll cycle(s)")
+        return wait_until(
+            advanced, timeout=timeout, interval=0.05, what=f"{count} exporter poll cycle(s)"
+        )
 
 
 @contextlib.contextmanager
-def exporter(config: Path, *extra: str, env: dict[str, str] | None = None,
-             log_level: str = "debug") -> Iterator[Exporter]:
+def exporter(
+    config: Path, *extra: str, env: dict[str, str] | None = None, log_level: str = "debug"
+) -> Iterator[Exporter]:
     """confscale-exporter on a free port, ready once /-/healthy answers."""
     port = free_port()
-    args = python_module("exporter", f"--config.file={config}",
-                         f"--web.listen-address=127.0.0.1:{port}", f"--log.level={log_level}",
-                         *extra)
+    args = python_module(
+        "exporter",
+        f"--config.file={config}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--log.level={log_level}",
+        *extra,
+    )
     proc = Proc("confscale-exporter", args, cwd=Path(__file__).resolve().parent.parent, env=env)
     url = f"http://127.0.0.1:{port}"
     with running(proc, f"{url}/-/healthy"):
