@@ -73,6 +73,7 @@ class Snapshot:
     capacity: NodeCapacity
     weekly_growth: float
     warnings: tuple[str, ...] = ()
+    sized_kind: str | None = "bbb"  # the node kind the sizing counts (None: every node)
 
     @property
     def servers_online(self) -> int:
@@ -198,14 +199,8 @@ def compute_snapshot(
         warnings.append("resource model uses priors: " + "; ".join(model.notes))
     mix = with_largest_meeting_shares(demand_mix(pool), sized)
     capacity = node_capacity(sized, config.targets)
-    kinds = {r.node: r.kind for r in readings}
-    online_kind = "bbb" if is_bbb.any() else None
-    online = sum(
-        1
-        for p in placement.nodes
-        if p.state in ("available", "out")
-        and (online_kind is None or kinds.get(p.node) == online_kind)
-    )
+    sized_kind = "bbb" if is_bbb.any() else None
+    online = servers_online(placement, sized_kind)
     sizing = size_pool(
         forecast,
         mix=mix,
@@ -229,15 +224,42 @@ def compute_snapshot(
         capacity=capacity,
         weekly_growth=growth,
         warnings=tuple(warnings),
+        sized_kind=sized_kind,
+    )
+
+
+def servers_online(placement: Placement, kind: str | None) -> int:
+    """Nodes (of ``kind``, if given) that are up and fresh: available or out."""
+    return sum(
+        1
+        for p in placement.nodes
+        if p.state in ("available", "out") and (kind is None or p.kind == kind)
     )
 
 
 def with_placement(snapshot: Snapshot, placement: Placement) -> Snapshot:
-    """The snapshot with a fresh placement (the cheap, frequent refresh)."""
+    """The snapshot with a fresh placement (the cheap, frequent refresh).
+
+    When the number of servers online changed, the sizing is redone from the same
+    forecast and model (milliseconds), so headroom and saturation stay current.
+    """
+    online = servers_online(placement, snapshot.sized_kind)
+    sizing = snapshot.sizing
+    if online != sizing.servers_online:
+        sizing = size_pool(
+            snapshot.forecast,
+            mix=snapshot.mix,
+            model=snapshot.model,
+            capacity=snapshot.capacity,
+            servers_online=online,
+            what_if=sizing.what_if,
+            weekly_growth=snapshot.weekly_growth,
+        )
     return replace(
         snapshot,
         placement=placement,
         nodes=node_table(placement),
+        sizing=sizing,
         generated_at=placement.generated_at,
     )
 

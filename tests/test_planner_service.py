@@ -195,3 +195,27 @@ def test_api_answers_from_memory_and_503_before_the_first_result(history) -> Non
         server.shutdown()
     assert loads["n"] == before  # requests never reloaded or recomputed anything
     assert len(bodies) == 1  # the same serialised answer every time
+
+
+def test_placement_refresh_updates_servers_online_and_headroom(history) -> None:
+    clock = Clock(history["timestamp"].max().timestamp())
+    down: set[str] = set()
+
+    def current() -> list[NodeReading]:
+        return [
+            NodeReading(
+                node=n, up=n not in down, timestamp=clock.now - 5, pressure=0.3, participants=30
+            )
+            for n in ("bbb-01", "bbb-02", "bbb-03")
+        ]
+
+    service = PlannerService(lambda: history, read_current=current, clock=clock)
+    first = service.refresh()
+    assert first.servers_online == 3
+    down.add("bbb-03")
+    clock.now += 30
+    second = service.refresh_placement()
+    assert second.servers_online == 2
+    assert second.sizing.servers_needed == first.sizing.servers_needed  # demand unchanged
+    assert second.sizing.headroom["participants"] < first.sizing.headroom["participants"]
+    assert b'"servers_online": 2' in second.capacity_json
