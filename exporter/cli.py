@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config.file",
         dest="config_file",
+        metavar="FILE",
         default="pool.yml",
         help="YAML pool configuration (default: %(default)s); see "
         "docs/exporter.md. Secrets come from secret_file or ${ENV}.",
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web.listen-address",
         dest="listen",
+        metavar="HOST:PORT",
         default="127.0.0.1:9688",
         help="HOST:PORT to serve on (default: %(default)s)",
     )
@@ -59,12 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="workers",
         type=_positive_int,
         default=DEFAULT_WORKERS,
-        help="concurrent polls, i.e. worker threads each with one keep-alive "
-        "session (default: %(default)s)",
+        metavar="N",
+        help="concurrent polls: worker threads sharing one keep-alive HTTP client "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--poll.max-body-bytes",
         dest="max_bytes",
+        metavar="BYTES",
         type=_positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         help="largest answer accepted from a node; larger ones count as "

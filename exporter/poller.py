@@ -8,6 +8,7 @@ configuration. ``/metrics`` only ever reads the last finished snapshot.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -227,8 +228,12 @@ class Poller:
         )
         with self._lock:
             if config is not self._config:
-                # Reloaded meanwhile: keep state only for nodes still configured.
-                results = tuple(r for r in results if self._config.node(r.node) is not None)
+                # Reloaded meanwhile: publish (and count) only nodes still configured.
+                names = {node.name for node in self._config.nodes}
+                results = tuple(r for r in results if r.node in names)
+                config = dataclasses.replace(
+                    config, nodes=tuple(n for n in config.nodes if n.name in names)
+                )
             self._state.record(results)
             snapshot = Snapshot(
                 config=config,

@@ -275,3 +275,28 @@ def test_a_cycle_gets_one_interval_and_reports_the_rest_as_overrun() -> None:
     reasons = {r.node: r.reason for r in snapshot.results}
     assert reasons == {"jvb-01": "timeout", "jvb-02": "overrun", "jvb-03": "overrun"}
     assert snapshot.errors[("jvb-03", "jitsi", "overrun")] == 1
+
+
+def test_reload_during_a_cycle_publishes_only_nodes_still_configured() -> None:
+    from exporter.config import NodeConfig, PoolConfig
+    from exporter.poller import Poller
+
+    holder: list[Poller] = []
+    smaller: list[PoolConfig] = []
+
+    def reload_then_answer(conn: socket.socket) -> None:
+        holder[0].replace_config(smaller[0])  # the cycle is running: its request is here
+        answer(b'{"conferences": 1}', content_type="application/json")(conn)
+
+    with raw_server(reload_then_answer) as url:
+        nodes = tuple(NodeConfig(name=f"jvb-0{i}", jitsi=JitsiSource(url=url)) for i in (1, 2))
+        smaller.append(PoolConfig(nodes=nodes[:1], interval=5, timeout=2))
+        poller = Poller(PoolConfig(nodes=nodes, interval=5, timeout=2), workers=2)
+        holder.append(poller)
+        try:
+            snapshot = poller.run_cycle()
+        finally:
+            poller.stop()
+    assert [r.node for r in snapshot.results] == ["jvb-01"]
+    assert [n.name for n in snapshot.config.nodes] == ["jvb-01"]
+    assert poller.config is smaller[0]
