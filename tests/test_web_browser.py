@@ -126,6 +126,12 @@ def screenshot(driver, name: str) -> Path:
     return path
 
 
+NODE_NAMES = (
+    "const names = Array.from(document.querySelectorAll("
+    "'#nodes-table td[data-dash-column=\"node\"]')).map(td => td.innerText.trim());"
+)
+
+
 def severe_console_entries(driver) -> list[dict]:
     return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
@@ -169,6 +175,12 @@ def test_every_page_loads_without_console_errors_and_graphs_have_data(page_url, 
                 lambda g=graph_id: trace_points(browser, g), timeout=30, what=f"{graph_id} drawn"
             )
             assert sum(points) > 0, f"{graph_id} on {name} has no data: {points}"
+        if name == "nodes":
+            wait_for(
+                browser,
+                NODE_NAMES + "return names.length && names.every(n => n) && names;",
+                what="named node rows",
+            )
         if name == "overview":
             wait_for(
                 browser,
@@ -231,7 +243,11 @@ def test_nodes_table_lists_every_simulated_node(page_url, browser, history):
         "return Array.from(document.querySelectorAll("
         "'#nodes-table td[data-dash-column=\"node\"]')).map(td => td.innerText.trim());"
     )
-    shown = wait_until(lambda: browser.execute_script(script), timeout=30, what="node rows")
+    shown = wait_until(
+        lambda: (names := browser.execute_script(script)) and all(names) and names,
+        timeout=30,
+        what="node rows with names",
+    )
     assert set(shown) == expected
     assert len(shown) == len(expected)
     api = requests.get(page_url + "/api/v1/placement", timeout=5).json()
@@ -337,7 +353,12 @@ def test_prometheus_unreachable_shows_the_message_not_a_traceback(browser):
             )
             assert "cannot read" in banner and f"127.0.0.1:{closed}" in banner
             assert "Traceback" not in browser.page_source
-            assert "waiting" in browser.page_source
+            placeholder = wait_for(
+                browser,
+                "const w = document.getElementById('waiting'); return w && w.innerText;",
+                what=f"the placeholder on {name}",
+            )
+            assert "no result yet" in placeholder
             if name == "overview":
                 screenshot(browser, "prometheus-unreachable")
         assert severe_console_entries(browser) == []

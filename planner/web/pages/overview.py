@@ -193,6 +193,17 @@ def layout(ctx: Context, store: dict[str, object] | None = None) -> html.Div:
             html.Div(
                 [
                     dcc.Loading(html.Div(id="overview-cards", className="cards")),
+                    dcc.RadioItems(
+                        id="constraint-horizon",
+                        value="next_peak",
+                        inline=True,
+                        className="toolbar",
+                        options=[
+                            {"label": " now", "value": "now"},
+                            {"label": " at the next peak", "value": "next_peak"},
+                            {"label": " in 4 weeks", "value": "4w"},
+                        ],
+                    ),
                     graph("constraint-chart", 380),
                 ],
                 className="main-column",
@@ -253,10 +264,13 @@ def register(app: Dash, ctx: Context) -> None:
         Output("wi-error", "children"),
         Input("what-if", "data"),
         Input("wi-lead", "value"),
+        Input("constraint-horizon", "value"),
         Input("tick", "n_intervals"),
     )
     @safe(failed)
-    def update(store: dict[str, object] | None, lead: float | None, _tick: int):
+    def update(
+        store: dict[str, object] | None, lead: float | None, horizon: str | None, _tick: int
+    ):
         snapshot = ctx.snapshot()
         if snapshot is None:
             return [], error_figure("no planner result yet"), ""
@@ -268,6 +282,6 @@ def register(app: Dash, ctx: Context) -> None:
         lead_days = ctx.options.lead_time_days if lead is None else float(lead)
         return (
             cards(overview_cards(snapshot, sizing, lead_days)),
-            constraint_chart(sizing),
+            constraint_chart(sizing, horizon or "next_peak"),
             error,
         )
