@@ -27,6 +27,8 @@ def _escape_help(text: str) -> str:
 
 
 def _number(value: float) -> str:
+    if value.__class__ is int:  # counts: "3" parses like "3.0" and is cheaper to write
+        return str(value)
     if math.isfinite(value):
         return repr(float(value))
     if math.isnan(value):
@@ -51,11 +53,12 @@ def render(families: Iterable[Metric]) -> bytes:
             f"# TYPE {name} {'untyped' if kind == 'unknown' else kind}\n"
         )
         for sample in family.samples:
-            if sample.name != name:
+            # Sample is a namedtuple: indexing skips the attribute lookups (29k per render)
+            sample_name, labels, value = sample[0], sample[1], sample[2]
+            if sample_name != name:
                 continue  # _created and similar OpenMetrics-only samples
-            labels = sample.labels
             if not labels:
-                append(f"{name} {_number(sample.value)}\n")
+                append(f"{name} {_number(value)}\n")
                 continue
             entry = by_identity.get(id(labels))
             if entry is None or entry[0] is not labels:
@@ -63,5 +66,5 @@ def render(families: Iterable[Metric]) -> bytes:
                     labels,
                     ",".join([f'{key}="{_escape_value(val)}"' for key, val in labels.items()]),
                 )
-            append(f"{name}{{{entry[1]}}} {_number(sample.value)}\n")
+            append(f"{name}{{{entry[1]}}} {_number(value)}\n")
     return "".join(out).encode("utf-8")
