@@ -26,9 +26,9 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
     """
     routes = Blueprint("confscale_planner_api", __name__)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PlannerCollector(service.snapshot))
-    # The last exposition and the snapshot it came from (held, so its id is never reused).
-    cache: list[tuple[object, bytes]] = []
+    registry.register(PlannerCollector(service.snapshot, service.placement))
+    # The last exposition and the (snapshot, placement) it came from (held, not by id).
+    cache: list[tuple[tuple[object, object], bytes]] = []
 
     def not_ready() -> Response:
         status = service.status()
@@ -37,10 +37,10 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
 
     @routes.get("/api/v1/placement")
     def placement() -> Response:
-        snapshot = service.snapshot()
-        if snapshot is None:
+        body = service.placement_json()
+        if body is None:
             return not_ready()
-        return Response(snapshot.placement_json, mimetype=JSON)
+        return Response(body, mimetype=JSON)
 
     @routes.get("/api/v1/capacity")
     def capacity() -> Response:
@@ -51,12 +51,12 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
 
     @routes.get("/metrics")
     def metrics() -> Response:
-        snapshot = service.snapshot()
-        if cache and cache[0][0] is snapshot:
+        key = (service.snapshot(), service.placement())
+        if cache and cache[0][0][0] is key[0] and cache[0][0][1] is key[1]:
             body = cache[0][1]
         else:
-            body = generate_latest(registry)  # the collector reads the same snapshot
-            cache[:] = [(snapshot, body)]
+            body = generate_latest(registry)  # the collector reads the same two objects
+            cache[:] = [(key, body)]
         return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
     @routes.get("/-/healthy")
@@ -65,6 +65,7 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
         body = {
             "status": "ok",
             "ready": service.snapshot() is not None,
+            "placement_ready": service.placement() is not None,
             "last_refit": status.last_refit,
             "last_error": status.last_error,
         }

@@ -7,20 +7,33 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from planner.placement import Placement
 from planner.sizing import CONSTRAINTS
 from planner.snapshot import Snapshot
 
 
 class PlannerCollector(Collector):
-    """Yields the planner series of the current snapshot (nothing when there is none)."""
+    """Yields the planner series: pool series of the snapshot, node series of the placement.
 
-    def __init__(self, snapshot: Callable[[], Snapshot | None]) -> None:
+    Either may be missing (no history yet, no current data yet); then its series are.
+    """
+
+    def __init__(
+        self, snapshot: Callable[[], Snapshot | None], placement: Callable[[], Placement | None]
+    ) -> None:
         self._snapshot = snapshot
+        self._placement = placement
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot()
-        if snapshot is None:
-            return
+        if snapshot is not None:
+            yield from self._pool(snapshot)
+        placement = self._placement()
+        if placement is not None:
+            yield from self._nodes(placement)
+
+    @staticmethod
+    def _pool(snapshot: Snapshot) -> Iterator[Metric]:
         sizing = snapshot.sizing
         needed = GaugeMetricFamily(
             "confscale_pool_servers_needed",
@@ -59,6 +72,14 @@ class PlannerCollector(Collector):
                 "Seconds until the online servers are not enough",
                 value=sizing.time_to_saturation_seconds,
             )
+        yield GaugeMetricFamily(
+            "confscale_planner_snapshot_timestamp_seconds",
+            "When the served sizing was computed",
+            value=snapshot.generated_at,
+        )
+
+    @staticmethod
+    def _nodes(placement: Placement) -> Iterator[Metric]:
         pressure = GaugeMetricFamily(
             "confscale_node_pressure_ratio", "Placement pressure per node", labels=["node"]
         )
@@ -67,14 +88,14 @@ class PlannerCollector(Collector):
             "Placement weight per node (0 = do not place)",
             labels=["node"],
         )
-        for node in snapshot.placement.nodes:
+        for node in placement.nodes:
             if node.pressure is not None:
                 pressure.add_metric([node.node], node.pressure)
             weight.add_metric([node.node], node.weight)
         yield pressure
         yield weight
         yield GaugeMetricFamily(
-            "confscale_planner_snapshot_timestamp_seconds",
-            "When the served result was computed",
-            value=snapshot.generated_at,
+            "confscale_planner_placement_timestamp_seconds",
+            "When the served placement was computed",
+            value=placement.generated_at,
         )

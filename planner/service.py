@@ -3,31 +3,34 @@
 A :class:`PlannerService` owns one APScheduler 3.x ``BackgroundScheduler`` with two jobs:
 the full computation (history, fit, forecast, sizing; every ``refit_seconds``) and the
 cheap placement refresh from current data (every ``placement_seconds``). Readers — the
-HTTP API, ``/metrics``, the Dash page — only call :meth:`PlannerService.snapshot`, which
-returns the last immutable :class:`~planner.snapshot.Snapshot`; nothing recomputes per
-request. Create one service per process (not one per web worker) and mount every web
-front on it.
+HTTP API, ``/metrics``, the Dash page — only call :meth:`PlannerService.snapshot` (the
+last immutable :class:`~planner.snapshot.Snapshot`) and :meth:`PlannerService.placement`
+(the last placement, which exists even while no history could be read: the placement
+signal never waits for a forecast). Nothing recomputes per request. Create one service
+per process (not one per web worker) and mount every web front on it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from planner.placement import NodeReading, place
+from planner.placement import NodeReading, Placement, place
 from planner.sizing import Sizing
 from planner.snapshot import (
     PlannerConfig,
     Snapshot,
     compute_snapshot,
+    json_safe,
     with_placement,
 )
 from planner.snapshot import what_if as snapshot_what_if
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 class Actuator(Protocol):
     """A balancer adapter: told about every new placement (see planner.adapters)."""
 
-    def apply(self, snapshot: Snapshot) -> object: ...
+    def apply(self, placement: Placement) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class RefreshStatus:
 
 
 class PlannerService:
-    """Holds the last snapshot; refreshes it on one background scheduler."""
+    """Holds the last snapshot and placement; refreshes them on one background scheduler."""
 
     def __init__(
         self,
@@ -77,6 +80,7 @@ class PlannerService:
         self._lock = threading.Lock()
         self._refit_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self._placement: tuple[Placement, bytes] | None = None
         self._status = RefreshStatus()
         self._scheduler: BackgroundScheduler | None = None
 
@@ -90,6 +94,16 @@ class PlannerService:
         """The last computed snapshot (None until the first refresh succeeded)."""
         with self._lock:
             return self._snapshot
+
+    def placement(self) -> Placement | None:
+        """The last placement (None until current data was read once)."""
+        with self._lock:
+            return None if self._placement is None else self._placement[0]
+
+    def placement_json(self) -> bytes | None:
+        """The ``/api/v1/placement`` body of the last placement, serialised once."""
+        with self._lock:
+            return None if self._placement is None else self._placement[1]
 
     def status(self) -> RefreshStatus:
         with self._lock:
@@ -105,9 +119,13 @@ class PlannerService:
     # --- refreshes -----------------------------------------------------------------
 
     def refresh(self) -> Snapshot | None:
-        """Full recompute. On failure keep the last snapshot and record the error."""
+        """Full recompute. On failure keep the last snapshot and record the error.
+
+        With a current-data source, a failed history read still refreshes the placement.
+        """
         with self._refit_lock:
             previous = self.snapshot()
+            placement = self.placement()
             try:
                 history = self._load_history()
                 readings = self._current()
@@ -117,67 +135,72 @@ class PlannerService:
                     self.config,
                     now=now,
                     readings=readings,
-                    previous_out=previous.placement.out if previous else frozenset(),
+                    previous_out=placement.out if placement else frozenset(),
                     rates_included=self._rates_included,
                 )
             except Exception as exc:  # keep serving the last good answer
                 log.error("planner refresh failed: %s", exc)
-                self._set(None, error=f"refresh failed: {exc}")
+                self._error(f"refresh failed: {exc}")
+                if self._read_current is not None:
+                    self.refresh_placement()
                 return previous
-            self._set(snapshot, refit=True)
-            self._actuate(snapshot)
+            with self._lock:
+                self._snapshot = snapshot
+                self._placement = (snapshot.placement, snapshot.placement_json)
+                now = self._clock()
+                self._status = RefreshStatus(
+                    last_refit=now,
+                    last_placement=now,
+                    last_error=None,
+                    refits=self._status.refits + 1,
+                )
+            self._actuate(snapshot.placement)
             return snapshot
 
-    def refresh_placement(self) -> Snapshot | None:
+    def refresh_placement(self) -> Placement | None:
         """Recompute only the placement from current data (cheap; between refits)."""
-        previous = self.snapshot()
-        if previous is None or self._read_current is None:
+        previous = self.placement()
+        if self._read_current is None:
             return previous
         try:
-            readings = self._current()
             placement = place(
-                readings or [],
+                self._current() or [],
                 now=self._clock(),
-                previous_out=previous.placement.out,
+                previous_out=previous.out if previous else frozenset(),
                 targets=self.config.targets,
                 hysteresis=self.config.hysteresis,
                 stale_after=self.config.stale_after,
             )
         except Exception as exc:  # a failed read must not take the API down
             log.error("placement refresh failed: %s", exc)
-            self._set(None, error=f"placement refresh failed: {exc}")
+            self._error(f"placement refresh failed: {exc}")
             return previous
-        snapshot = with_placement(previous, placement)
-        self._set(snapshot)
-        self._actuate(snapshot)
-        return snapshot
+        body = json.dumps(json_safe(placement.as_dict())).encode()
+        with self._lock:
+            snapshot = self._snapshot
+        updated = None if snapshot is None else with_placement(snapshot, placement)
+        with self._lock:
+            if updated is not None and self._snapshot is snapshot:
+                self._snapshot = updated
+            self._placement = (placement, body)
+            error = self._status.last_error
+            if error and error.startswith("placement refresh failed"):
+                error = None  # recovered; a refit error stays until a refit succeeds
+            self._status = replace(self._status, last_placement=self._clock(), last_error=error)
+        self._actuate(placement)
+        return placement
 
     def _current(self) -> Sequence[NodeReading] | None:
         return None if self._read_current is None else self._read_current()
 
-    def _set(
-        self, snapshot: Snapshot | None, *, refit: bool = False, error: str | None = None
-    ) -> None:
+    def _error(self, message: str) -> None:
         with self._lock:
-            status = self._status
-            if snapshot is not None:
-                self._snapshot = snapshot
-                status = RefreshStatus(
-                    last_refit=self._clock() if refit else status.last_refit,
-                    last_placement=self._clock(),
-                    last_error=None,
-                    refits=status.refits + (1 if refit else 0),
-                )
-            else:
-                status = RefreshStatus(
-                    status.last_refit, status.last_placement, error, status.refits
-                )
-            self._status = status
+            self._status = replace(self._status, last_error=message)
 
-    def _actuate(self, snapshot: Snapshot) -> None:
+    def _actuate(self, placement: Placement) -> None:
         for actuator in self._actuators:
             try:
-                actuator.apply(snapshot)
+                actuator.apply(placement)
             except Exception as exc:  # one balancer failing must not stop the others
                 log.error("adapter %s failed: %s", type(actuator).__name__, exc)
 

@@ -10,7 +10,6 @@ import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,27 +20,27 @@ from planner.adapters.b3lb import B3lbAdapter
 from planner.adapters.jitsi import JitsiAdapter
 from planner.adapters.scalelite import ScaleliteAdapter
 from planner.api import create_app
-from planner.placement import NodeReading, place
+from planner.placement import NodeReading, Placement, place
 from planner.service import PlannerService
 
 SECRET = "lb-secret-0123456789"
 NOW = 1_800_000_000.0
 
 
-def snapshot_for(
+def placement_for(
     pressures: dict[str, float | None],
     *,
     previous_out=frozenset(),
     kind: str = "bbb",
     down: tuple[str, ...] = (),
-) -> SimpleNamespace:
+) -> Placement:
     readings = [
         NodeReading(
             node=n, kind=kind, up=n not in down, timestamp=NOW, pressure=p, participants=0.0
         )
         for n, p in pressures.items()
     ]
-    return SimpleNamespace(placement=place(readings, now=NOW, previous_out=previous_out))
+    return place(readings, now=NOW, previous_out=previous_out)
 
 
 @contextlib.contextmanager
@@ -152,7 +151,7 @@ def test_scalelite_dry_run_logs_and_changes_nothing(caplog: pytest.LogCaptureFix
     with serve(fake.handler()) as url:
         adapter = ScaleliteAdapter(url, SECRET)  # dry-run by default
         caplog.set_level(logging.INFO, logger="planner.adapters.scalelite")
-        actions = adapter.apply(snapshot_for({"bbb-01": 0.95, "bbb-02": 0.3}))
+        actions = adapter.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.3}))
     assert fake.updates == [] and fake.errors == []
     assert {a.node for a in actions} == {"bbb-01", "bbb-02"}
     assert "would updateServer id=id-1 (bbb-01) {'state': 'cordon'}" in caplog.text
@@ -163,7 +162,7 @@ def test_scalelite_cordon_weights_reenable_after_auto_disable_never_disable() ->
     fake = FakeScalelite()
     with serve(fake.handler()) as url:
         adapter = ScaleliteAdapter(url, SECRET, dry_run=False)
-        adapter.apply(snapshot_for({"bbb-01": 0.95, "bbb-02": 0.3, "bbb-03": 0.1}))
+        adapter.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.3, "bbb-03": 0.1}))
         assert fake.errors == []
         by_id = {u["id"]: u["server"] for u in fake.updates}
         assert by_id["id-1"] == {"state": "cordon"}  # out: cordoned, no multiplier
@@ -173,19 +172,19 @@ def test_scalelite_cordon_weights_reenable_after_auto_disable_never_disable() ->
         # hysteresis: 0.8 keeps it out, no new call for bbb-01
         fake.updates.clear()
         adapter.apply(
-            snapshot_for({"bbb-01": 0.8, "bbb-02": 0.3}, previous_out=frozenset({"bbb-01"}))
+            placement_for({"bbb-01": 0.8, "bbb-02": 0.3}, previous_out=frozenset({"bbb-01"}))
         )
         assert [u for u in fake.updates if u["id"] == "id-1"] == []
         # Scalelite disables the drained cordoned server by itself; back at 0.6 → enable
         fake.servers["id-1"]["state"] = "disabled"
         adapter.apply(
-            snapshot_for({"bbb-01": 0.6, "bbb-02": 0.3}, previous_out=frozenset({"bbb-01"}))
+            placement_for({"bbb-01": 0.6, "bbb-02": 0.3}, previous_out=frozenset({"bbb-01"}))
         )
         assert {"id": "id-1", "server": {"state": "enable", "load_multiplier": 1.6}} in fake.updates
         assert fake.servers["id-1"]["state"] == "enabled"
         # a down node is left alone (Scalelite has its own health checks)
         fake.updates.clear()
-        adapter.apply(snapshot_for({"bbb-01": None, "bbb-02": 0.3}, down=("bbb-01",)))
+        adapter.apply(placement_for({"bbb-01": None, "bbb-02": 0.3}, down=("bbb-01",)))
         assert all(u["id"] != "id-1" for u in fake.updates)
     assert fake.errors == []
     assert all(u["server"].get("state") != "disable" for u in fake.updates)
@@ -196,7 +195,7 @@ def test_scalelite_wrong_secret_is_an_error_not_a_silent_success() -> None:
     with serve(fake.handler()) as url:
         adapter = ScaleliteAdapter(url, "wrong-secret", dry_run=False)
         with pytest.raises(requests.HTTPError):
-            adapter.apply(snapshot_for({"bbb-01": 0.95}))
+            adapter.apply(placement_for({"bbb-01": 0.95}))
     assert fake.updates == []
 
 
@@ -217,16 +216,16 @@ def test_jitsi_drain_enable_and_disable_exactly() -> None:
 
     with serve(Handler) as url:
         dry = JitsiAdapter({"jvb-01": url})
-        assert dry.apply(snapshot_for({"jvb-01": 0.95}, kind="jitsi")) == [("jvb-01", "enable")]
+        assert dry.apply(placement_for({"jvb-01": 0.95}, kind="jitsi")) == [("jvb-01", "enable")]
         assert calls == []
         adapter = JitsiAdapter({"jvb-01": url, "jvb-02": url}, dry_run=False)
-        adapter.apply(snapshot_for({"jvb-01": 0.95, "jvb-02": 0.2}, kind="jitsi"))
-        adapter.apply(snapshot_for({"jvb-01": 0.95, "jvb-02": 0.2}, kind="jitsi"))  # no repeat
+        adapter.apply(placement_for({"jvb-01": 0.95, "jvb-02": 0.2}, kind="jitsi"))
+        adapter.apply(placement_for({"jvb-01": 0.95, "jvb-02": 0.2}, kind="jitsi"))  # no repeat
         adapter.apply(
-            snapshot_for({"jvb-01": 0.8}, kind="jitsi", previous_out=frozenset({"jvb-01"}))
+            placement_for({"jvb-01": 0.8}, kind="jitsi", previous_out=frozenset({"jvb-01"}))
         )  # held out
         adapter.apply(
-            snapshot_for({"jvb-01": 0.5}, kind="jitsi", previous_out=frozenset({"jvb-01"}))
+            placement_for({"jvb-01": 0.5}, kind="jitsi", previous_out=frozenset({"jvb-01"}))
         )
     assert calls == [
         ("POST", "/colibri/drain/enable", b""),
@@ -236,7 +235,7 @@ def test_jitsi_drain_enable_and_disable_exactly() -> None:
 
 def test_b3lb_load_endpoint_serves_integer_and_newline() -> None:
     adapter = B3lbAdapter(dry_run=False)
-    snapshot = snapshot_for({"bbb-01": 0.95, "bbb-02": 0.25, "bbb-03": None}, down=("bbb-03",))
+    snapshot = placement_for({"bbb-01": 0.95, "bbb-02": 0.25, "bbb-03": None}, down=("bbb-03",))
     adapter.apply(snapshot)
     service = PlannerService(lambda: None)  # routes only read the adapter here
     server = make_server("127.0.0.1", 0, create_app(service, adapter), threaded=True)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from planner.history import HistoryError, validate_history
-from planner.placement import NodeReading
+from planner.placement import NodeReading, Placement
 from planner.scrape import ExporterReader, ScrapeError
 from planner.service import PlannerService
 from planner.snapshot import what_if
@@ -56,11 +56,11 @@ def test_placement_refresh_keeps_hysteresis_and_calls_adapters(history) -> None:
     seen: list[object] = []
 
     class Recorder:
-        def apply(self, snapshot: object) -> None:
-            seen.append(snapshot.placement.recommended)  # type: ignore[attr-defined]
+        def apply(self, placement: Placement) -> None:
+            seen.append(placement.recommended)
 
     class Broken:
-        def apply(self, snapshot: object) -> None:
+        def apply(self, placement: Placement) -> None:
             raise RuntimeError("balancer down")
 
     def current() -> list[NodeReading]:
@@ -214,8 +214,30 @@ def test_placement_refresh_updates_servers_online_and_headroom(history) -> None:
     assert first.servers_online == 3
     down.add("bbb-03")
     clock.now += 30
-    second = service.refresh_placement()
+    service.refresh_placement()
+    second = service.snapshot()
     assert second.servers_online == 2
     assert second.sizing.servers_needed == first.sizing.servers_needed  # demand unchanged
     assert second.sizing.headroom["participants"] < first.sizing.headroom["participants"]
     assert b'"servers_online": 2' in second.capacity_json
+
+
+def test_placement_is_served_even_when_no_history_can_be_read() -> None:
+    def broken() -> pd.DataFrame:
+        raise HistoryError("Prometheus at http://127.0.0.1:1 unreachable after 4 attempt(s)")
+
+    def current() -> list[NodeReading]:
+        return [
+            NodeReading(node="bbb-01", timestamp=1e9, pressure=0.95),
+            NodeReading(node="bbb-02", timestamp=1e9, pressure=0.2),
+        ]
+
+    service = PlannerService(broken, read_current=current, clock=Clock(1e9 + 5))
+    assert service.refresh() is None
+    assert service.snapshot() is None
+    placement = service.placement()
+    assert placement is not None and placement.recommended == "bbb-02"
+    assert b'"recommended": "bbb-02"' in service.placement_json()
+    assert "unreachable" in service.status().last_error
+    with pytest.raises(RuntimeError, match="no planner result yet"):
+        service.what_if(growth=2)

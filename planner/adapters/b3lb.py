@@ -37,8 +37,8 @@ class B3lbAdapter:
     _values: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def apply(self, snapshot: object) -> dict[str, int]:
-        values = load_values(snapshot.placement)  # type: ignore[attr-defined]
+    def apply(self, placement: Placement) -> dict[str, int]:
+        values = load_values(placement)
         with self._lock:
             changed = {n: v for n, v in values.items() if self._values.get(n) != v}
             self._values = values

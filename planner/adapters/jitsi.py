@@ -42,10 +42,10 @@ class JitsiAdapter:
     timeout: float = 5.0
     drained_by_us: set[str] = field(default_factory=set)
 
-    def apply(self, snapshot: object) -> list[tuple[str, str]]:
+    def apply(self, placement: Placement) -> list[tuple[str, str]]:
         calls = plan(
-            snapshot.placement,
-            self.bridges,  # type: ignore[attr-defined]
+            placement,
+            self.bridges,
             frozenset(self.drained_by_us),
         )
         for node, action in calls:

@@ -121,8 +121,7 @@ class ScaleliteAdapter:
             raise ValueError(f"scalelite {redact(self.url)}: servers answer is not a list")
         return body
 
-    def apply(self, snapshot: object) -> list[Action]:
-        placement: Placement = snapshot.placement  # type: ignore[attr-defined]
+    def apply(self, placement: Placement) -> list[Action]:
         nodes = [n.node for n in placement.nodes if n.kind == "bbb"]
         servers = match_servers(nodes, self.servers(), self.mapping)
         actions = plan(placement, servers, frozenset(self.cordoned_by_us))
