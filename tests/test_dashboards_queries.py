@@ -24,6 +24,7 @@ import harness
 import pytest
 import requests
 import yaml
+from test_deploy_prometheus import SCRAPED_WITHOUT_NODE
 from test_exporter_support import exporter
 
 from dashboards import checks, generate
@@ -230,7 +231,7 @@ def dashboards() -> list[dict[str, Any]]:
 
 def test_the_live_scrape_gives_every_series_a_node(stack):
     """prometheus.yml's relabelling: no exporter series without `node`, none renamed."""
-    assert harness.prom_query(stack.prometheus, '{job="confscale", node=""}') == []
+    assert harness.prom_query(stack.prometheus, SCRAPED_WITHOUT_NODE) == []
     assert harness.prom_query(stack.prometheus, '{job="confscale", exported_node!=""}') == []
     nodes = harness.prom_query(stack.prometheus, "group by (node) (confscale_node_up)")
     assert {r["metric"]["node"] for r in nodes} >= set(NODE_CANDIDATES)
