@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Flask
 
@@ -62,8 +63,6 @@ def _status_line(ctx: Context) -> str:
     status = ctx.service.status()
     if snapshot is None:
         return f"source: {ctx.options.source}"
-    import pandas as pd
-
     until = (
         pd.Timestamp(snapshot.data_until, unit="s").strftime("%Y-%m-%d %H:%M UTC")
         if snapshot.data_until
