@@ -235,7 +235,8 @@ def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(tmp_pat
 def probe(running: Exporter, node: str) -> str:
     response = requests.get(f"{running.url}/probe", params={"node": node}, timeout=30)
     assert response.status_code == 200
-    assert f'confscale_node_up{{node="{node}",pool="sim",source="bbb"}} 0.0' in response.text
+    up = value(parse_text(response.text), "confscale_node_up", node=node, pool="sim", source="bbb")
+    assert up == 0, node
     return response.text
 
 

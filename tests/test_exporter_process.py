@@ -20,7 +20,7 @@ from harness import (
     running,
     wait_until,
 )
-from test_exporter_support import closed_port_url, exporter, series, value
+from test_exporter_support import closed_port_url, exporter, parse_text, series, value
 
 SECRET = "Kn0wn-Test-Secret-93f1c2"
 
@@ -147,7 +147,8 @@ def test_routes_and_absent_not_zero(tmp_path: Path) -> None:
     assert series(samples, "confscale_exporter_build_info")
     assert value(samples, "confscale_exporter_cycle_duration_seconds") is not None
     assert probe.status_code == 200
-    assert 'confscale_node_up{node="host-ne",pool="test",source="host"} 1.0' in probe.text
+    probed = parse_text(probe.text)
+    assert value(probed, "confscale_node_up", node="host-ne", pool="test", source="host") == 1
     assert "host-local" not in probe.text and "confscale_exporter_cycle" not in probe.text
     assert unknown.status_code == 404 and "nope" in unknown.text
     assert healthy.status_code == 200
@@ -290,7 +291,7 @@ def test_serves_on_ipv6_loopback(tmp_path: Path) -> None:
         body = wait_until(
             lambda: (
                 (t := requests.get(f"http://[::1]:{port}/metrics", timeout=10).text)
-                and 'confscale_node_up{node="me",pool="test",source="host"} 1.0' in t
+                and 'confscale_node_up{node="me",pool="test",source="host"} 1\n' in t
             ),
             timeout=30,
             what="the IPv6 listener's metrics",
