@@ -215,3 +215,54 @@ def test_unreachable_prometheus_is_one_clear_error_without_credentials() -> None
 def test_a_bad_query_is_not_retried_and_says_what_prometheus_said(backfilled) -> None:
     with pytest.raises(PrometheusError, match="parse error"):
         PrometheusClient(backfilled["url"]).query("sum(")
+
+
+def test_current_data_uses_the_recording_rules_when_they_exist(tmp_path: Path) -> None:
+    import yaml
+    from test_exporter_support import exporter
+
+    from planner.placement import place
+
+    rules = harness.REPO / "alerts" / "rules" / "confscale-recording.yml"
+    with harness.simulator(nodes=3, frozen=False, speed=1, faults=["bbb-02=cpu_high:0.97"]) as sim:
+        pool = sim.write_config(tmp_path / "pool.yml")
+        data = yaml.safe_load(pool.read_text())
+        data["interval"], data["timeout"] = "1s", "800ms"
+        pool.write_text(yaml.safe_dump(data))
+        with exporter(pool, log_level="info") as running_exporter:
+            config = {
+                "global": {
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "evaluation_interval": "1s",
+                },
+                "rule_files": [str(rules)],
+                "scrape_configs": [
+                    {
+                        "job_name": "confscale",
+                        "static_configs": [
+                            {"targets": [running_exporter.url.removeprefix("http://")]}
+                        ],
+                    }
+                ],
+            }
+            with harness.prometheus(yaml.safe_dump(config), tmp_path / "prom") as url:
+                recorded = "count_over_time(node:confscale_cpu_utilisation:ratio_rate5m[1m]) >= 5"
+                harness.wait_until(
+                    lambda: len(harness.prom_query(url, recorded)) == 3,
+                    timeout=60,
+                    what="5 s of recorded CPU utilisation for 3 nodes",
+                )
+                client = PrometheusClient(url)
+                readings = {r.node: r for r in read_prometheus_current(client)}
+                now = time.time()
+                end = now - 1
+                frame, used = load_prometheus_history(client, start=end - 30, end=end, step=5)
+    assert set(readings) == {"bbb-01", "bbb-02", "bbb-03"}
+    assert readings["bbb-02"].pressure is not None and readings["bbb-02"].pressure > 1.2
+    assert readings["bbb-02"].cpu_utilisation == pytest.approx(0.97, abs=0.02)
+    placement = place(readings.values(), now=now)
+    states = {n.node: n.state for n in placement.nodes}
+    assert states["bbb-02"] == "out" and placement.recommended in ("bbb-01", "bbb-03")
+    assert used["cpu_utilisation"] == "max by (node) (node:confscale_cpu_utilisation:ratio_rate5m)"
+    assert not frame.empty
