@@ -10,6 +10,7 @@ import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,6 +19,7 @@ from werkzeug.serving import make_server
 
 from planner.adapters.b3lb import B3lbAdapter
 from planner.adapters.jitsi import JitsiAdapter
+from planner.adapters.memory import RememberedNodes
 from planner.adapters.scalelite import ScaleliteAdapter
 from planner.api import create_app
 from planner.placement import NodeReading, Placement, place
@@ -188,6 +190,27 @@ def test_scalelite_cordon_weights_reenable_after_auto_disable_never_disable() ->
         assert all(u["id"] != "id-1" for u in fake.updates)
     assert fake.errors == []
     assert all(u["server"].get("state") != "disable" for u in fake.updates)
+
+
+def test_scalelite_remembers_its_cordons_across_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "scalelite-cordoned.json"
+    fake = FakeScalelite()
+    with serve(fake.handler()) as url:
+        first = ScaleliteAdapter(url, SECRET, dry_run=False, cordoned_by_us=RememberedNodes(state))
+        first.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.3}))
+        assert json.loads(state.read_text()) == ["bbb-01"]
+        fake.servers["id-1"]["state"] = "disabled"  # drained while the planner restarts
+        restarted = ScaleliteAdapter(
+            url, SECRET, dry_run=False, cordoned_by_us=RememberedNodes(state)
+        )
+        restarted.apply(
+            placement_for({"bbb-01": 0.5, "bbb-02": 0.3}, previous_out=frozenset({"bbb-01"}))
+        )
+    assert fake.servers["id-1"]["state"] == "enabled"
+    assert json.loads(state.read_text()) == []
+    state.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read adapter state"):
+        RememberedNodes(state)
 
 
 def test_scalelite_wrong_secret_is_an_error_not_a_silent_success() -> None:

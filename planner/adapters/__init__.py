@@ -9,6 +9,7 @@ import yaml
 
 from planner.adapters.b3lb import B3lbAdapter
 from planner.adapters.jitsi import JitsiAdapter
+from planner.adapters.memory import RememberedNodes
 from planner.adapters.scalelite import ScaleliteAdapter
 
 
@@ -39,6 +40,13 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         help="YAML node: colibri base URL (http://jvb-01:8080)",
     )
     group.add_argument("--b3lb", action="store_true", help="serve /<node>/b3lb/load")
+    group.add_argument(
+        "--adapters.state-dir",
+        dest="adapter_state_dir",
+        type=Path,
+        help="directory remembering which servers the adapters cordoned or drained, so a "
+        "restarted planner still re-enables them",
+    )
 
 
 def _yaml_map(path: Path, what: str) -> dict[str, str]:
@@ -49,6 +57,11 @@ def _yaml_map(path: Path, what: str) -> dict[str, str]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: {what} must be a mapping of node name to value")
     return {str(k): str(v) for k, v in data.items()}
+
+
+def _state(args: argparse.Namespace, name: str) -> Path | None:
+    directory = getattr(args, "adapter_state_dir", None)
+    return None if directory is None else directory / name
 
 
 def build_actuators(args: argparse.Namespace) -> list[object]:
@@ -65,9 +78,23 @@ def build_actuators(args: argparse.Namespace) -> list[object]:
                 f"{args.scalelite_secret_file}: cannot read secret: {exc.strerror}"
             ) from exc
         mapping = _yaml_map(args.scalelite_map, "server map") if args.scalelite_map else {}
-        actuators.append(ScaleliteAdapter(args.scalelite_url, secret, mapping, dry_run))
+        actuators.append(
+            ScaleliteAdapter(
+                args.scalelite_url,
+                secret,
+                mapping,
+                dry_run,
+                cordoned_by_us=RememberedNodes(_state(args, "scalelite-cordoned.json")),
+            )
+        )
     if args.jitsi_bridges:
-        actuators.append(JitsiAdapter(_yaml_map(args.jitsi_bridges, "bridge map"), dry_run))
+        actuators.append(
+            JitsiAdapter(
+                _yaml_map(args.jitsi_bridges, "bridge map"),
+                dry_run,
+                drained_by_us=RememberedNodes(_state(args, "jitsi-drained.json")),
+            )
+        )
     if args.b3lb:
         actuators.append(B3lbAdapter(dry_run))
     return actuators

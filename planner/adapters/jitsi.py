@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from planner.adapters.memory import RememberedNodes
 from planner.placement import Placement
 from planner.prometheus import redact
 
@@ -40,13 +41,13 @@ class JitsiAdapter:
     bridges: dict[str, str]
     dry_run: bool = True
     timeout: float = 5.0
-    drained_by_us: set[str] = field(default_factory=set)
+    drained_by_us: RememberedNodes = field(default_factory=RememberedNodes)
 
     def apply(self, placement: Placement) -> list[tuple[str, str]]:
         calls = plan(
             placement,
             self.bridges,
-            frozenset(self.drained_by_us),
+            self.drained_by_us.frozen(),
         )
         for node, action in calls:
             url = f"{self.bridges[node].rstrip('/')}/colibri/drain/{action}"

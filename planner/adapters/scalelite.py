@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from planner.adapters.memory import RememberedNodes
 from planner.placement import Placement
 from planner.prometheus import redact
 
@@ -107,7 +108,7 @@ class ScaleliteAdapter:
     dry_run: bool = True
     timeout: float = 10.0
     session: requests.Session = field(default_factory=requests.Session, repr=False)
-    cordoned_by_us: set[str] = field(default_factory=set)
+    cordoned_by_us: RememberedNodes = field(default_factory=RememberedNodes)
 
     def servers(self) -> list[dict]:
         response = self.session.get(
@@ -124,7 +125,7 @@ class ScaleliteAdapter:
     def apply(self, placement: Placement) -> list[Action]:
         nodes = [n.node for n in placement.nodes if n.kind == "bbb"]
         servers = match_servers(nodes, self.servers(), self.mapping)
-        actions = plan(placement, servers, frozenset(self.cordoned_by_us))
+        actions = plan(placement, servers, self.cordoned_by_us.frozen())
         for action in actions:
             self._do(action)
         return actions
