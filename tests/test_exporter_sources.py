@@ -300,3 +300,42 @@ def test_reload_during_a_cycle_publishes_only_nodes_still_configured() -> None:
     assert [r.node for r in snapshot.results] == ["jvb-01"]
     assert [n.name for n in snapshot.config.nodes] == ["jvb-01"]
     assert poller.config is smaller[0]
+
+
+def test_connections_are_kept_alive_between_polls() -> None:
+    """Three polls of a keep-alive server through one client use one TCP connection."""
+    import http.server
+
+    connections: list[int] = []
+    body = fixture_path("bbb", FIXTURE).read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            connections.append(1)
+            super().setup()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = HttpClient()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/"
+        figures = [poll_bbb(client, bbb(url), timeout=5, max_bytes=1 << 20) for _ in range(3)]
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+    assert [f.meetings for f in figures] == [3, 3, 3]
+    assert len(connections) == 1
