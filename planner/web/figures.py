@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -102,6 +103,17 @@ def window_range(forecast: pd.DataFrame, window: str) -> tuple[pd.Timestamp, pd.
     raise ValueError(f"unknown window {window!r}; expected one of {', '.join(WINDOWS)}")
 
 
+def _utc_values(index: pd.Index) -> np.ndarray:
+    stamps = pd.DatetimeIndex(index)
+    if stamps.tz is not None:
+        stamps = stamps.tz_convert("UTC").tz_localize(None)
+    return stamps.to_numpy()
+
+
+def _naive(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
 def fan_chart(
     snapshot: Snapshot,
     sizing: Sizing,
@@ -111,15 +123,20 @@ def fan_chart(
     """History of hourly peaks, forecast median with 50/80/95 % bands, capacity lines."""
     frame = snapshot.forecast
     fig = go.Figure()
-    future = frame[frame["actual"].isna()]
+    is_future = frame["actual"].isna().to_numpy()
+    future = frame[is_future]
+    # naive UTC datetime64 values: plotly deep-copies its inputs, and a tz-aware index is
+    # an object array of Timestamps (copying those was most of the chart's time)
+    times = _utc_values(frame.index)
+    future_times = times[is_future]
     for level in (95, 80, 50):
         lower, upper = future.get(f"lower_{level}"), future.get(f"upper_{level}")
         if lower is None or upper is None or upper.isna().all():
             continue
         fig.add_trace(
             go.Scatter(
-                x=future.index,
-                y=upper,
+                x=future_times,
+                y=upper.to_numpy(),
                 line={"width": 0},
                 showlegend=False,
                 hoverinfo="skip",
@@ -128,8 +145,8 @@ def fan_chart(
         )
         fig.add_trace(
             go.Scatter(
-                x=future.index,
-                y=lower,
+                x=future_times,
+                y=lower.to_numpy(),
                 line={"width": 0},
                 fill="tonexty",
                 fillcolor=BAND_COLOURS[level],
@@ -138,16 +155,16 @@ def fan_chart(
         )
     fig.add_trace(
         go.Scatter(
-            x=frame.index,
-            y=frame["actual"],
+            x=times,
+            y=frame["actual"].to_numpy(),
             name="hourly peak (history)",
             line={"color": "#333", "width": 1},
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=future.index,
-            y=future["median"],
+            x=future_times,
+            y=future["median"].to_numpy(),
             name="forecast median",
             line={"color": "#1f77b4", "width": 2},
         )
@@ -176,8 +193,8 @@ def fan_chart(
             )
     for start, end, regime in regime_spans(frame["regime"]):
         fig.add_vrect(
-            x0=start,
-            x1=end,
+            x0=_naive(start),
+            x1=_naive(end),
             fillcolor=REGIME_COLOURS.get(regime, "rgba(0,0,0,0.06)"),
             line_width=0,
             layer="below",
@@ -189,7 +206,7 @@ def fan_chart(
     )
     span = window_range(frame, window)
     if span is not None:
-        fig.update_xaxes(range=[span[0], span[1]])
+        fig.update_xaxes(range=[_naive(span[0]), _naive(span[1])])
     return fig
 
 
