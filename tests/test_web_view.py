@@ -15,6 +15,7 @@ from planner.service import PlannerService, RefreshStatus
 from planner.snapshot import PlannerConfig, compute_snapshot, what_if
 from planner.synthetic import synthetic_history
 from planner.web import WebOptions, create_app
+from planner.web.app import options_from_env
 from planner.web.auth import AuthConfigError, BasicAuth, auth_from_env, load_auth_file, protect
 from planner.web.context import what_if_changes, what_if_inputs
 from planner.web.figures import (
@@ -197,3 +198,14 @@ def test_two_apps_in_one_process_share_nothing(snapshot):
     assert apps[0].server.test_client().get("/").status_code == 401
     assert apps[0].server.test_client().get("/-/healthy").status_code in (200, 404)
     assert apps[1].server.test_client().get("/").status_code == 200
+
+
+def test_options_from_the_environment():
+    assert options_from_env({}) == WebOptions()
+    options = options_from_env(
+        {"CONFSCALE_WEB_LEAD_TIME_DAYS": "42", "CONFSCALE_WEB_SOURCE": "Prometheus at x"}
+    )
+    assert options.lead_time_days == 42 and options.source == "Prometheus at x"
+    for bad in ("six weeks", "-1", "nan"):
+        with pytest.raises(ValueError, match="CONFSCALE_WEB_LEAD_TIME_DAYS"):
+            options_from_env({"CONFSCALE_WEB_LEAD_TIME_DAYS": bad})

@@ -10,6 +10,7 @@ service's background job.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -147,8 +148,22 @@ def mount(server: Flask, service: PlannerService, options: WebOptions | None = N
     ``$CONFSCALE_WEB_PASSWORD`` are set (it then also covers the API beside the page).
     """
     if options is None:
-        options = WebOptions(source=os.environ.get("CONFSCALE_WEB_SOURCE", WebOptions.source))
+        options = options_from_env(os.environ)
     return create_app(service, options, server=server, auth=auth_from_env())
+
+
+def options_from_env(env: Mapping[str, str]) -> WebOptions:
+    """``$CONFSCALE_WEB_SOURCE`` and ``$CONFSCALE_WEB_LEAD_TIME_DAYS`` (default 28)."""
+    lead = env.get("CONFSCALE_WEB_LEAD_TIME_DAYS", "").strip()
+    try:
+        days = float(lead) if lead else WebOptions.lead_time_days
+    except ValueError:
+        days = -1.0
+    if not 0 <= days <= 3650:
+        raise ValueError(f"CONFSCALE_WEB_LEAD_TIME_DAYS={lead!r}: expected days between 0 and 3650")
+    return WebOptions(
+        source=env.get("CONFSCALE_WEB_SOURCE", WebOptions.source), lead_time_days=days
+    )
 
 
 def wsgi(history: str | None = None) -> Flask:
