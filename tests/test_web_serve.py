@@ -32,3 +32,29 @@ def test_basic_auth_guards_page_and_api_but_not_health(tmp_path):
         assert requests.get(url + "/-/healthy", timeout=10).status_code == 200
         log = proc.log()
     assert password not in log
+
+
+def test_bad_page_settings_stop_serve_with_a_message(tmp_path):
+    history = tmp_path / "history.csv"
+    synthetic_history(nodes=2, weeks=1, start="2026-09-21").to_csv(history, index=False)
+    missing = tmp_path / "no-such-credentials"
+    cases = (
+        ({"CONFSCALE_WEB_LEAD_TIME_DAYS": "soon"}, "CONFSCALE_WEB_LEAD_TIME_DAYS"),
+        ({"CONFSCALE_WEB_AUTH_FILE": str(missing)}, str(missing)),
+        ({"CONFSCALE_WEB_USER": "ops"}, "CONFSCALE_WEB_PASSWORD"),
+    )
+    for env, named in cases:
+        args = python_module(
+            "planner.cli",
+            "serve",
+            f"--history={history}",
+            f"--web.listen-address=127.0.0.1:{free_port()}",
+        )
+        proc = Proc("planner-bad-env", args, cwd=REPO, env=env)
+        try:
+            code = proc.popen.wait(60)
+            log = proc.log()
+        finally:
+            proc.stop()
+        assert code == 2, log
+        assert named in log and "Traceback" not in log
