@@ -2,7 +2,8 @@
 
 The poller hands each new snapshot over as soon as its cycle ends, so the render runs
 in the poller's thread and a scrape only copies bytes. A snapshot that goes stale is
-rendered once more in its stale form (up 0, no figures).
+rendered once more in its stale form (up 0, no figures). The exporter's own process
+figures (CPU, memory, file descriptors) are small and rendered fresh on every scrape.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from itertools import chain
+
+from prometheus_client import PlatformCollector, ProcessCollector
 
 from exporter.collector import SnapshotCollector
 from exporter.exposition import render
@@ -26,10 +30,12 @@ class MetricsPage:
         self._clock = clock
         self._lock = threading.Lock()
         self._rendered: tuple[Snapshot | None, bool, bytes] | None = None
+        self._process = (ProcessCollector(registry=None), PlatformCollector(registry=None))
 
     def body(self) -> bytes:
         """The page for the current snapshot (rendered now only if not yet cached)."""
-        return self.refresh(self._source())
+        pool = self.refresh(self._source())
+        return pool + render(chain.from_iterable(c.collect() for c in self._process))
 
     def refresh(self, snapshot: Snapshot | None) -> bytes:
         now = self._clock()

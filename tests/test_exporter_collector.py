@@ -201,7 +201,9 @@ def test_page_is_rendered_once_per_snapshot_and_again_when_stale() -> None:
     first = make_snapshot()
     current[0] = first
     body = page.refresh(first)
-    assert page.body() is body  # cached: a scrape copies bytes
+    assert page.refresh(first) is body  # cached: a scrape copies bytes
+    assert page.body().startswith(body)
+    assert value(parse_text(page.body().decode()), "process_resident_memory_bytes")
     now[0] = NOW + 31
     stale = page.body()
     assert stale is not body and b"bbb_meetings{" not in stale

@@ -146,6 +146,7 @@ def test_routes_and_absent_not_zero(tmp_path: Path) -> None:
     assert value(samples, "confscale_exporter_nodes", state="up") == 2
     assert series(samples, "confscale_exporter_build_info")
     assert value(samples, "confscale_exporter_cycle_duration_seconds") is not None
+    assert value(samples, "process_resident_memory_bytes")  # the exporter's own process
     assert probe.status_code == 200
     probed = parse_text(probe.text)
     assert value(probed, "confscale_node_up", node="host-ne", pool="test", source="host") == 1
