@@ -41,6 +41,9 @@ nodes:
   - name: jvb-01
     jitsi:
       url: http://jvb-01.example.org:8080/colibri/stats
+    host:
+      node_exporter: local
+      interface: ens3
 """
 
 
@@ -67,7 +70,8 @@ def test_good_config_loads_into_immutable_values(tmp_path: Path) -> None:
     assert second.bbb.checksum == "sha256"
     assert first.host is not None and first.host.interface == "eth0" and not first.host.local
     assert second.host is not None and second.host.local
-    assert bridge.sources() == ("jitsi",)
+    assert bridge.sources() == ("jitsi", "host")
+    assert bridge.host is not None and bridge.host.local and bridge.host.interface == "ens3"
     assert first.sources() == ("bbb", "host")
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.name = "other"  # type: ignore[misc]
