@@ -339,3 +339,19 @@ def test_connections_are_kept_alive_between_polls() -> None:
         server.server_close()
     assert [f.meetings for f in figures] == [3, 3, 3]
     assert len(connections) == 1
+
+
+def test_a_bug_while_polling_costs_one_poll_not_the_loop(caplog: pytest.LogCaptureFixture) -> None:
+    from exporter.config import NodeConfig
+    from exporter.poller import poll_source
+
+    # An algorithm config.py would refuse: hashlib raises inside the poll.
+    broken = BbbSource(
+        url="http://127.0.0.1:9/api/", secret=Secret("test-secret"), checksum="no-such-hash"
+    )
+    result = poll_source(
+        HttpClient(), NodeConfig(name="bbb-x", bbb=broken), "bbb", timeout=1, max_bytes=1024
+    )
+    assert (result.ok, result.reason) == (False, "internal")
+    assert "poll crashed node=bbb-x source=bbb error=ValueError" in caplog.text
+    assert "test-secret" not in caplog.text
