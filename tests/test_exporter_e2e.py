@@ -160,10 +160,11 @@ def bbb_gauges(samples: Samples, node: str) -> dict:
 
 
 def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(tmp_path: Path) -> None:
-    with simulator(nodes=9, jitsi=1, secret=SECRET) as sim:
+    with simulator(nodes=9, jitsi=2, secret=SECRET) as sim:
         config = exporter_config(sim, tmp_path / "pool.yml")
         for node, (mode, arg, _, _) in FAULTS.items():
             sim.set_fault(node, mode, arg)
+        sim.set_fault("jvb-02", "invalid_xml")  # a bridge answering garbage
         sim.set_fault("bbb-09", "slow", 0.1)  # slow but within the timeout: healthy
         sim.set_fault("bbb-08", "link_saturated", 1.05)  # load faults change figures only
         sim.set_fault("jvb-01", "cpu_high", 0.95)
@@ -208,6 +209,12 @@ def test_fault_modes_give_up_0_with_the_reason_and_never_leak_the_secret(tmp_pat
                 reason=host_reason,
             ), (mode, host_reason)
             assert not series(samples, "confscale_node_cpu_seconds_total", **labels), mode
+    bridge = {"node": "jvb-02", "pool": "sim"}
+    assert value(samples, "confscale_node_up", **bridge, source="jitsi") == 0
+    assert value(
+        samples, "confscale_node_poll_errors_total", **bridge, source="jitsi", reason="parse"
+    )
+    assert not series(samples, "jitsi_participants", node="jvb-02")
     seen = {dict(k)["reason"] for k in series(samples, "confscale_node_poll_errors_total")}
     assert seen <= set(REASONS), "every reason is one docs/exporter.md lists"
     for node in HEALTHY:
