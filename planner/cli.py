@@ -60,7 +60,13 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--lookback",
         type=parse_duration,
         default=parse_duration("12w"),
-        help="history to read from Prometheus (default 12w)",
+        help="history to read from Prometheus (default 12w): pool peaks for the forecast",
+    )
+    parser.add_argument(
+        "--node-lookback",
+        type=parse_duration,
+        default=parse_duration("4w"),
+        help="per-node 5-minute history for the resource fit and mix (default 4w)",
     )
     parser.add_argument("--calendar", type=Path, help="term/holiday calendar YAML")
     parser.add_argument("--country", help="country for school/public holidays (e.g. DE)")
@@ -98,7 +104,9 @@ def _history_loader(args: argparse.Namespace) -> tuple[Callable[[], pd.DataFrame
 
     def from_prometheus() -> pd.DataFrame:
         end = time.time()
-        frame, _ = load_prometheus_history(client, start=end - args.lookback, end=end)
+        frame, _ = load_prometheus_history(
+            client, start=end - args.lookback, end=end, node_lookback=args.node_lookback
+        )
         return frame
 
     return from_prometheus, True

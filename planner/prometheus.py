@@ -210,23 +210,53 @@ def _range_column(
     return {}, exprs[-1]
 
 
+POOL_HOURLY_ATTR = "pool_hourly_participants"
+# Hourly peak of the pool's 5-minute participant totals, evaluated at hh:55 so that the
+# subquery's 5-minute points are exactly hh:00 … hh:55 (the hour labelled hh:00); 59m,
+# not 1h, so that a store whose ranges include their left end does not add hh-1:55.
+POOL_HOURLY = "max_over_time(sum(max_over_time(bbb_meetings_participants[299s]))[59m:5m])"
+
+
+def load_pool_hourly(client: PrometheusClient, *, start: float, end: float) -> pd.Series:
+    """Hourly peaks of pool participants over [start, end], one cheap series."""
+    first = pd.Timestamp(start, unit="s", tz="UTC").floor("1h") + pd.Timedelta(minutes=55)
+    last = pd.Timestamp(end, unit="s", tz="UTC")
+    if first > last:
+        return pd.Series(dtype=float)
+    found = client.query_range(POOL_HOURLY, first.timestamp(), last.timestamp(), 3600)
+    if not found:
+        return pd.Series(dtype=float)
+    (series,) = found.values()
+    series.index = series.index - pd.Timedelta(minutes=55)
+    return series.asfreq("1h")
+
+
 def load_prometheus_history(
-    client: PrometheusClient, *, start: float, end: float, step: float = 300.0
+    client: PrometheusClient,
+    *,
+    start: float,
+    end: float,
+    step: float = 300.0,
+    node_lookback: float | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """History frame (per node, 5-minute steps) with the rate columns already filled.
 
-    Returns the frame and, per derived column, the expression that answered (recording
-    rule or raw fallback), so callers can say which was used.
+    Per-node series cover the last ``node_lookback`` seconds only (default: all of
+    [start, end]); the pool's hourly participant peaks for the whole range come from one
+    cheap query and ride along in ``frame.attrs[POOL_HOURLY_ATTR]`` for the forecast.
+    Returns the frame and, per column, the expression that answered (recording rule or
+    raw fallback), so callers can say which was used.
     """
+    node_start = start if node_lookback is None else max(start, end - node_lookback)
     columns: dict[str, dict[str, pd.Series]] = {}
     used: dict[str, str] = {}
     for column, exprs in history_queries(step).items():
-        columns[column], used[column] = _range_column(client, exprs, start, end, step)
+        columns[column], used[column] = _range_column(client, exprs, node_start, end, step)
     nodes = sorted(columns["participants"])
     if not nodes:
         raise PrometheusError(
             f"Prometheus at {redact(client.base_url)} has no bbb_meetings_participants "
-            f"between {pd.Timestamp(start, unit='s')} and {pd.Timestamp(end, unit='s')}"
+            f"between {pd.Timestamp(node_start, unit='s')} and {pd.Timestamp(end, unit='s')}"
         )
     frames = []
     for node in nodes:
@@ -240,7 +270,11 @@ def load_prometheus_history(
     history = history.dropna(subset=["participants"])
     history["cpu_busy_cores"] = history["cpu_utilisation"] * history["cpu_count"]
     history["pressure"] = np.nan
-    return history.sort_values(["node", "timestamp"]).reset_index(drop=True), used
+    history = history.sort_values(["node", "timestamp"]).reset_index(drop=True)
+    if node_start > start:
+        history.attrs[POOL_HOURLY_ATTR] = load_pool_hourly(client, start=start, end=end)
+        used[POOL_HOURLY_ATTR] = POOL_HOURLY
+    return history, used
 
 
 INSTANT_QUERIES: dict[str, tuple[str, ...]] = {

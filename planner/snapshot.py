@@ -28,6 +28,7 @@ from planner.placement import (
     PressureTargets,
     place,
 )
+from planner.prometheus import POOL_HOURLY_ATTR
 from planner.resources import ResourceModel, fit_resource_model
 from planner.sizing import (
     FOUR_WEEKS_HOURS,
@@ -180,6 +181,9 @@ def compute_snapshot(
     sized = frame if is_bbb.all() or not is_bbb.any() else frame[is_bbb]
     pool = pool_totals(sized)
     hourly = hourly_peaks(pool["participants"])
+    longer = history.attrs.get(POOL_HOURLY_ATTR)  # Prometheus: pool peaks over a longer span
+    if isinstance(longer, pd.Series) and not longer.dropna().empty:
+        hourly = hourly.combine_first(longer).asfreq("1h")
 
     def regime_of(index: pd.DatetimeIndex) -> np.ndarray:
         local = index.tz_convert(config.forecast.timezone)

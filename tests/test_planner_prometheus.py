@@ -114,6 +114,29 @@ def test_history_from_prometheus_equals_the_file_and_uses_rule_fallback(backfill
     )
 
 
+def test_pool_peaks_for_the_forecast_cover_more_than_the_node_window(backfilled) -> None:
+    from planner.peaks import hourly_peaks, pool_totals
+    from planner.prometheus import POOL_HOURLY_ATTR
+
+    client = PrometheusClient(backfilled["url"])
+    end = backfilled["end"]
+    start = end - WEEKS * 7 * 86400
+    frame, used = load_prometheus_history(client, start=start, end=end, node_lookback=7 * 86400)
+    span = frame["timestamp"].max() - frame["timestamp"].min()
+    assert span <= pd.Timedelta(days=7)
+    pool = frame.attrs[POOL_HOURLY_ATTR]
+    assert pool.index[-1] - pool.index[0] >= pd.Timedelta(days=WEEKS * 7 - 2)
+    assert used[POOL_HOURLY_ATTR].startswith("max_over_time(sum(")
+    expected = hourly_peaks(pool_totals(load_history(backfilled["csv"]))["participants"])
+    both = pd.concat([pool.rename("prom"), expected.rename("file")], axis=1).dropna()
+    both = both.iloc[1:-1]  # the first and last hours are partial in one of the two
+    assert len(both) > 24 * 7 * (WEEKS - 1)
+    np.testing.assert_array_equal(both["prom"], both["file"])
+    snapshot = compute_snapshot(frame, now=end, rates_included=True)
+    observed = snapshot.forecast["actual"].dropna()
+    assert observed.index[-1] - observed.index[0] >= pd.Timedelta(days=WEEKS * 7 - 2)
+
+
 def test_query_range_is_chunked_below_the_points_limit(backfilled) -> None:
     url, end = backfilled["url"], backfilled["end"]
     start = end - WEEKS * 7 * 86400 + 600
