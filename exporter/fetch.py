@@ -94,6 +94,10 @@ class HttpClient:
         try:
             if response.status != 200:
                 raise PollError("http", f"HTTP status {response.status}")
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                # Asked for identity; decoding it anyway could blow past the cap in one read.
+                raise PollError("parse", f"compressed answer ({encoding[:20]}) refused")
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > max_bytes:
                 raise PollError(

@@ -175,6 +175,21 @@ def test_body_over_the_cap_is_too_large(length: bool) -> None:
     assert poll_reason(answer(body, length=length), max_bytes=len(body), timeout=20) is None
 
 
+def test_a_compressed_answer_is_refused() -> None:
+    import gzip
+
+    bomb = gzip.compress(b"<response>" + b" " * (8 << 20) + b"</response>")
+
+    def gzipped(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n"
+            + f"Content-Length: {len(bomb)}\r\n\r\n".encode()
+            + bomb
+        )
+
+    assert poll_reason(gzipped, max_bytes=1 << 20) == "parse"
+
+
 def test_fetch_hands_over_the_whole_body() -> None:
     body = bytes(range(256)) * 1000
     received: list[bytes] = []
