@@ -109,6 +109,8 @@ def test_routes_and_absent_not_zero(tmp_path: Path) -> None:
             healthy = requests.get(f"{base}/-/healthy", timeout=10)
             wrong_method = requests.get(f"{base}/-/reload", timeout=10)
             log = running_exporter.proc.log()
+    assert running_exporter.proc.popen.returncode == 0  # SIGTERM is a clean stop
+    assert "stopped" in running_exporter.proc.log_path.read_text()
     assert value(samples, "confscale_node_up", node="bbb-dead", pool="test", source="bbb") == 0
     assert value(samples, "confscale_node_up", node="host-ne", pool="test", source="host") == 1
     assert value(samples, "confscale_node_up", node="host-local", pool="test", source="host") == 1
