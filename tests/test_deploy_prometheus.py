@@ -71,7 +71,13 @@ def test_probe_relabelling_gives_every_series_its_node(tmp_path):
                 pools = {r["metric"].get("pool") for r in query('bbb_meetings{job="confscale"}')}
                 assert pools == {"sim"}, "the exporter's pool label was lost"
 
-                own = query('confscale_exporter_cycle_duration_seconds{job="confscale-exporters"}')
+                own = harness.wait_until(
+                    lambda: query(
+                        'confscale_exporter_cycle_duration_seconds{job="confscale-exporters"}'
+                    ),
+                    timeout=60,
+                    what="the exporters job's first scrape",
+                )
                 assert [r["metric"]["node"] for r in own] == [address], own
                 assert query('bbb_meetings{job="confscale-exporters"}') == [], (
                     "per-node series scraped twice"
