@@ -20,6 +20,8 @@ from planner.backtest import BacktestResult, rolling_origin
 from planner.calendar import RegimeCalendar
 from planner.forecast import WEEK_HOURS, ForecastConfig, forecast_frame, growth_factor
 from planner.history import derive_rates
+from planner.mix import demand_mix, node_capacity, with_largest_meeting_shares
+from planner.nodes import node_table, readings_from_history
 from planner.peaks import five_minute_peaks, hourly_peaks, pool_totals
 from planner.placement import (
     Hysteresis,
@@ -117,29 +119,6 @@ def what_if(snapshot: Snapshot, **changes: object) -> Sizing:
         what_if=inputs,
         weekly_growth=snapshot.weekly_growth,
     )
-
-
-def readings_from_history(frame: pd.DataFrame) -> list[NodeReading]:
-    """Current data in the embedded default: each node's last row of the history."""
-    if frame.empty:
-        return []
-    last = frame.groupby("node", sort=True).tail(1)
-    return [
-        NodeReading(
-            node=str(row.node),
-            kind=str(row.kind),
-            up=True,
-            timestamp=row.timestamp.timestamp(),
-            meetings=_num(row.meetings),
-            participants=_num(row.participants),
-            participants_max=_num(row.participants_max),
-            webcams=_num(row.video_participants),
-            cpu_utilisation=_num(row.cpu_utilisation),
-            transmit_utilisation=_num(row.transmit_utilisation),
-            receive_utilisation=_num(row.receive_utilisation),
-        )
-        for row in last.itertuples(index=False)
-    ]
 
 
 def compute_snapshot(
@@ -287,129 +266,6 @@ def _empty_backtest() -> pd.DataFrame:
     return pd.DataFrame(
         columns=["mase", "coverage_80", "coverage_95", "peak_ape", "origins"]
     ).rename_axis("method")
-
-
-def demand_mix(pool: pd.DataFrame, busy_share: float = 0.5, weeks: int = 4) -> DemandMix:
-    """Per-participant shares at busy instants of the last ``weeks`` weeks."""
-    if pool.empty or not (pool["participants"] > 0).any():
-        return DemandMix()
-    recent = pool[pool.index >= pool.index[-1] - pd.Timedelta(weeks=weeks)]
-    busy = recent[recent["participants"] >= busy_share * recent["participants"].max()]
-    people = float(busy["participants"].sum())
-    meetings = float(busy["meetings"].sum()) if "meetings" in busy else 0.0
-    return DemandMix(
-        voice_per_participant=float(busy["voice_participants"].sum()) / people,
-        listeners_per_participant=float(busy["listeners"].sum()) / people,
-        fanout_per_participant=float(busy["video_fanout"].sum()) / people,
-        webcam_share=float(busy["video_participants"].sum()) / people,
-        mean_meeting_size=people / meetings if meetings else DemandMix().mean_meeting_size,
-        largest_meeting=float(recent["participants_max"].max()),
-    )
-
-
-def with_largest_meeting_shares(mix: DemandMix, frame: pd.DataFrame) -> DemandMix:
-    """Audio and webcam shares inside the largest meetings.
-
-    Taken from node steps that one big meeting dominates (its largest meeting is ≥ 80 %
-    of the node's participants and ≥ half the largest meeting seen).
-    """
-    if frame.empty or mix.largest_meeting <= 0:
-        return mix
-    shares = frame[
-        [
-            "participants",
-            "participants_max",
-            "voice_participants",
-            "listeners",
-            "video_participants",
-        ]
-    ]
-    big = shares[
-        (shares["participants_max"] >= 0.5 * mix.largest_meeting)
-        & (shares["participants_max"] >= 0.8 * shares["participants"])
-        & (shares["participants"] > 0)
-    ]
-    people = float(big["participants"].sum())
-    if people <= 0:
-        return mix
-    return replace(
-        mix,
-        largest_voice_share=float(big["voice_participants"].sum()) / people,
-        largest_listener_share=float(big["listeners"].sum()) / people,
-        largest_webcam_share=float(big["video_participants"].sum()) / people,
-    )
-
-
-def node_capacity(frame: pd.DataFrame, targets: PressureTargets) -> NodeCapacity:
-    """Typical node: median CPUs and link capacity of the nodes' last rows."""
-    if frame.empty:
-        return NodeCapacity(participants=targets.participants)
-    last = frame.groupby("node").tail(1)
-    cpus = float(last["cpu_count"].median())
-    link = float(last["link_capacity_bytes_per_second"].median())
-    return NodeCapacity(
-        participants=targets.participants,
-        cpu_cores=cpus if cpus > 0 else NodeCapacity().cpu_cores,
-        link_bytes_per_second=link if link > 0 else NodeCapacity().link_bytes_per_second,
-    )
-
-
-NODE_COLUMNS = (
-    "node",
-    "kind",
-    "state",
-    "meetings",
-    "participants",
-    "largest_meeting",
-    "webcams",
-    "cpu_utilisation",
-    "link_utilisation",
-    "pressure",
-    "weight",
-    "timestamp",
-    "reason",
-)
-
-
-def node_table(placement: Placement) -> pd.DataFrame:
-    """The node table of the page, in placement order."""
-    rows = []
-    for p in placement.nodes:
-        r = p.reading
-        link = max(
-            (
-                v
-                for v in (r.transmit_utilisation, r.receive_utilisation)
-                if v is not None and math.isfinite(v)
-            ),
-            default=None,
-        )
-        rows.append(
-            (
-                p.node,
-                p.kind,
-                p.state,
-                r.meetings,
-                r.participants,
-                r.participants_max,
-                r.webcams,
-                r.cpu_utilisation,
-                link,
-                p.pressure,
-                p.weight,
-                p.timestamp,
-                p.reason,
-            )
-        )
-    return pd.DataFrame(rows, columns=list(NODE_COLUMNS))
-
-
-def _num(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def json_safe(value: object) -> object:
