@@ -144,17 +144,26 @@ class PlannerService:
                 if self._read_current is not None:
                     self.refresh_placement()
                 return previous
+            newer = self.placement()
+            if newer is not None and newer.generated_at > snapshot.placement.generated_at:
+                # A placement refresh ran while we fitted: keep its fresher placement, or
+                # the adapters would see the older one and flap.
+                snapshot = with_placement(snapshot, newer)
+                fresh = False
+            else:
+                fresh = True
             with self._lock:
                 self._snapshot = snapshot
-                self._placement = (snapshot.placement, snapshot.placement_json)
-                now = self._clock()
+                if fresh:
+                    self._placement = (snapshot.placement, snapshot.placement_json)
                 self._status = RefreshStatus(
-                    last_refit=now,
-                    last_placement=now,
+                    last_refit=self._clock(),
+                    last_placement=self._clock() if fresh else self._status.last_placement,
                     last_error=None,
                     refits=self._status.refits + 1,
                 )
-            self._actuate(snapshot.placement)
+            if fresh:
+                self._actuate(snapshot.placement)
             return snapshot
 
     def refresh_placement(self) -> Placement | None:

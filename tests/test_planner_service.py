@@ -241,3 +241,33 @@ def test_placement_is_served_even_when_no_history_can_be_read() -> None:
     assert "unreachable" in service.status().last_error
     with pytest.raises(RuntimeError, match="no planner result yet"):
         service.what_if(growth=2)
+
+
+def test_a_refit_never_replaces_a_fresher_placement(history) -> None:
+    clock = Clock(history["timestamp"].max().timestamp())
+    pressure = {"bbb-01": 0.3}
+    seen: list[str] = []
+
+    class Recorder:
+        def apply(self, placement: Placement) -> None:
+            seen.append(next(n.state for n in placement.nodes if n.node == "bbb-01"))
+
+    def current() -> list[NodeReading]:
+        return [NodeReading(node="bbb-01", timestamp=clock.now, pressure=pressure["bbb-01"])]
+
+    def slow_history() -> pd.DataFrame:
+        # while the refit reads history, a placement refresh sees bbb-01 saturate
+        pressure["bbb-01"] = 0.95
+        clock.now += 10
+        service.refresh_placement()
+        pressure["bbb-01"] = 0.3  # …and the refit itself would have read an old value
+        clock.now -= 5
+        return history
+
+    service = PlannerService(
+        slow_history, read_current=current, clock=clock, actuators=[Recorder()]
+    )
+    snapshot = service.refresh()
+    assert service.placement().out == frozenset({"bbb-01"})
+    assert snapshot.placement.out == frozenset({"bbb-01"})
+    assert seen == ["out"]  # the adapters never saw the older placement
