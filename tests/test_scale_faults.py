@@ -3,8 +3,8 @@ right reason, nothing overruns the cycle.
 
 210 nodes (200 BBB, 10 Jitsi) on the simulator's frozen clock: 10 % of the BBB nodes
 hold the connection without answering (timeout), 5 % answer garbage (an HTML page or
-truncated XML), 5 % answer ``checksumError``. Timings (the 1,000-node figures) are in
-``bench/bench_scale.py``; this test asserts structure only.
+truncated XML), 5 % answer ``checksumError`` (the fault plan of ``bench/bench_scale.py``,
+which measures the 1,000-node timings). This test asserts structure only.
 """
 
 from __future__ import annotations
@@ -15,25 +15,10 @@ from harness import simulator
 from test_exporter_e2e import assert_node_matches_truth, bbb_gauges, exporter_config
 from test_exporter_support import exporter, series, value
 
+from bench.bench_scale import fault_plan
+
 BBB = 200
 JITSI = 10
-
-
-def fault_plan(names: list[str]) -> dict[str, tuple[str, float | None, str, str | None]]:
-    """node -> (simulator fault, its argument, bbb reason, host reason or None if host up)."""
-    bbb = [n for n in names if n.startswith("bbb-")]
-    plan: dict[str, tuple[str, float | None, str, str | None]] = {}
-    # every 10th node times out, every 20th answers garbage, every 20th a checksum error
-    for i, node in enumerate(bbb):
-        if i % 10 == 3:
-            plan[node] = ("timeout", 3, "timeout", "timeout")
-        elif i % 40 == 5:
-            plan[node] = ("html", None, "parse", "parse")
-        elif i % 40 == 25:
-            plan[node] = ("invalid_xml", None, "parse", "parse")
-        elif i % 20 == 7:
-            plan[node] = ("checksum", None, "checksum", None)
-    return plan
 
 
 def test_a_fifth_of_the_pool_broken_healthy_nodes_stay_exact(tmp_path: Path) -> None:

@@ -1,0 +1,207 @@
+"""1,000 nodes with a fifth of them broken: one exporter vs sequential polling vs one
+exporter process per node.
+
+The simulator (frozen clock, its own Tuesday 10:30) serves 1,000 BBB nodes on 127.0.0.1;
+10 % hold the connection without answering, 5 % answer garbage (HTML or truncated XML),
+5 % answer ``checksumError`` (``fault_plan``, shared with tests/test_scale_faults.py). The
+exporter's cycle runs in a child process (``bench.bench_exporter``'s: one warm-up cycle,
+one measured) with the pool's ``timeout`` (default 2 s):
+
+- concurrent with a worker for every dead source and some to spare (``--workers 128``),
+  with the exporter's default 64 (dead sources then queue behind each other), and with
+  any other counts given (``--workers 128,64,256``);
+- sequential (one worker) on the first ``--sequential-nodes`` nodes, scaled to the pool;
+- one exporter process per node (the "one exporter per server" setup): RSS of a few
+  real ``confscale-exporter`` processes with a one-node configuration, times the pool.
+
+    .venv/bin/python -m bench.bench_scale [--nodes 1000] [--timeout 2] [--workers 128,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from bench.bench_exporter import free_port, prepare, run_child, start_simulator
+
+REPO = Path(__file__).resolve().parent.parent
+
+Plan = dict[str, tuple[str, float | None, str, str | None]]
+
+
+def fault_plan(names: list[str], hold: float = 3) -> Plan:
+    """node -> (simulator fault, argument, bbb reason, host reason or None when host is up).
+
+    Of the BBB nodes, every 10th times out (the connection is held ``hold`` seconds),
+    every 20th answers garbage (HTML or truncated XML), every 20th a checksum error.
+    """
+    bbb = [n for n in names if n.startswith("bbb-")]
+    plan: Plan = {}
+    for i, node in enumerate(bbb):
+        if i % 10 == 3:
+            plan[node] = ("timeout", hold, "timeout", "timeout")
+        elif i % 40 == 5:
+            plan[node] = ("html", None, "parse", "parse")
+        elif i % 40 == 25:
+            plan[node] = ("invalid_xml", None, "parse", "parse")
+        elif i % 20 == 7:
+            plan[node] = ("checksum", None, "checksum", None)
+    return plan
+
+
+def apply_faults(url: str, plan: Plan) -> None:
+    with requests.Session() as session:
+        session.delete(f"{url}/_admin/faults", timeout=30).raise_for_status()
+        for node, (mode, arg, _, _) in plan.items():
+            body = {"node": node, "mode": mode, "arg": arg}
+            session.post(f"{url}/_admin/faults", json=body, timeout=30).raise_for_status()
+
+
+def node_names(count: int) -> list[str]:
+    width = max(2, len(str(count)))
+    return [f"bbb-{i:0{width}d}" for i in range(1, count + 1)]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_process_per_node(config: Path, processes: int, workdir: Path) -> list[float]:
+    """RSS of ``processes`` real exporters, each configured with one node of the pool."""
+    data = yaml.safe_load(config.read_text())
+    procs = []
+    try:
+        for index in range(processes):
+            one = {**data, "nodes": [data["nodes"][index]]}
+            path = workdir / f"one-{index}.yml"
+            path.write_text(yaml.safe_dump(one))
+            port = free_port()
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "exporter.cli",
+                            f"--config.file={path}",
+                            f"--web.listen-address=127.0.0.1:{port}",
+                            "--log.level=error",
+                        ],
+                        cwd=REPO,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    ),
+                    f"http://127.0.0.1:{port}/metrics",
+                )
+            )
+        sizes = []
+        for proc, url in procs:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if (
+                        "confscale_exporter_cycle_duration_seconds "
+                        in requests.get(url, timeout=5).text
+                    ):
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.2)
+            sizes.append(rss_mb(proc.pid))
+        return sizes
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+        for proc, _ in procs:
+            proc.wait(30)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=2.0, help="the pool's poll timeout")
+    parser.add_argument(
+        "--workers",
+        default="128,64",
+        help="worker counts to measure, comma-separated; the first is the reference",
+    )
+    parser.add_argument("--sequential-nodes", type=int, default=20)
+    parser.add_argument("--processes", type=int, default=4, help="one-node exporters to start")
+    args = parser.parse_args(argv)
+    secret = secrets.token_hex(16)
+    sim, url, sim_args = start_simulator(args.nodes, secret)
+    plan = fault_plan(node_names(args.nodes), hold=args.timeout + 2)
+    kinds = [mode for mode, *_ in plan.values()]
+    print(
+        f"pool: {args.nodes} simulated BBB nodes on 127.0.0.1 ({os.cpu_count()} cores shared "
+        f"with the simulator); faults: "
+        + ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
+        + f"; timeout {args.timeout:g} s"
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = prepare(url, sim_args, secret, Path(tmp))
+            data = yaml.safe_load(config.read_text())
+            data["timeout"] = f"{args.timeout:g}s"
+            data["interval"] = f"{max(15, 4 * args.timeout):g}s"
+            config.write_text(yaml.safe_dump(data))
+            apply_faults(url, plan)
+            results = {}
+            counts = [int(w) for w in args.workers.split(",")]
+            runs = [(f"concurrent, {w} workers", w, args.nodes) for w in counts]
+            runs.append(("sequential, 1 worker", 1, args.sequential_nodes))
+            for label, workers, nodes in runs:
+                if nodes <= 0:
+                    continue
+                result = run_child(config, workers, nodes, sim.pid)
+                results[label] = (result, nodes)
+                names = node_names(args.nodes)[:nodes]
+                expected = sum(1 + (plan[n][3] is not None) for n in names if n in plan)
+                print(
+                    f"  {label:<26} {nodes:5d} nodes: cycle {result['wall']:6.2f} s wall, "
+                    f"{result['cpu']:5.2f} s CPU, peak RSS {result['rss_mb']:4.0f} MB, "
+                    f"{result['failed']} of {result['polls']} polls failed "
+                    f"({expected} broken; {result['failed'] - expected} healthy polls missed "
+                    f"the timeout)"
+                )
+            best, _ = results[f"concurrent, {counts[0]} workers"]
+            print(
+                f"  cycle / timeout: {best['wall'] / args.timeout:.2f} "
+                f"(dead sources wait one timeout side by side)"
+            )
+            if "sequential, 1 worker" in results:
+                seq, nodes = results["sequential, 1 worker"]
+                scaled = seq["wall"] * args.nodes / nodes
+                print(
+                    f"  sequential scaled to {args.nodes} nodes: {scaled:.1f} s; "
+                    f"ratio sequential / concurrent: {scaled / best['wall']:.0f}x"
+                )
+            if args.processes > 0:
+                sizes = one_process_per_node(config, args.processes, Path(tmp))
+                each = statistics.median(sizes)
+                print(
+                    f"  one exporter process per node: {each:.0f} MB RSS each "
+                    f"({', '.join(f'{s:.0f}' for s in sizes)}), x{args.nodes} = "
+                    f"{each * args.nodes / 1024:.1f} GB vs {best['rss_mb']:.0f} MB for one "
+                    f"process: {each * args.nodes / best['rss_mb']:.0f}x"
+                )
+    finally:
+        sim.terminate()
+        sim.wait(30)
+
+
+if __name__ == "__main__":
+    main()
