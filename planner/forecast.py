@@ -187,9 +187,10 @@ def predict(
 
 
 def scale_floor(history: pd.Series) -> float:
-    """Residual scale floor: keeps night hours (near 0) from exploding scaled errors."""
+    """Residual scale floor: a quarter of a busy hour, so errors of quiet hours (nights,
+    ramps) do not dominate the pool and widen the bands at the peaks."""
     positive = history[history > 0]
-    return max(1.0, 0.05 * float(positive.quantile(0.9))) if not positive.empty else 1.0
+    return max(1.0, 0.25 * float(positive.quantile(0.9))) if not positive.empty else 1.0
 
 
 def recent_residuals(pool: pd.DataFrame, until: pd.Timestamp, weeks: int) -> pd.DataFrame:

@@ -47,6 +47,7 @@ def with_largest_meeting_shares(mix: DemandMix, frame: pd.DataFrame) -> DemandMi
             "voice_participants",
             "listeners",
             "video_participants",
+            "video_fanout",
         ]
     ]
     big = shares[
@@ -62,6 +63,7 @@ def with_largest_meeting_shares(mix: DemandMix, frame: pd.DataFrame) -> DemandMi
         largest_voice_share=float(big["voice_participants"].sum()) / people,
         largest_listener_share=float(big["listeners"].sum()) / people,
         largest_webcam_share=float(big["video_participants"].sum()) / people,
+        largest_fanout_per_participant=float(big["video_fanout"].sum()) / people,
     )
 
 

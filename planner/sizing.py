@@ -38,6 +38,7 @@ class DemandMix:
     largest_voice_share: float | None = None
     largest_listener_share: float | None = None
     largest_webcam_share: float | None = None
+    largest_fanout_per_participant: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,16 +124,27 @@ def constraint_demand(
 def largest_meeting_load(mix: DemandMix, model: ResourceModel, what_if: WhatIf) -> dict[str, float]:
     """L_k: what the largest meeting needs on its single node, per constraint.
 
-    Its audio and webcam shares are those seen in the largest meetings (lectures are
-    mostly listeners), else the pool's. Fan-out W·(n−1) is capped at n viewers each
-    seeing ``cameras_per_viewer`` streams (pagination).
+    Its audio shares and webcam fan-out per participant are those seen where one big
+    meeting fills a node (lectures: mostly listeners, one or two cameras), else modelled
+    from the webcam share as W·(n−1); either way capped at n viewers each seeing
+    ``cameras_per_viewer`` streams (pagination). A what-if webcam share scales it.
     """
     size = mix.largest_meeting
-    observed = mix.largest_webcam_share
-    share = observed if observed is not None else mix.webcam_share
-    if what_if.webcam_share is not None:
-        share = what_if.webcam_share
-    fanout = min(share * size * max(size - 1, 0.0), size * what_if.cameras_per_viewer)
+    if mix.largest_fanout_per_participant is not None:
+        fanout = size * mix.largest_fanout_per_participant
+        if what_if.webcam_share is not None:  # relative to the pool's share, as for D
+            fanout = (
+                fanout * what_if.webcam_share / mix.webcam_share
+                if mix.webcam_share > 0
+                else what_if.webcam_share * size * max(size - 1, 0.0)
+            )
+    else:
+        observed = mix.largest_webcam_share
+        share = observed if observed is not None else mix.webcam_share
+        if what_if.webcam_share is not None:
+            share = what_if.webcam_share
+        fanout = share * size * max(size - 1, 0.0)
+    fanout = min(fanout, size * what_if.cameras_per_viewer)
     voice_share = (
         mix.largest_voice_share
         if mix.largest_voice_share is not None

@@ -111,6 +111,10 @@ def test_resource_fit_is_conservative_on_simulated_nodes(simulated) -> None:
     sizing = snapshot.sizing
     assert sizing.servers_online == 20
     assert all(isinstance(sizing.servers_needed[h], int) for h in ("now", "next_peak", "4w"))
+    # The simulated 20 nodes carry their term peaks with rare saturations (p99 link use
+    # ~0.3, the 250-seat lectures taking half a link): the answer must be of that order,
+    # not a multiple of it (a band or largest-meeting estimate gone wrong would be).
+    assert 12 <= sizing.servers_needed["next_peak"] <= 35
 
 
 def test_planner_backtest_command_on_a_simulated_series(simulated, tmp_path: Path) -> None:
