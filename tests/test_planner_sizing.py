@@ -253,3 +253,24 @@ def test_cpu_binds_when_talking_users_are_expensive() -> None:
     assert sizing.binding_constraint == "cpu"
     per = sizing.per_constraint["cpu"]
     assert per["capacity_per_node"] == pytest.approx(8 - 0.5)  # baseline off the node
+
+
+def test_largest_meeting_uses_its_observed_fanout_and_what_if_scales_it() -> None:
+    from planner.sizing import largest_meeting_load
+
+    lecture = DemandMix(
+        webcam_share=0.2,
+        largest_meeting=200,
+        largest_voice_share=0.1,
+        largest_listener_share=0.9,
+        largest_fanout_per_participant=1.5,
+    )
+    model = prior_model()
+    base = largest_meeting_load(lecture, model, WhatIf())
+    per_stream = model.transmit.video_fanout
+    audio = 200 * (0.1 * model.transmit.voice_participants + 0.9 * model.transmit.listeners)
+    assert base["transmit"] == pytest.approx(audio + 300 * per_stream)  # 1.5 × 200 streams
+    doubled = largest_meeting_load(lecture, model, WhatIf(webcam_share=0.4))
+    assert doubled["transmit"] == pytest.approx(audio + 600 * per_stream)
+    capped = largest_meeting_load(lecture, model, WhatIf(webcam_share=1.0))
+    assert capped["transmit"] == pytest.approx(audio + 200 * 5 * per_stream)  # pagination
