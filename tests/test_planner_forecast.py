@@ -113,3 +113,30 @@ def test_forecast_frame_columns_bands_ordered_and_methods(term_only) -> None:
     assert (future["upper_95"] >= future["upper_80"] - 1e-9).all()
     assert (future["upper_80"] >= future["upper_50"] - 1e-9).all()
     assert set(future["method"]) <= {"confscale", "seasonal_naive"}
+
+
+def test_slots_follow_the_pools_local_time_across_a_dst_change() -> None:
+    # a pool whose lectures peak at 10:00 Berlin time; summer time ends on 25 Oct 2026
+    index = pd.date_range("2026-09-14", "2026-10-25 23:00", freq="1h", tz="UTC")
+    local = index.tz_convert("Europe/Berlin")
+    values = np.where((local.hour == 10) & (local.weekday < 5), 1000.0, 100.0)
+    history = pd.Series(values, index=index)
+    targets = pd.date_range("2026-10-26", periods=120, freq="1h", tz="UTC")  # Mon–Fri
+    regimes = always_term
+
+    def peak_hours_utc(timezone: str) -> set[int]:
+        point = point_forecast(
+            history,
+            regimes(history.index),
+            targets,
+            regimes(targets),
+            ForecastConfig(timezone=timezone),
+        )
+        frame = pd.Series(point, index=targets)
+        return {
+            int(frame[day : day + pd.Timedelta(hours=23)].idxmax().hour)
+            for day in pd.date_range("2026-10-26", periods=5, freq="1D", tz="UTC")
+        }
+
+    assert peak_hours_utc("Europe/Berlin") == {9}  # 10:00 CET
+    assert peak_hours_utc("UTC") == {8}  # a UTC slot keeps the summer hour
