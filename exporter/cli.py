@@ -16,6 +16,7 @@ from exporter.config import ConfigError, load_config
 from exporter.fetch import DEFAULT_MAX_BODY_BYTES
 from exporter.http import ExporterApp, serve
 from exporter.poller import DEFAULT_WORKERS, Poller
+from exporter.sharding import Shard, parse_shard
 
 log = logging.getLogger("confscale.exporter")
 LEVELS = {
@@ -75,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         "reason too_large (default: %(default)s)",
     )
     parser.add_argument(
+        "--shard",
+        dest="shard",
+        metavar="I/N",
+        type=_shard,
+        default=Shard(),
+        help="poll only shard I (0-based) of N of the configured nodes, by rendezvous "
+        "hashing of the node name; run N exporters on the same file (default: %(default)s, "
+        "the whole pool); see docs/scaling.md",
+    )
+    parser.add_argument(
         "--config.check",
         dest="check",
         action="store_true",
@@ -88,6 +99,13 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard: ")) from exc
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -111,14 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     try:
         host, port = parse_listen_address(args.listen)
-        config = load_config(args.config_file)
+        config = args.shard.select(load_config(args.config_file))
     except (ConfigError, ValueError) as exc:
         print(f"confscale-exporter: {exc}", file=sys.stderr)
         return 2
     if args.check:
         sources = sum(len(n.sources()) for n in config.nodes)
+        shard = "" if args.shard.count == 1 else f" in shard {args.shard}"
         print(
-            f"{config.path}: OK, {len(config.nodes)} nodes, {sources} sources, "
+            f"{config.path}: OK, {len(config.nodes)} nodes{shard}, {sources} sources, "
             f"interval {config.interval:g}s, timeout {config.timeout:g}s"
         )
         return 0
@@ -128,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def reload() -> None:
         with reload_lock:
             try:
-                new = load_config(args.config_file)
+                new = args.shard.select(load_config(args.config_file))
             except ConfigError as exc:
                 log.error("reload failed, keeping the old configuration: %s", exc)
                 raise
@@ -154,10 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
     poller.start()
     log.info(
-        "listening on http://%s:%d nodes=%d version=%s",
+        "listening on http://%s:%d nodes=%d shard=%s version=%s",
         host,
         port,
         len(config.nodes),
+        args.shard,
         build_version(),
     )
     try:

@@ -63,7 +63,7 @@ class Snapshot:
 
 
 def select_nodes(config: PoolConfig) -> tuple[NodeConfig, ...]:
-    """The nodes this exporter polls (the place a ``--shard i/N`` filter will go)."""
+    """The nodes this exporter polls (``--shard`` narrowed the configuration at load)."""
     return config.nodes
 
 

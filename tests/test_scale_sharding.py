@@ -85,3 +85,35 @@ def test_select_keeps_pool_settings_and_only_own_nodes() -> None:
         assert (part.pool, part.interval, part.timeout, part.path) == ("campus", 7.0, 2.0, "p.yml")
         assert all(owner(n.name, 3) == i for n in part.nodes)
     assert Shard().select(config) is config
+
+
+def test_config_check_reports_the_shard_and_a_bad_shard_exits_2(tmp_path) -> None:
+    import subprocess
+
+    import harness
+
+    names = [f"bbb-{i:02d}" for i in range(1, 31)]
+    (tmp_path / "pool.yml").write_text(
+        "nodes:\n"
+        + "".join(f"  - name: {n}\n    jitsi: {{url: 'http://127.0.0.1:1/'}}\n" for n in names)
+    )
+
+    def check(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            harness.python_module(
+                "exporter.cli", f"--config.file={tmp_path / 'pool.yml'}", "--config.check", *flags
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=harness.REPO,
+        )
+
+    for shard in range(3):
+        done = check(f"--shard={shard}/3")
+        mine = sum(owner(n, 3) == shard for n in names)
+        assert done.returncode == 0, done.stderr
+        assert f"OK, {mine} nodes in shard {shard}/3," in done.stdout
+    bad = check("--shard=3/3")
+    assert bad.returncode == 2
+    assert "--shard: expected I/N with 0 <= I < N" in bad.stderr
