@@ -1,9 +1,10 @@
 """Servers needed (DESIGN.md §4): per constraint, N+1, largest meeting, headroom, saturation.
 
-``N_normal,k = ceil(D_k / (u_k·C_k − L_k))``, ``N_failure,k = ceil(D_k / (u_fail,k·C_k)) + R``
-and ``N = max(N_normal, N_failure, N_min)`` over constraints k ∈ participants, cpu,
-transmit, where D_k is demand from the upper forecast band, C_k per-node capacity, u_k
-the headroom target and L_k the largest meeting (it cannot be split across nodes).
+``N_normal,k = ceil(D_k / max(u_k·C_k − L_k, u_k·C_k / 2))`` (DESIGN.md has only the first
+term; see :func:`usable_per_node`), ``N_failure,k = ceil(D_k / (u_fail,k·C_k)) + R`` and
+``N = max(N_normal, N_failure, N_min)`` over constraints k ∈ participants, cpu, transmit,
+where D_k is demand from the upper forecast band, C_k per-node capacity, u_k the headroom
+target and L_k the largest meeting (it cannot be split across nodes).
 Everything here is a pure function of a forecast, a demand mix and a resource model, so a
 what-if changes inputs and recomputes in milliseconds without refitting.
 """
@@ -210,20 +211,55 @@ def effective_capacity(
     }
 
 
+def usable_per_node(target: float, largest: float) -> float:
+    """Capacity per node a first-fit placement is sure to use: max(T − L, T/2).
+
+    DESIGN.md §4's bound: with no meeting above L, every node but the last is filled
+    above T − L (else the next meeting would have fitted). It goes to 0 as L → T and the
+    count explodes. First fit also fills any two nodes together above T (the later
+    node's first meeting did not fit the earlier one), so on average every node but one
+    holds more than T/2. Both bounds hold; the better one is taken. With L > T the
+    largest meeting fits no node (flagged by the caller) and the other meetings still
+    pack at T/2, so the value never rises with L (the count is monotone in L).
+    """
+    if target <= 0:
+        return 0.0
+    if largest > target:
+        return target / 2
+    return max(target - max(largest, 0.0), target / 2)
+
+
+def supported_demand(
+    capacity: dict[str, float], largest: dict[str, float], servers: int, what_if: WhatIf
+) -> dict[str, float]:
+    """Per constraint: the largest demand ``servers`` nodes carry under both formulas.
+
+    ``ceil(D / usable) ≤ N`` ⇔ ``D ≤ N·usable`` and ``ceil(D / (u_fail·C)) + R ≤ N`` ⇔
+    ``D ≤ (N − R)·u_fail·C``, so a demand is enough for ``servers`` exactly when it is at
+    most this figure (the headroom and the time to saturation both use it).
+    """
+    result: dict[str, float] = {}
+    for k in CONSTRAINTS:
+        usable = usable_per_node(what_if.headroom(k) * capacity[k], largest[k])
+        failure = what_if.failure(k) * capacity[k] * max(servers - what_if.redundancy, 0)
+        result[k] = min(servers * usable, failure)
+    return result
+
+
 def servers_for(
     demand: dict[str, float], largest: dict[str, float], capacity: dict[str, float], what_if: WhatIf
 ) -> dict[str, dict[str, float | bool | None]]:
     """Per constraint: n_normal, n_failure, servers and whether the largest meeting fits.
 
-    When the largest meeting alone exceeds one node's target (L_k ≥ u_k·C_k) no number
-    of such nodes satisfies the formula; the count then leaves the L_k term out and
-    ``largest_meeting_fits`` is False, so the answer stays a number and says why.
+    The normal-operation count uses :func:`usable_per_node`; when the largest meeting
+    alone exceeds one node's target (L_k > u_k·C_k) ``largest_meeting_fits`` is False,
+    so the answer stays a number and says why.
     """
     result: dict[str, dict[str, float | bool | None]] = {}
     for k in CONSTRAINTS:
         target = what_if.headroom(k) * capacity[k]
-        fits = target - largest[k] > 0
-        usable = target - largest[k] if fits else target
+        fits = largest[k] <= target
+        usable = usable_per_node(target, largest[k])
         n_normal = math.ceil(demand[k] / usable - 1e-9) if usable > 0 else None
         failure_cap = what_if.failure(k) * capacity[k]
         n_failure = (
@@ -366,10 +402,11 @@ def size_pool(
         for k in CONSTRAINTS:
             if not per_horizon[k]["largest_meeting_fits"]:
                 per[k]["largest_meeting_fits"] = False
+    supported = supported_demand(caps, largest, servers_online, what_if)
     headroom = {
         k: (
-            round(1 - demand_now[k] / (what_if.headroom(k) * caps[k] * servers_online), 4)
-            if demand_now and servers_online and caps[k] > 0
+            round(1 - demand_now[k] / supported[k], 4)
+            if demand_now and supported[k] > 0
             else None
         )
         for k in CONSTRAINTS

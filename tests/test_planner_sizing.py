@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from planner.sizing import (
     WhatIf,
     constraint_demand,
     size_pool,
+    usable_per_node,
     with_changes,
 )
 
@@ -75,9 +77,10 @@ def test_large_audio_lectures_bind_on_participants() -> None:
     )
     assert sizing.binding_constraint in ("participants", "cpu")
     assert sizing.binding_constraint != "transmit"
-    # the largest-meeting term: 120 of 200 participants reserved on one node
+    # the largest-meeting term: 120 of 200 is above T/2, so first fit's pair bound
+    # (two nodes together hold more than 200) beats T − L = 80 per node
     assert sizing.per_constraint["participants"]["largest_meeting"] == 120
-    expected = math.ceil(3000 / (200 - 120))
+    expected = math.ceil(3000 / max(200 - 120, 200 / 2))
     assert sizing.per_constraint["participants"]["servers_needed"]["next_peak"] == expected
 
 
@@ -124,7 +127,7 @@ def test_headroom_and_time_to_saturation() -> None:
         webcam_share=0.0,
         largest_meeting=20,
     )
-    # now: 1000 participants on 10 servers of 200 → headroom 0.5 on participants
+    # now: 1000 participants; 10 servers carry min(10·(200 − 20), 9·200) = 1800
     sizing = size_pool(
         flat_forecast(1000, 2000),
         mix=small,
@@ -132,18 +135,19 @@ def test_headroom_and_time_to_saturation() -> None:
         capacity=NodeCapacity(),
         servers_online=10,
     )
-    assert sizing.headroom["participants"] == pytest.approx(0.5)
+    assert sizing.headroom["participants"] == pytest.approx(1 - 1000 / 1800, abs=1e-4)
     # the band of 2000 needs ceil(2000 / (200 − 20)) = 12 > 10 servers: from the next hour
     assert sizing.servers_needed["next_peak"] == 12
     assert sizing.time_to_saturation_seconds == pytest.approx(3600.0)
-    # already short now: 0
+    # already short now (1000 lecture seats need ceil(1000 / 100) = 10 > 9): 0
     short = size_pool(
         flat_forecast(1000, 2000),
         mix=LECTURES,
         model=prior_model(),
         capacity=NodeCapacity(),
-        servers_online=10,
+        servers_online=9,
     )
+    assert short.headroom["participants"] < 0
     assert short.time_to_saturation_seconds == 0.0
     plenty = size_pool(
         flat_forecast(100, 200),
@@ -194,7 +198,9 @@ def test_largest_meeting_that_cannot_fit_says_so() -> None:
         servers_online=10,
     )
     assert sizing.per_constraint["participants"]["largest_meeting_fits"] is False
-    assert sizing.servers_needed["next_peak"] == math.ceil(1000 / 200) + 1  # N+1 binds
+    # the other meetings still pack first-fit at T/2 per node; a number, not null
+    expected = max(math.ceil(1000 / 100), math.ceil(1000 / 200) + 1)
+    assert sizing.servers_needed["next_peak"] == expected
     assert any("largest meeting (250 participants)" in note for note in sizing.notes)
 
 
@@ -274,3 +280,65 @@ def test_largest_meeting_uses_its_observed_fanout_and_what_if_scales_it() -> Non
     assert doubled["transmit"] == pytest.approx(audio + 600 * per_stream)
     capped = largest_meeting_load(lecture, model, WhatIf(webcam_share=1.0))
     assert capped["transmit"] == pytest.approx(audio + 200 * 5 * per_stream)  # pagination
+
+
+def _participants_only(largest: float) -> DemandMix:
+    return DemandMix(
+        voice_per_participant=0.0,
+        listeners_per_participant=1.0,
+        fanout_per_participant=0.0,
+        webcam_share=0.0,
+        largest_meeting=largest,
+    )
+
+
+def _need(demand: float, largest: float, online: int = 4) -> tuple[int, object]:
+    sizing = size_pool(
+        flat_forecast(demand * 0.2, demand),
+        mix=_participants_only(largest),
+        model=prior_model(),
+        capacity=NodeCapacity(),
+        servers_online=online,
+    )
+    return sizing.per_constraint["participants"]["servers_needed"]["next_peak"], sizing
+
+
+def test_largest_meeting_near_a_node_target_no_longer_explodes() -> None:
+    # T − L alone: ceil(2000 / (200 − 199)) = 2000 servers; first fit needs at most ~2·D/T
+    need, _ = _need(2000, 199)
+    assert math.ceil(2000 / 200) <= need <= math.ceil(2 * 2000 / 200) + 1
+    # small L: unchanged against the T − L formula of DESIGN.md
+    for largest in (0, 20, 60, 100):
+        need, _ = _need(2000, largest)
+        assert need == max(math.ceil(2000 / (200 - largest)), math.ceil(2000 / 200) + 1)
+
+
+def test_servers_needed_is_monotone_in_demand_and_largest_meeting() -> None:
+    demands = [200, 550, 900, 1500, 2600, 4000]
+    largests = [0, 50, 99, 100, 101, 150, 190, 199, 200, 201, 260]
+    table = np.array([[_need(d, lm)[0] for lm in largests] for d in demands])
+    assert (np.diff(table, axis=0) >= 0).all(), table  # more demand, never fewer
+    assert (np.diff(table, axis=1) >= 0).all(), table  # bigger largest meeting, never fewer
+    for row, demand in zip(table, demands, strict=True):
+        assert (row >= math.ceil(demand / 200)).all()
+    # usable capacity per node never rises with L and never falls below T/2
+    usable = [usable_per_node(200.0, lm) for lm in largests]
+    assert all(a >= b for a, b in itertools.pairwise(usable))
+    assert min(usable) == pytest.approx(100.0)
+
+
+def test_headroom_and_time_to_saturation_agree_with_the_count() -> None:
+    # the case: a 4-node pool whose largest meeting nearly fills a node
+    for demand, largest, online in ((300, 190, 4), (300, 60, 4), (700, 190, 4), (900, 20, 4)):
+        need, sizing = _need(demand, largest, online)
+        now_need = sizing.per_constraint["participants"]["servers_needed"]["now"]
+        headroom = sizing.headroom["participants"]
+        enough_now = now_need <= online
+        assert (headroom >= 0) == enough_now, (demand, largest, headroom, now_need)
+        saturation = sizing.time_to_saturation_seconds
+        if enough_now and need <= online:
+            assert saturation is None  # flat band, no growth: never
+        elif enough_now:
+            assert saturation == pytest.approx(3600.0)  # the band starts next hour
+        else:
+            assert saturation == 0.0
