@@ -44,10 +44,10 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
 
     @routes.get("/api/v1/capacity")
     def capacity() -> Response:
-        snapshot = service.snapshot()
-        if snapshot is None:
+        body = service.capacity_json()
+        if body is None:
             return not_ready()
-        return Response(snapshot.capacity_json, mimetype=JSON)
+        return Response(body, mimetype=JSON)
 
     @routes.get("/metrics")
     def metrics() -> Response:

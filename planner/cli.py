@@ -209,6 +209,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if changes:
         config = PlannerConfig(config.calendar, config.forecast, WhatIf(**changes).validated())
     loader, rates = _history_loader(args)
+    restored = None
+    actuators = build_actuators(args)
+    if args.state_file is not None:
+        from planner.laststate import LastResultFile, load_last_result
+
+        restored = load_last_result(args.state_file)
+        recorder = LastResultFile(args.state_file)
+        actuators = [recorder, *actuators]
     read_current = None
     if args.exporter:
         read_current = ExporterReader(args.exporter)
@@ -220,10 +228,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config,
         read_current=read_current,
         rates_included=rates,
-        actuators=build_actuators(args),
+        actuators=actuators,
         refit_seconds=args.refit_interval,
         placement_seconds=args.placement_interval,
+        restored=restored,
     )
+    if args.state_file is not None:
+        recorder.snapshot = service.snapshot
     b3lb = next((a for a in service.actuators if isinstance(a, B3lbAdapter)), None)
     app = create_app(service, b3lb)
     try:
@@ -281,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--exporter", help="exporter /metrics URL for current data")
     serve.add_argument("--refit-interval", type=parse_duration, default=900.0)
     serve.add_argument("--placement-interval", type=parse_duration, default=30.0)
+    serve.add_argument(
+        "--state.file",
+        dest="state_file",
+        type=Path,
+        help="keep the last placement and capacity answer in this JSON file: served after "
+        "a restart until the first refresh, and taken-out nodes stay out (hysteresis)",
+    )
     from planner.adapters import add_adapter_flags
 
     add_adapter_flags(serve)

@@ -24,6 +24,7 @@ from typing import Protocol
 import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from planner.laststate import LastResult
 from planner.placement import NodeReading, Placement, place
 from planner.sizing import Sizing
 from planner.snapshot import (
@@ -68,6 +69,7 @@ class PlannerService:
         refit_seconds: float = 900.0,
         placement_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
+        restored: LastResult | None = None,
     ) -> None:
         self.config = config or PlannerConfig()
         self._load_history = load_history
@@ -83,6 +85,9 @@ class PlannerService:
         self._placement: tuple[Placement, bytes] | None = None
         self._status = RefreshStatus()
         self._scheduler: BackgroundScheduler | None = None
+        # a previous run's last answer (planner.laststate): served until the first refresh,
+        # and its taken-out nodes seed the hysteresis
+        self._restored = restored
 
     @property
     def actuators(self) -> tuple[Actuator, ...]:
@@ -103,7 +108,21 @@ class PlannerService:
     def placement_json(self) -> bytes | None:
         """The ``/api/v1/placement`` body of the last placement, serialised once."""
         with self._lock:
-            return None if self._placement is None else self._placement[1]
+            if self._placement is None:
+                return None if self._restored is None else self._restored.placement_json
+            return self._placement[1]
+
+    def capacity_json(self) -> bytes | None:
+        """The ``/api/v1/capacity`` body of the last snapshot (or of the restored result)."""
+        with self._lock:
+            if self._snapshot is None:
+                return None if self._restored is None else self._restored.capacity_json
+            return self._snapshot.capacity_json
+
+    def _previous_out(self, placement: Placement | None) -> frozenset[str]:
+        if placement is not None:
+            return placement.out
+        return frozenset() if self._restored is None else self._restored.out
 
     def status(self) -> RefreshStatus:
         with self._lock:
@@ -135,7 +154,7 @@ class PlannerService:
                     self.config,
                     now=now,
                     readings=readings,
-                    previous_out=placement.out if placement else frozenset(),
+                    previous_out=self._previous_out(placement),
                     rates_included=self._rates_included,
                 )
             except Exception as exc:  # keep serving the last good answer
@@ -175,7 +194,7 @@ class PlannerService:
             placement = place(
                 self._current() or [],
                 now=self._clock(),
-                previous_out=previous.out if previous else frozenset(),
+                previous_out=self._previous_out(previous),
                 targets=self.config.targets,
                 hysteresis=self.config.hysteresis,
                 stale_after=self.config.stale_after,
