@@ -14,6 +14,9 @@ one measured) with the pool's ``timeout`` (default 2 s):
 - one exporter process per node (the "one exporter per server" setup): RSS of a few
   real ``confscale-exporter`` processes with a one-node configuration, times the pool.
 
+First, without any process: the share of nodes a resize of ``--shard`` moves, rendezvous
+hashing (``exporter/sharding.py``) vs ``crc32(name) mod N``.
+
     .venv/bin/python -m bench.bench_scale [--nodes 1000] [--timeout 2] [--workers 128,64]
 """
 
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import requests
@@ -129,6 +133,27 @@ def one_process_per_node(config: Path, processes: int, workdir: Path) -> list[fl
             proc.wait(30)
 
 
+def resize_moves(names: list[str]) -> None:
+    """Share of nodes that change owner on N -> N+1 shards, rendezvous vs modulo."""
+    from exporter.sharding import assignment
+
+    for before in (2, 4, 8):
+        after = before + 1
+        old, new = assignment(names, before), assignment(names, after)
+        rendezvous = sum(old[n] != new[n] for n in names) / len(names)
+        modulo = sum(
+            zlib.crc32(n.encode()) % before != zlib.crc32(n.encode()) % after for n in names
+        ) / len(names)
+        print(
+            f"  resize {before} -> {after} shards: rendezvous moves {rendezvous:.1%} of "
+            f"{len(names)} nodes (ideal {1 / after:.1%}), mod-N {modulo:.1%}: "
+            f"{modulo / rendezvous:.1f}x fewer moves"
+        )
+    started = time.perf_counter()
+    assignment(names, 8)
+    print(f"  owner of every node among 8 shards: {(time.perf_counter() - started) * 1e3:.1f} ms")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -141,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sequential-nodes", type=int, default=20)
     parser.add_argument("--processes", type=int, default=4, help="one-node exporters to start")
     args = parser.parse_args(argv)
+    resize_moves(node_names(args.nodes))
     secret = secrets.token_hex(16)
     sim, url, sim_args = start_simulator(args.nodes, secret)
     plan = fault_plan(node_names(args.nodes), hold=args.timeout + 2)
