@@ -21,11 +21,15 @@ from planner.forecast import (
     RegimeFn,
     apply_bands,
     band_quantiles,
+    busy_level,
     lead_bucket,
     predict,
     recent_residuals,
+    residual_scale,
     scale_floor,
 )
+
+RESIDUAL_COLUMNS = ("bucket", "error", "target_time")
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,13 @@ def rolling_origin(
     values = hourly.to_numpy()
     index = hourly.index
     regimes = regime_of(index)
-    floor = scale_floor(hourly)
+    floor = scale_floor(hourly, config.floor_share)
+    busy = busy_level(hourly)
     origins = list(range(warmup_hours, len(hourly) - horizon_hours + 1, step_hours))
     records: dict[str, list[pd.DataFrame]] = {m: [] for m in METHODS}
     per_origin: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
+    widths: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
+    busy_widths: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
     for origin in origins:
         train = hourly.iloc[:origin]
         actual = values[origin : origin + horizon_hours]
@@ -90,10 +97,10 @@ def rolling_origin(
             pool = (
                 pd.concat(earlier)
                 if earlier
-                else pd.DataFrame(columns=["bucket", "error", "target_time"])
+                else pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
             )
             quantiles = band_quantiles(pool, buckets, config.levels, config.min_residuals)
-            banded = apply_bands(point, quantiles, floor, config.levels)
+            banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale)
             median = banded["median"].to_numpy()
             ok = np.isfinite(actual) & np.isfinite(median)
             stats: dict[str, float] = {"n": float(ok.sum())}
@@ -111,9 +118,14 @@ def rolling_origin(
                     inside = (actual[ok] >= low) & (actual[ok] <= high)
                     stats[f"hits_{level}"] = float(inside.sum())
                 stats["covered_n"] = float(ok.sum())
+                seen = ok & (actual > 0)  # the 95 % band's width relative to what happened
+                width = banded["upper_95"].to_numpy() - banded["lower_95"].to_numpy()
+                widths[method].append(width[seen] / actual[seen])
+                peak = ok & (actual >= 0.5 * busy)  # the hours that size the pool
+                busy_widths[method].append(width[peak] / actual[peak])
             stats["peak_ape"] = _daily_peak_ape(targets, actual, median, config.timezone)
             per_origin[method].append(stats)
-            residual = (actual - point) / np.maximum(point, floor)
+            residual = (actual - point) / residual_scale(point, floor, config.error_scale)
             keep = np.isfinite(residual)
             records[method].append(
                 pd.DataFrame(
@@ -124,7 +136,13 @@ def rolling_origin(
                     }
                 )
             )
-    return _summarise(per_origin, records, horizon_hours)
+    return _summarise(per_origin, records, (widths, busy_widths), horizon_hours)
+
+
+def _median_width(parts: list[np.ndarray]) -> float | None:
+    """Median of the 95 % band's width ÷ the actual value (targets with an actual > 0)."""
+    values = np.concatenate(parts) if parts else np.empty(0)
+    return round(float(np.median(values)), 4) if values.size else None
 
 
 def _mase_scale(train: np.ndarray) -> float:
@@ -153,6 +171,7 @@ def _daily_peak_ape(
 def _summarise(
     per_origin: dict[str, list[dict[str, float]]],
     records: dict[str, list[pd.DataFrame]],
+    widths: tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]],
     horizon_hours: int,
 ) -> BacktestResult:
     summary: dict[str, dict[str, float | int | None]] = {}
@@ -171,6 +190,8 @@ def _summarise(
             "coverage_80": round(float(frame["hits_80"].sum() / covered), 4) if covered else None,
             "coverage_95": round(float(frame["hits_95"].sum() / covered), 4) if covered else None,
             "peak_ape": mean("peak_ape"),
+            "width_95": _median_width(widths[0].get(method, [])),
+            "width_95_busy": _median_width(widths[1].get(method, [])),
             "origins": len(rows),
         }
         for column in frame.columns:
@@ -185,7 +206,7 @@ def _summarise(
         m: (
             pd.concat(parts, ignore_index=True)
             if parts
-            else pd.DataFrame(columns=["bucket", "error", "target_time"])
+            else pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
         )
         for m, parts in records.items()
     }

@@ -44,6 +44,8 @@ class ForecastConfig:
     holiday_ratio_prior: float = 1 / 7
     min_residuals: int = 48
     calibration_weeks: int = 6  # residuals older than this leave the pool (adaptive)
+    floor_share: float = 0.25  # residual scale floor as a share of a busy hour
+    error_scale: str = "sqrt"  # residuals ÷ √max(forecast, floor); "relative": ÷ max(…)
 
 
 def lead_bucket(lead_hours: np.ndarray) -> np.ndarray:
@@ -186,11 +188,33 @@ def predict(
     raise ValueError(f"unknown forecast method {method!r}; expected one of {METHODS}")
 
 
-def scale_floor(history: pd.Series) -> float:
-    """Residual scale floor: a quarter of a busy hour, so errors of quiet hours (nights,
-    ramps) do not dominate the pool and widen the bands at the peaks."""
+def busy_level(history: pd.Series) -> float:
+    """A busy hour's level: the 90th percentile of the positive hourly peaks (≥ 1)."""
     positive = history[history > 0]
-    return max(1.0, 0.25 * float(positive.quantile(0.9))) if not positive.empty else 1.0
+    return max(1.0, float(positive.quantile(0.9))) if not positive.empty else 1.0
+
+
+def scale_floor(history: pd.Series, share: float = 0.25) -> float:
+    """Residual scale floor: ``share`` of a busy hour. Errors are divided by
+    max(forecast, floor), so a near-zero forecast (nights) does not make them infinite."""
+    return max(1.0, share * busy_level(history))
+
+
+def residual_scale(point: np.ndarray, floor: float, kind: str = "sqrt") -> np.ndarray:
+    """What a residual is divided by (and a band quantile multiplied by) at ``point``.
+
+    ``sqrt``: √max(point, floor). Participant counts vary like counts (variance about
+    proportional to the level), so errors divided by √level are alike at every level and
+    can be pooled: a band then widens like √level, and a quiet month's (holidays, a few
+    meetings) large *relative* errors no longer become ±100 % bands on a term's peaks.
+    ``relative``: max(point, floor), the former scale (band ∝ level).
+    """
+    level = np.maximum(np.asarray(point, dtype=float), floor)
+    if kind == "relative":
+        return level
+    if kind == "sqrt":
+        return np.sqrt(level)
+    raise ValueError(f"unknown error scale {kind!r}; expected 'relative' or 'sqrt'")
 
 
 def recent_residuals(pool: pd.DataFrame, until: pd.Timestamp, weeks: int) -> pd.DataFrame:
@@ -230,6 +254,7 @@ def apply_bands(
     quantiles: dict[str, np.ndarray] | None,
     floor: float,
     levels: Sequence[float],
+    kind: str = "sqrt",
 ) -> pd.DataFrame:
     """Median and band columns from a point forecast and residual quantiles."""
     columns = ["median"] + [
@@ -239,7 +264,7 @@ def apply_bands(
         frame = pd.DataFrame({c: np.full(len(point), np.nan) for c in columns})
         frame["median"] = point
         return frame
-    scale = np.maximum(point, floor)
+    scale = residual_scale(point, floor, kind)
     return pd.DataFrame({c: np.maximum(point + quantiles[c] * scale, 0.0) for c in columns})
 
 
@@ -267,7 +292,7 @@ def forecast_frame(
     regimes_target = regime_of(targets)
     leads = np.arange(1, horizon_hours + 1)
     buckets = lead_bucket(leads)
-    floor = scale_floor(history)
+    floor = scale_floor(history, config.floor_share)
     out = apply_bands(np.zeros(horizon_hours), None, floor, config.levels)
     chosen = np.array([method_by_bucket.get(str(b), "confscale") for b in buckets])
     for method in METHODS:
@@ -283,7 +308,7 @@ def forecast_frame(
             if pool is None
             else band_quantiles(pool, buckets, config.levels, config.min_residuals)
         )
-        banded = apply_bands(point, quantiles, floor, config.levels)
+        banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale)
         out.loc[mask, :] = banded.loc[mask, :].to_numpy()
     out.index = targets
     out.insert(0, "method", chosen)

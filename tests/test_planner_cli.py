@@ -52,7 +52,15 @@ def test_backtest_command_prints_metrics_for_both_methods(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     for method in ("confscale", "seasonal_naive"):
-        assert set(body[method]) == {"mase", "coverage_80", "coverage_95", "peak_ape", "origins"}
+        assert set(body[method]) == {
+            "mase",
+            "coverage_80",
+            "coverage_95",
+            "peak_ape",
+            "width_95",
+            "width_95_busy",
+            "origins",
+        }
         assert body[method]["origins"] >= 5
     assert body["confscale"]["mase"] < body["seasonal_naive"]["mase"]
 

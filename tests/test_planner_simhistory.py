@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from planner.backtest import rolling_origin
 from planner.calendar import load_calendar
-from planner.forecast import ForecastConfig, point_forecast, seasonal_naive
+from planner.forecast import ForecastConfig, forecast_frame, point_forecast, seasonal_naive
 from planner.history import derive_rates, load_history
 from planner.resources import FEATURES
 from planner.snapshot import PlannerConfig, compute_snapshot
@@ -141,3 +142,38 @@ def test_planner_backtest_command_on_a_simulated_series(simulated, tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr
     assert '"seasonal_naive"' in result.stdout and '"coverage_95"' in result.stdout
+
+
+def test_bands_scale_with_the_level_and_keep_coverage(simulated) -> None:
+    """Errors ÷ √level (counts) against the former errors ÷ level, on the same backtest.
+
+    The history ends in the Christmas holidays (a pool of a few meetings, large relative
+    errors); the former relative scale carried those errors onto the term's peaks.
+    """
+    hourly = simulated["snapshot"].forecast["actual"].dropna().asfreq("1h")
+    calendar = simulated["calendar"]
+
+    def regimes(index: pd.DatetimeIndex) -> np.ndarray:
+        return np.asarray(calendar.regimes(index.date))
+
+    results, frames = {}, {}
+    for kind in ("relative", "sqrt"):
+        config = ForecastConfig(error_scale=kind)
+        result = rolling_origin(hourly, regimes, 672, config, warmup_hours=4 * 168)
+        results[kind] = result.summary["confscale"]
+        frames[kind] = forecast_frame(hourly, regimes, 672, result.residuals, {}, config)
+    before, after = results["relative"], results["sqrt"]
+    print(f"95 % band width / actual at busy hours: {before} -> {after}")
+    assert 0.70 <= after["coverage_80"] <= 0.92
+    assert 0.85 <= after["coverage_95"] <= 0.995
+    assert after["coverage_95"] >= before["coverage_95"] - 0.03
+    assert after["width_95_busy"] < 0.9 * before["width_95_busy"]
+    # the page's forecast: the band over the coming term's busy hours, relative to the
+    # median there, is narrower than with the relative scale
+    ratios = {}
+    for kind, frame in frames.items():
+        future = frame[frame["actual"].isna()]
+        busy = future[future["median"] >= 0.5 * future["median"].max()]
+        ratios[kind] = float(((busy["upper_95"] - busy["lower_95"]) / busy["median"]).median())
+    print(f"forecast 95 % band width / median at busy hours: {ratios}")
+    assert ratios["sqrt"] < ratios["relative"]
