@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from planner.forecast import (
+    LEAD_BUCKETS,
     METHODS,
     WEEK_HOURS,
     ForecastConfig,
@@ -24,12 +25,11 @@ from planner.forecast import (
     busy_level,
     lead_bucket,
     predict,
-    recent_residuals,
     residual_scale,
     scale_floor,
 )
 
-RESIDUAL_COLUMNS = ("bucket", "error", "target_time")
+RESIDUAL_COLUMNS = ("bucket", "error", "target_time", "lead_hours", "raw_error")
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,53 @@ class BacktestResult:
     method_by_bucket: dict[str, str]
     horizon_hours: int
     origins: int
+    # forecasts as issued at each origin for the next step (a day): method, target_time,
+    # origin, lead_hours, actual, median and band columns
+    issued: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def table(self) -> pd.DataFrame:
         """One row per method (the backtest table of the page)."""
         return pd.DataFrame.from_dict(self.summary, orient="index").rename_axis("method")
+
+    def horizon_table(self) -> pd.DataFrame:
+        """One row per method and lead-time bucket, with ``chosen`` for the picked method."""
+        if self.by_bucket.empty:
+            return empty_horizon_table()
+        table = self.by_bucket.reset_index()
+        table["chosen"] = [
+            self.method_by_bucket.get(str(b)) == m
+            for m, b in zip(table["method"], table["bucket"], strict=True)
+        ]
+        order = {name: i for i, (name, _, _) in enumerate(LEAD_BUCKETS)}
+        table["_order"] = table["bucket"].map(order)
+        table = table.sort_values(["_order", "method"]).drop(columns="_order")
+        return table.reset_index(drop=True)
+
+    def past_forecasts(self, method: str) -> pd.DataFrame:
+        """``method``'s forecasts as issued a day ahead, indexed by target hour."""
+        if self.issued.empty:
+            return self.issued
+        part = self.issued[self.issued["method"] == method]
+        part = part.drop_duplicates("target_time", keep="last")
+        return part.set_index("target_time").drop(columns="method").sort_index()
+
+    def residual_frame(self, timezone: str = "UTC") -> pd.DataFrame:
+        """Every out-of-sample residual: method, bucket, lead, local hour, errors."""
+        parts = [
+            frame.assign(method=method) for method, frame in self.residuals.items() if len(frame)
+        ]
+        if not parts:
+            return pd.DataFrame(columns=[*RESIDUAL_COLUMNS, "method", "hour"])
+        frame = pd.concat(parts, ignore_index=True)
+        frame["hour"] = pd.DatetimeIndex(frame["target_time"]).tz_convert(timezone).hour
+        return frame
+
+
+HORIZON_COLUMNS = ("method", "bucket", "mase", "coverage_80", "coverage_95", "n", "chosen")
+
+
+def empty_horizon_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(HORIZON_COLUMNS))
 
 
 def rolling_origin(
@@ -65,21 +108,25 @@ def rolling_origin(
     values = hourly.to_numpy()
     index = hourly.index
     regimes = regime_of(index)
-    floor = scale_floor(hourly, config.floor_share)
-    busy = busy_level(hourly)
-    origins = list(range(warmup_hours, len(hourly) - horizon_hours + 1, step_hours))
+    busy = busy_level(hourly)  # only for the width statistic, never for a forecast
+    # origins whose horizon runs past the data are not evaluated, but their residuals
+    # (for the bands' recent pool) and day-ahead forecasts (the page's overlay) count
+    origins = list(range(warmup_hours, len(hourly), step_hours))
     records: dict[str, list[pd.DataFrame]] = {m: [] for m in METHODS}
     per_origin: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
     widths: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
     busy_widths: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
+    issued: dict[str, list[pd.DataFrame]] = {m: [] for m in METHODS}
     for origin in origins:
         train = hourly.iloc[:origin]
         actual = values[origin : origin + horizon_hours]
         if np.isnan(actual).all() or train.dropna().empty:
             continue
+        evaluated = origin + horizon_hours <= len(hourly)
+        floor = scale_floor(train, config.floor_share)  # from the past only, like the rest
         targets = index[origin : origin + horizon_hours]
         scale = _mase_scale(train.to_numpy())
-        leads = np.arange(1, horizon_hours + 1)
+        leads = np.arange(1, len(targets) + 1)
         buckets = lead_bucket(leads)
         origin_time = index[origin]
         for method in METHODS:
@@ -91,9 +138,7 @@ def rolling_origin(
                 regimes[origin : origin + horizon_hours],
                 config,
             )
-            earlier = [
-                recent_residuals(r, origin_time, config.calibration_weeks) for r in records[method]
-            ]
+            earlier = _recent(records[method], origin_time, config.calibration_weeks)
             pool = (
                 pd.concat(earlier)
                 if earlier
@@ -102,7 +147,7 @@ def rolling_origin(
             quantiles = band_quantiles(pool, buckets, config.levels, config.min_residuals)
             banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale)
             median = banded["median"].to_numpy()
-            ok = np.isfinite(actual) & np.isfinite(median)
+            ok = np.isfinite(actual) & np.isfinite(median) & evaluated
             stats: dict[str, float] = {"n": float(ok.sum())}
             if ok.any() and scale > 0:
                 stats["mase"] = float(np.mean(np.abs(actual[ok] - median[ok])) / scale)
@@ -113,18 +158,23 @@ def rolling_origin(
                     )
             if quantiles is not None:
                 for level in (80, 95):
-                    low = banded[f"lower_{level}"].to_numpy()[ok]
-                    high = banded[f"upper_{level}"].to_numpy()[ok]
-                    inside = (actual[ok] >= low) & (actual[ok] <= high)
+                    low = banded[f"lower_{level}"].to_numpy()
+                    high = banded[f"upper_{level}"].to_numpy()
+                    inside = ok & (actual >= low) & (actual <= high)
                     stats[f"hits_{level}"] = float(inside.sum())
+                    for bucket in np.unique(buckets[ok]):
+                        sel = buckets == bucket
+                        stats[f"hits_{level}:{bucket}"] = float((inside & sel).sum())
+                        stats[f"covered_n:{bucket}"] = float((ok & sel).sum())
                 stats["covered_n"] = float(ok.sum())
                 seen = ok & (actual > 0)  # the 95 % band's width relative to what happened
                 width = banded["upper_95"].to_numpy() - banded["lower_95"].to_numpy()
                 widths[method].append(width[seen] / actual[seen])
                 peak = ok & (actual >= 0.5 * busy)  # the hours that size the pool
                 busy_widths[method].append(width[peak] / actual[peak])
-            stats["peak_ape"] = _daily_peak_ape(targets, actual, median, config.timezone)
-            per_origin[method].append(stats)
+            if evaluated:
+                stats["peak_ape"] = _daily_peak_ape(targets, actual, median, config.timezone)
+                per_origin[method].append(stats)
             residual = (actual - point) / residual_scale(point, floor, config.error_scale)
             keep = np.isfinite(residual)
             records[method].append(
@@ -133,10 +183,37 @@ def rolling_origin(
                         "bucket": buckets[keep],
                         "error": residual[keep],
                         "target_time": targets[keep],
+                        "lead_hours": leads[keep],
+                        "raw_error": (actual - point)[keep],
                     }
                 )
             )
-    return _summarise(per_origin, records, (widths, busy_widths), horizon_hours)
+            first = slice(0, min(step_hours, len(targets)))  # the next day, as issued
+            issued[method].append(
+                banded.iloc[first]
+                .assign(
+                    target_time=targets[first],
+                    origin=origin_time,
+                    lead_hours=leads[first],
+                    actual=actual[first],
+                )
+                .reset_index(drop=True)
+            )
+    return _summarise(per_origin, records, (widths, busy_widths), issued, horizon_hours)
+
+
+def _recent(parts: list[pd.DataFrame], until: pd.Timestamp, weeks: int) -> list[pd.DataFrame]:
+    """:func:`planner.forecast.recent_residuals` of each part, by slicing: each part is
+    one origin's residuals, sorted by target time (a boolean mask per part per origin
+    was most of the backtest's time)."""
+    start = until - pd.Timedelta(weeks=weeks)
+    out = []
+    for part in parts:
+        times = part["target_time"].array.asi8  # type: ignore[union-attr]
+        low, high = np.searchsorted(times, [start.value, until.value])
+        if high > low:
+            out.append(part.iloc[low:high])
+    return out
 
 
 def _median_width(parts: list[np.ndarray]) -> float | None:
@@ -172,6 +249,7 @@ def _summarise(
     per_origin: dict[str, list[dict[str, float]]],
     records: dict[str, list[pd.DataFrame]],
     widths: tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]],
+    issued: dict[str, list[pd.DataFrame]],
     horizon_hours: int,
 ) -> BacktestResult:
     summary: dict[str, dict[str, float | int | None]] = {}
@@ -196,8 +274,26 @@ def _summarise(
         }
         for column in frame.columns:
             if column.startswith("mase:"):
-                bucket_rows.append({"method": method, "bucket": column[5:], "mase": mean(column)})
-    by_bucket = pd.DataFrame(bucket_rows, columns=["method", "bucket", "mase"])
+                bucket = column[5:]
+                n = frame.get(f"covered_n:{bucket}")
+                covered_b = float(n.sum()) if n is not None else 0.0
+                row: dict[str, object] = {
+                    "method": method,
+                    "bucket": bucket,
+                    "mase": mean(column),
+                    "n": int(covered_b),
+                }
+                for level in (80, 95):
+                    hits = frame.get(f"hits_{level}:{bucket}")
+                    row[f"coverage_{level}"] = (
+                        round(float(hits.sum()) / covered_b, 4)
+                        if hits is not None and covered_b
+                        else None
+                    )
+                bucket_rows.append(row)
+    by_bucket = pd.DataFrame(
+        bucket_rows, columns=["method", "bucket", "mase", "coverage_80", "coverage_95", "n"]
+    )
     method_by_bucket: dict[str, str] = {}
     for bucket, group in by_bucket.dropna().groupby("bucket"):
         best = group.sort_values(["mase", "method"]).iloc[0]
@@ -211,6 +307,7 @@ def _summarise(
         for m, parts in records.items()
     }
     origins = max((len(rows) for rows in per_origin.values()), default=0)
+    issued_parts = [f.assign(method=m) for m, parts in issued.items() for f in parts]
     return BacktestResult(
         summary,
         by_bucket.set_index(["method", "bucket"]),
@@ -218,4 +315,5 @@ def _summarise(
         method_by_bucket,
         horizon_hours,
         origins,
+        pd.concat(issued_parts, ignore_index=True) if issued_parts else pd.DataFrame(),
     )

@@ -16,9 +16,15 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from planner.backtest import BacktestResult, rolling_origin
+from planner.backtest import BacktestResult, empty_horizon_table, rolling_origin
 from planner.calendar import RegimeCalendar
-from planner.forecast import WEEK_HOURS, ForecastConfig, forecast_frame, growth_factor
+from planner.forecast import (
+    LEAD_BUCKETS,
+    WEEK_HOURS,
+    ForecastConfig,
+    forecast_frame,
+    growth_factor,
+)
 from planner.history import derive_rates
 from planner.mix import demand_mix, node_capacity, with_largest_meeting_shares
 from planner.nodes import node_table, readings_from_history
@@ -77,6 +83,14 @@ class Snapshot:
     weekly_growth: float
     warnings: tuple[str, ...] = ()
     sized_kind: str | None = "bbb"  # the node kind the sizing counts (None: every node)
+    # per method and lead-time bucket: mase, coverage_80/95, n, chosen
+    backtest_by_horizon: pd.DataFrame = field(default_factory=empty_horizon_table, repr=False)
+    # the day-ahead forecasts the backtest's origins issued (the 1-24h method), by target
+    # hour: median, lower/upper_50|80|95, origin, lead_hours, actual (None: no backtest)
+    past_forecasts: pd.DataFrame | None = field(default=None, repr=False)
+    # out-of-sample residuals: method, bucket, lead_hours, hour (local), error (scaled),
+    # raw_error (participants), target_time (None: no backtest)
+    residuals: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def servers_online(self) -> int:
@@ -171,8 +185,12 @@ def compute_snapshot(
     backtest = _backtest(hourly, regime_of, config, warnings)
     if backtest is None:
         residuals, chosen, table = {}, {}, _empty_backtest()
+        by_horizon, past, residual_frame = empty_horizon_table(), None, None
     else:
         residuals, chosen, table = backtest.residuals, backtest.method_by_bucket, backtest.table()
+        by_horizon = backtest.horizon_table()
+        past = backtest.past_forecasts(chosen.get(LEAD_BUCKETS[0][0], "confscale"))
+        residual_frame = backtest.residual_frame(config.forecast.timezone)
     forecast = forecast_frame(
         hourly, regime_of, config.horizon_hours, residuals, chosen, config.forecast
     )
@@ -208,6 +226,9 @@ def compute_snapshot(
         weekly_growth=growth,
         warnings=tuple(warnings),
         sized_kind=sized_kind,
+        backtest_by_horizon=by_horizon,
+        past_forecasts=past,
+        residuals=residual_frame,
     )
 
 
@@ -264,7 +285,15 @@ def _backtest(
 
 def _empty_backtest() -> pd.DataFrame:
     return pd.DataFrame(
-        columns=["mase", "coverage_80", "coverage_95", "peak_ape", "origins"]
+        columns=[
+            "mase",
+            "coverage_80",
+            "coverage_95",
+            "peak_ape",
+            "width_95",
+            "width_95_busy",
+            "origins",
+        ]
     ).rename_axis("method")
 
 

@@ -140,3 +140,45 @@ def test_slots_follow_the_pools_local_time_across_a_dst_change() -> None:
 
     assert peak_hours_utc("Europe/Berlin") == {9}  # 10:00 CET
     assert peak_hours_utc("UTC") == {8}  # a UTC slot keeps the summer hour
+
+
+def test_backtest_publishes_past_forecasts_residuals_and_a_per_horizon_table(term_only) -> None:
+    result = rolling_origin(term_only, always_term, 168)
+    # past forecasts: the day-ahead forecasts the rolling origins issued, up to the end
+    past = result.past_forecasts("confscale")
+    assert past.index.is_monotonic_increasing and past.index.is_unique
+    assert (past.index >= past["origin"]).all()  # origin: the first hour not seen
+    assert past["lead_hours"].between(1, 24).all()
+    assert past.index[-1] == term_only.index[-1]  # origins run on past the last full horizon
+    # out of sample: what an origin issued is the point forecast from the data before it
+    origin = past["origin"].iloc[len(past) // 2]
+    issued = past[past["origin"] == origin]
+    train = term_only[term_only.index < origin]
+    point = point_forecast(
+        train, always_term(train.index), issued.index, always_term(issued.index), ForecastConfig()
+    )
+    np.testing.assert_allclose(point, issued["median"], rtol=0.5, atol=1.0)  # + median shift
+    tampered = term_only.copy()
+    tampered[tampered.index >= origin] *= 3
+    again = rolling_origin(tampered, always_term, 168).past_forecasts("confscale")
+    np.testing.assert_allclose(
+        again.loc[again["origin"] == origin, "median"], issued["median"]
+    )  # a changed future does not change what was issued before it
+    # residuals by lead and local hour; a table per method and lead-time bucket
+    residuals = result.residual_frame("Europe/Berlin")
+    assert set(residuals["method"]) == {"confscale", "seasonal_naive"}
+    assert set(residuals["hour"]) == set(range(24))
+    assert residuals["lead_hours"].between(1, 168).all()
+    table = result.horizon_table()
+    assert {(m, b) for m, b in zip(table["method"], table["bucket"], strict=True)} == {
+        (m, b) for m in ("confscale", "seasonal_naive") for b in ("1-24h", "25-168h")
+    }
+    assert table[["coverage_80", "coverage_95"]].notna().all().all()
+    assert (table["coverage_80"] <= table["coverage_95"]).all()
+    chosen = table[table["chosen"]]
+    assert dict(zip(chosen["bucket"], chosen["method"], strict=True)) == result.method_by_bucket
+    # the per-bucket counts add up to the summary's evaluated targets
+    for method in ("confscale", "seasonal_naive"):
+        part = table[table["method"] == method]
+        hits = (part["coverage_95"] * part["n"]).sum() / part["n"].sum()
+        assert hits == pytest.approx(result.summary[method]["coverage_95"], abs=1e-3)
