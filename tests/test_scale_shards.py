@@ -165,3 +165,49 @@ def test_probe_targets_spread_with_hashmod_cover_the_pool_exactly_once(
             active = requests.get(f"{url}/api/v1/targets", timeout=10).json()["data"]
             used = {t["scrapeUrl"].split("/")[2] for t in active["activeTargets"]}
     assert used == set(addresses.values())  # both exporters got probes
+
+
+def documented_sharded_prometheus() -> dict:
+    """Layout C: the block with external_labels (one Prometheus of several)."""
+    for text in documented_configs():
+        config = yaml.safe_load(text)
+        if "external_labels" in config["global"] and "remote_write" in config:
+            return config
+    raise AssertionError("docs/scaling.md has no sharded-Prometheus configuration")
+
+
+def test_two_prometheus_shards_remote_write_every_node_once(pool, tmp_path: Path) -> None:
+    from test_scale_victoria import victoria_metrics
+
+    sim, path = pool
+    names = sim.names
+    with exporter(path, log_level="info") as running, victoria_metrics(tmp_path) as vm_url:
+        configs = []
+        for shard in ("0", "1"):
+            config = fast(documented_sharded_prometheus())
+            config["global"]["external_labels"]["prometheus_shard"] = shard
+            job = config["scrape_configs"][0]
+            job["static_configs"] = [{"targets": names}]
+            for rule in job["relabel_configs"]:
+                if rule.get("action") == "keep":
+                    rule["regex"] = shard
+                if rule.get("replacement") == "exporter:9688":
+                    rule["replacement"] = running.url.removeprefix("http://")
+            config["remote_write"] = [{"url": f"{vm_url}/api/v1/write"}]
+            configs.append(yaml.safe_dump(config))
+        with (
+            harness.prometheus(configs[0], tmp_path / "prom-0") as first,
+            harness.prometheus(configs[1], tmp_path / "prom-1") as second,
+        ):
+            wait_for_pool(vm_url, names)
+            shares = [
+                {r["metric"]["node"] for r in harness.prom_query(url, "confscale_node_up")}
+                for url in (first, second)
+            ]
+            assert_every_node_once(vm_url, names)
+            per_shard = harness.prom_query(
+                vm_url, "count by (node) (count by (node, prometheus_shard) (confscale_node_up))"
+            )
+    assert shares[0] and shares[1] and not shares[0] & shares[1]
+    assert shares[0] | shares[1] == set(names)
+    assert {r["metric"]["node"]: r["value"][1] for r in per_shard} == {n: "1" for n in names}
