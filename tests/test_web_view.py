@@ -209,3 +209,27 @@ def test_options_from_the_environment():
     for bad in ("six weeks", "-1", "nan"):
         with pytest.raises(ValueError, match="CONFSCALE_WEB_LEAD_TIME_DAYS"):
             options_from_env({"CONFSCALE_WEB_LEAD_TIME_DAYS": bad})
+
+
+def test_backtest_per_horizon_rows_and_residual_boxes_come_from_the_snapshot(
+    snapshot, short_snapshot
+):
+    from planner.web.figures import residuals_chart
+    from planner.web.view import backtest_horizon_rows
+
+    rows = backtest_horizon_rows(snapshot)
+    order = [row["bucket"] for row in rows]
+    assert order == sorted(order, key=["1-24h", "25-168h", "169-672h", ">672h"].index)
+    used = {row["bucket"]: row["method"] for row in rows if row["chosen"] == "yes"}
+    assert used == snapshot.method_by_horizon
+    assert backtest_horizon_rows(short_snapshot) == []
+    assert short_snapshot.past_forecasts is None and short_snapshot.residuals is None
+    figure = residuals_chart(snapshot.residuals)
+    boxes = [t for t in figure.data if t.type == "box"]
+    assert {b.name for b in boxes} == {"confscale", "seasonal_naive"}
+    for box in boxes:  # quantiles of the published residuals, in participants
+        part = snapshot.residuals[snapshot.residuals["method"] == box.name]
+        first = box.x[0]
+        errors = part.loc[part["bucket"] == first, "raw_error"]
+        assert box.median[0] == pytest.approx(errors.median())
+        assert box.lowerfence[0] <= box.q1[0] <= box.median[0] <= box.q3[0] <= box.upperfence[0]

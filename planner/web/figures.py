@@ -170,12 +170,13 @@ def fan_chart(
         )
     )
     if past_forecasts is not None and not past_forecasts.empty:
+        # what the planner said a day ahead (the backtest's origins), over the actuals
         fig.add_trace(
             go.Scatter(
-                x=past_forecasts.index,
-                y=past_forecasts["median"],
-                name="past forecasts",
-                line={"color": "#d62728", "dash": "dot"},
+                x=_utc_values(past_forecasts.index),
+                y=past_forecasts["median"].to_numpy(),
+                name="forecast a day ahead (past)",
+                line={"color": "#d62728", "dash": "dot", "width": 1.5},
             )
         )
     lines = capacity_participants(sizing, sizing.servers_online)
@@ -335,10 +336,61 @@ def coverage_chart(snapshot: Snapshot) -> go.Figure:
     return fig
 
 
+RESIDUAL_COLOURS = {"confscale": "#1f77b4", "seasonal_naive": "#999999"}
+
+
 def residuals_chart(residuals: pd.DataFrame) -> go.Figure:
-    """Distribution of backtest residuals per method (``method``, ``error`` columns)."""
-    fig = go.Figure()
-    for method, part in residuals.groupby("method"):
-        fig.add_trace(go.Histogram(x=part["error"], name=str(method), opacity=0.6, nbinsx=60))
-    fig.update_layout(title="Backtest residuals (scaled)", barmode="overlay", **LAYOUT)
+    """Out-of-sample errors (actual − forecast, participants) per lead-time bucket and
+    method as boxes (2.5/25/50/75/97.5 % quantiles, computed here: the browser gets ten
+    numbers per box, not every residual), and the mean absolute error per local hour."""
+    from plotly.subplots import make_subplots
+
+    column = "raw_error" if "raw_error" in residuals else "error"
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.45, 0.55],
+        subplot_titles=("by lead time", "mean absolute error by hour of day"),
+    )
+    buckets = list(dict.fromkeys(residuals["bucket"])) if "bucket" in residuals else []
+    for method, part in residuals.groupby("method", sort=True):
+        colour = RESIDUAL_COLOURS.get(str(method), "#ff7f0e")
+        if buckets:
+            stats = part.groupby("bucket")[column].quantile([0.025, 0.25, 0.5, 0.75, 0.975])
+            stats = stats.unstack().reindex(buckets).dropna()
+            fig.add_trace(
+                go.Box(
+                    x=list(stats.index),
+                    lowerfence=stats[0.025].to_numpy(),
+                    q1=stats[0.25].to_numpy(),
+                    median=stats[0.5].to_numpy(),
+                    q3=stats[0.75].to_numpy(),
+                    upperfence=stats[0.975].to_numpy(),
+                    name=str(method),
+                    marker_color=colour,
+                    legendgroup=str(method),
+                ),
+                row=1,
+                col=1,
+            )
+        if "hour" in part:
+            by_hour = part.groupby("hour")[column].apply(lambda v: float(np.mean(np.abs(v))))
+            fig.add_trace(
+                go.Scatter(
+                    x=by_hour.index.to_numpy(),
+                    y=by_hour.to_numpy(),
+                    name=str(method),
+                    mode="lines+markers",
+                    line={"color": colour},
+                    legendgroup=str(method),
+                    showlegend=not buckets,
+                ),
+                row=1,
+                col=2,
+            )
+    unit = "participants" if column == "raw_error" else "scaled error"
+    fig.update_yaxes(title_text=f"actual − forecast ({unit})", row=1, col=1)
+    fig.update_yaxes(title_text=unit, row=1, col=2)
+    fig.update_xaxes(title_text="local hour", dtick=3, row=1, col=2)
+    fig.update_layout(title="Backtest residuals (out of sample)", boxmode="group", **LAYOUT)
     return fig

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from planner.forecast import LEAD_BUCKETS
 from planner.service import RefreshStatus
 from planner.sizing import Sizing
 from planner.snapshot import Snapshot
@@ -238,7 +239,7 @@ def backtest_rows(snapshot: Snapshot) -> list[dict[str, object]]:
     """One row per method: MASE, interval coverage, peak error, and where it is used."""
     table = snapshot.backtest
     used: dict[str, list[str]] = {}
-    for bucket, method in sorted(snapshot.method_by_horizon.items()):
+    for bucket, method in ordered_buckets(snapshot.method_by_horizon):
         used.setdefault(method, []).append(bucket)
     rows = []
     for method, record in table.iterrows():
@@ -254,6 +255,31 @@ def backtest_rows(snapshot: Snapshot) -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+def ordered_buckets(method_by_horizon: dict[str, str]) -> list[tuple[str, str]]:
+    """(bucket, method) pairs in lead-time order (1-24h before 25-168h before 169-672h)."""
+    order = {name: i for i, (name, _, _) in enumerate(LEAD_BUCKETS)}
+    return sorted(method_by_horizon.items(), key=lambda item: order.get(item[0], len(order)))
+
+
+def backtest_horizon_rows(snapshot: Snapshot) -> list[dict[str, object]]:
+    """One row per lead-time bucket and method; ``chosen`` says which one the planner uses."""
+    table = getattr(snapshot, "backtest_by_horizon", None)
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        return []
+    return [
+        {
+            "bucket": str(record["bucket"]),
+            "method": str(record["method"]),
+            "mase": _round(record.get("mase")),
+            "coverage_80": _round(record.get("coverage_80")),
+            "coverage_95": _round(record.get("coverage_95")),
+            "n": _round(record.get("n"), 0),
+            "chosen": "yes" if bool(record.get("chosen")) else "",
+        }
+        for _, record in table.iterrows()
+    ]
 
 
 def _round(value: object, digits: int = 3) -> float | None:
