@@ -143,9 +143,8 @@ def _float(value: object) -> float:
 
 
 # 5-minute peaks of gauges: max over the step's own window (t − step, t], so samples are
-# never counted in two steps. Rates: a window of two steps, the shortest that always holds
-# two samples of 5-minute backfilled data (whether or not the store's ranges include
-# their left end) and that averages ordinary 15 s scrapes over the step.
+# never counted in two steps. Rates without the recording rules: the counter's change over
+# one step (step_delta_formulas), which every Prometheus-compatible store computes alike.
 GAUGES: dict[str, str] = {
     "meetings": "bbb_meetings",
     "breakout_rooms": "bbb_breakout_rooms",
@@ -175,6 +174,32 @@ def raw_formulas(window: str) -> dict[str, str]:
     }
 
 
+def step_delta_formulas(seconds: int) -> dict[str, str]:
+    """The recording rules' formulas on raw counters, as the change over one step.
+
+    ``c - c offset S`` means the same in every Prometheus-compatible store, unlike
+    ``rate()``: PromQL extrapolates from the samples inside the window, MetricsQL starts
+    from the sample before it and does not extrapolate, so on 5-minute backfill the two
+    answer 5- and 10-minute averages (docs/scaling.md). A counter reset gives no value
+    for that step, as in the history file's own rates.
+    """
+
+    def change(selector: str) -> str:
+        return f"(({selector} - {selector} offset {seconds}s) >= 0)"
+
+    cpu = "confscale_node_cpu_seconds_total"
+    idle = change(cpu + '{mode="idle"}')
+    tx = f"sum by (node) {change('confscale_node_network_transmit_bytes_total')} / {seconds}"
+    rx = f"sum by (node) {change('confscale_node_network_receive_bytes_total')} / {seconds}"
+    return {
+        "cpu_utilisation": f"1 - (sum by (node) {idle} / sum by (node) {change(cpu)})",
+        "transmit_bytes_per_second": tx,
+        "receive_bytes_per_second": rx,
+        "transmit_utilisation": f"({tx}) / on (node) {LINK_RAW}",
+        "receive_utilisation": f"({rx}) / on (node) {LINK_RAW}",
+    }
+
+
 RULES: dict[str, str] = {
     "cpu_utilisation": "node:confscale_cpu_utilisation:ratio_rate5m",
     "transmit_bytes_per_second": "node:confscale_network_transmit_bytes:rate5m",
@@ -193,7 +218,7 @@ def history_queries(step: float) -> dict[str, tuple[str, ...]]:
     }
     queries["cpu_count"] = ("max by (node) (confscale_node_cpu_count)",)
     queries["link_capacity_bytes_per_second"] = (LINK_RAW,)
-    raw = raw_formulas(f"{2 * seconds - 1}s")
+    raw = step_delta_formulas(seconds)
     for column, rule in RULES.items():
         queries[column] = (f"max by (node) ({rule})", raw[column])
     return queries

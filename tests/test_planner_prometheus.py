@@ -96,7 +96,7 @@ def test_history_from_prometheus_equals_the_file_and_uses_rule_fallback(backfill
     start = end - 2 * 86400  # two days are enough to compare values
     frame, used = load_prometheus_history(client, start=start, end=end)
     assert sorted(frame["node"].unique()) == [f"bbb-0{i}" for i in range(1, NODES + 1)]
-    assert used["cpu_utilisation"].startswith("1 - (sum by (node) (rate(")  # no rules here
+    assert used["cpu_utilisation"].startswith("1 - (sum by (node) ((")  # no rules here
     assert used["participants"].startswith("max by (node) (max_over_time(")
     from_file = derive_rates(load_history(backfilled["csv"]))
     merged = frame.merge(from_file, on=["node", "timestamp"], suffixes=("_prom", "_file"))

@@ -29,13 +29,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import harness
+import numpy as np
 import pandas as pd
 import pytest
 import requests
 import yaml
 
 from planner.history import derive_rates, load_history
-from planner.prometheus import RULES, PrometheusClient, read_prometheus_current
+from planner.prometheus import RULES, PrometheusClient, history_queries, read_prometheus_current
 
 WEEKS = 3
 NODES = 4
@@ -265,3 +266,24 @@ def test_prometheus_remote_writes_to_victoria_and_the_planner_reads_the_same(
         assert ours.up and theirs.up
         assert ours.cpu_utilisation is not None
         assert_close(dataclasses.asdict(ours), dataclasses.asdict(theirs), rel=1e-9)
+
+
+def test_the_raw_counter_fallback_reads_the_same_from_both_stores(history_stores) -> None:
+    """Without recorded series the planner derives rates itself; both stores agree."""
+    end = history_stores["end"]
+    start = end - 2 * 86400
+    prom = PrometheusClient(history_stores["prometheus"])
+    victoria = PrometheusClient(history_stores["victoria"])
+    fallbacks = {c: exprs[-1] for c, exprs in history_queries(300).items() if len(exprs) > 1}
+    assert set(fallbacks) == set(RULES)
+    for column, expr in fallbacks.items():
+        ours, theirs = (
+            victoria.query_range(expr, start, end, 300),
+            prom.query_range(expr, start, end, 300),
+        )
+        assert set(ours) == set(theirs) and len(theirs) == NODES, column
+        for key, series in theirs.items():
+            other = ours[key].reindex(series.index)
+            assert other.notna().mean() > 0.99, column
+            both = series.notna() & other.notna()
+            np.testing.assert_allclose(other[both], series[both], rtol=1e-6, err_msg=column)
