@@ -12,10 +12,8 @@ Two paths into a real ``victoria-metrics`` (Debian package, 127.0.0.1, data in t
   prints the same capacity answer.
 
 Why the recorded series: the rules cannot be evaluated on 5-minute backfill (a 5 m rate
-needs two samples), and the planner's raw fallback uses ``rate()``, whose semantics
-differ between PromQL (extrapolated, samples inside the window) and MetricsQL (no
-extrapolation, the sample before the window included), so fallback fits differ by a few
-per cent (docs/scaling.md). With the rules' series stored, both answers are identical.
+needs two samples); Prometheus evaluates them and remote-writes them in production. The
+planner's raw-counter fallback (used without them) is compared series by series.
 """
 
 from __future__ import annotations
