@@ -83,6 +83,26 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def exporter_process(config: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real confscale-exporter on a free 127.0.0.1 port; (process, its /metrics URL)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter.cli",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=error",
+            *flags,
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}/metrics"
+
+
 def one_process_per_node(config: Path, processes: int, workdir: Path) -> list[float]:
     """RSS of ``processes`` real exporters, each configured with one node of the pool."""
     data = yaml.safe_load(config.read_text())
@@ -92,25 +112,7 @@ def one_process_per_node(config: Path, processes: int, workdir: Path) -> list[fl
             one = {**data, "nodes": [data["nodes"][index]]}
             path = workdir / f"one-{index}.yml"
             path.write_text(yaml.safe_dump(one))
-            port = free_port()
-            procs.append(
-                (
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "exporter.cli",
-                            f"--config.file={path}",
-                            f"--web.listen-address=127.0.0.1:{port}",
-                            "--log.level=error",
-                        ],
-                        cwd=REPO,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    ),
-                    f"http://127.0.0.1:{port}/metrics",
-                )
-            )
+            procs.append(exporter_process(path))
         sizes = []
         for proc, url in procs:
             deadline = time.monotonic() + 60

@@ -15,8 +15,6 @@ import argparse
 import re
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,8 +23,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from bench.bench_exporter import free_port, prepare, start_simulator
-from bench.bench_scale import apply_faults, fault_plan, node_names, rss_mb
+from bench.bench_exporter import prepare, start_simulator
+from bench.bench_scale import apply_faults, exporter_process, fault_plan, node_names, rss_mb
 
 REPO = Path(__file__).resolve().parent.parent
 _LAST = re.compile(rb"^confscale_exporter_last_cycle_timestamp_seconds (\S+)$", re.M)
@@ -85,22 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             data = yaml.safe_load(config.read_text())
             data["interval"], data["timeout"] = f"{args.interval:g}s", f"{args.timeout:g}s"
             config.write_text(yaml.safe_dump(data))
-            port = free_port()
-            exporter = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "exporter.cli",
-                    f"--config.file={config}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    f"--poll.workers={args.workers}",
-                    "--log.level=error",
-                ],
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            metrics = f"http://127.0.0.1:{port}/metrics"
+            exporter, metrics = exporter_process(config, f"--poll.workers={args.workers}")
             scraper = Scraper(metrics, args.scrape_every)
             rss: list[float] = []
             cycles_seen: list[float] = []
