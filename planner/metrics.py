@@ -49,7 +49,8 @@ class PlannerCollector(Collector):
         )
         headroom = GaugeMetricFamily(
             "confscale_pool_headroom_ratio",
-            "1 - demand / (target x capacity of online servers)",
+            "1 - demand now / (target x capacity of online servers), no largest-meeting "
+            "or N+R term (the capacity JSON's utilisation_headroom)",
             labels=["constraint"],
         )
         binding = GaugeMetricFamily(
@@ -58,7 +59,7 @@ class PlannerCollector(Collector):
             labels=["constraint"],
         )
         for constraint in CONSTRAINTS:
-            value = sizing.headroom.get(constraint)
+            value = sizing.utilisation_headroom.get(constraint)
             if value is not None:
                 headroom.add_metric([constraint], value)
             binding.add_metric(

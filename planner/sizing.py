@@ -12,7 +12,7 @@ what-if changes inputs and recomputes in milliseconds without refitting.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -303,6 +303,9 @@ class Sizing:
     demand_at: dict[str, str | None]
     what_if: WhatIf
     notes: tuple[str, ...] = ()
+    # 1 − demand now ÷ (target × capacity of the online servers): no largest-meeting or
+    # N+R term; the meaning alerts/ gives confscale_pool_headroom_ratio (docs/alerts.md)
+    utilisation_headroom: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -312,6 +315,7 @@ class Sizing:
             "binding_constraint_by_horizon": dict(self.binding_by_horizon),
             "per_constraint": self.per_constraint,
             "headroom": dict(self.headroom),
+            "utilisation_headroom": dict(self.utilisation_headroom),
             "time_to_saturation_seconds": self.time_to_saturation_seconds,
             "demand_at": dict(self.demand_at),
             "what_if": asdict(self.what_if),
@@ -404,9 +408,13 @@ def size_pool(
                 per[k]["largest_meeting_fits"] = False
     supported = supported_demand(caps, largest, servers_online, what_if)
     headroom = {
+        k: (round(1 - demand_now[k] / supported[k], 4) if demand_now and supported[k] > 0 else None)
+        for k in CONSTRAINTS
+    }
+    utilisation = {
         k: (
-            round(1 - demand_now[k] / supported[k], 4)
-            if demand_now and supported[k] > 0
+            round(1 - demand_now[k] / (what_if.headroom(k) * caps[k] * servers_online), 4)
+            if demand_now and servers_online and caps[k] > 0
             else None
         )
         for k in CONSTRAINTS
@@ -440,6 +448,7 @@ def size_pool(
         {h: demand_points[h][1] for h in HORIZONS},
         what_if,
         tuple(notes),
+        utilisation,
     )
 
 

@@ -100,10 +100,32 @@ class Snapshot:
     def servers_needed(self) -> dict[str, int | None]:
         return self.sizing.servers_needed
 
+    def sizing_scope(self) -> dict[str, object]:
+        """What the sizing counts: the node kind, and the nodes of other kinds it leaves out
+        (Jitsi bridges are placed and drained by the signal, not sized)."""
+        others: dict[str, int] = {}
+        if self.sized_kind is not None:
+            for node in self.placement.nodes:
+                if node.kind != self.sized_kind:
+                    others[node.kind] = others.get(node.kind, 0) + 1
+        note = (
+            f"servers_needed counts {self.sized_kind.upper()} nodes only"
+            if self.sized_kind
+            else "servers_needed counts every node"
+        )
+        if others:
+            names = {"jitsi": "Jitsi bridge(s)", "bbb": "BBB node(s)"}
+            left = ", ".join(
+                f"{n} {names.get(kind, kind + ' node(s)')}" for kind, n in sorted(others.items())
+            )
+            note += f"; {left} of the pool are in the placement signal but not sized"
+        return {"sized_kind": self.sized_kind, "not_sized": others, "note": note}
+
     def capacity_dict(self) -> dict[str, object]:
         """The ``/api/v1/capacity`` and ``confscale-planner size`` JSON."""
         return {
             **self.sizing.as_dict(),
+            "scope": self.sizing_scope(),
             "generated_at": self.generated_at,
             "data_until": self.data_until,
             "weekly_growth": round(self.weekly_growth, 4),

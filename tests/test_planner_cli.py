@@ -92,6 +92,7 @@ def test_size_command_json_and_what_if(history_file: Path) -> None:
     assert set(body["per_constraint"]) == {"participants", "cpu", "transmit"}
     assert set(body["headroom"]) == {"participants", "cpu", "transmit"}
     assert "time_to_saturation_seconds" in body
+    assert body["scope"]["sized_kind"] == "bbb" and body["scope"]["not_sized"] == {}
     bigger = json.loads(
         run("size", "--history", str(history_file), "--growth", "3", "--redundancy", "2").stdout
     )

@@ -136,6 +136,8 @@ def test_headroom_and_time_to_saturation() -> None:
         servers_online=10,
     )
     assert sizing.headroom["participants"] == pytest.approx(1 - 1000 / 1800, abs=1e-4)
+    # the /metrics series keeps the alerts' meaning: 1 − demand ÷ (target × capacity online)
+    assert sizing.utilisation_headroom["participants"] == pytest.approx(1 - 1000 / 2000)
     # the band of 2000 needs ceil(2000 / (200 − 20)) = 12 > 10 servers: from the next hour
     assert sizing.servers_needed["next_peak"] == 12
     assert sizing.time_to_saturation_seconds == pytest.approx(3600.0)

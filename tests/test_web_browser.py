@@ -321,6 +321,20 @@ def test_diagnostics_show_the_backtest_per_horizon_and_residuals(page_url, brows
     assert severe_console_entries(browser) == []
 
 
+def test_sizing_says_it_covers_the_bbb_part_of_the_pool(page_url, browser):
+    scope = requests.get(f"{page_url}/api/v1/capacity", timeout=10).json()["scope"]
+    assert scope["sized_kind"] == "bbb" and scope["not_sized"] == {"jitsi": 1}
+    assert "1 Jitsi bridge(s)" in scope["note"]
+    browser.get(page_url + "/")
+    text = wait_for(
+        browser,
+        "const t = document.body.innerText;"
+        "return t.includes('Sizing covers the BBB part of the pool') && t;",
+        what="the sizing scope message",
+    )
+    assert "not sized" in text
+
+
 def test_nodes_table_lists_every_simulated_node(page_url, browser, history):
     expected = set(pd.read_csv(history, usecols=["node"])["node"])
     assert expected == {"bbb-01", "bbb-02", "bbb-03", "bbb-04", "jvb-01"}

@@ -190,6 +190,9 @@ def messages(snapshot: Snapshot | None, status: RefreshStatus, source: str) -> l
         out.append(Message("warn", title, warning))
     for note in snapshot.sizing.notes:
         out.append(Message("info", "Sizing note", note))
+    scope = snapshot.sizing_scope()
+    if scope["not_sized"]:
+        out.append(Message("info", "Sizing covers the BBB part of the pool", str(scope["note"])))
     return out
 
 
