@@ -139,11 +139,7 @@ def rolling_origin(
                 config,
             )
             earlier = _recent(records[method], origin_time, config.calibration_weeks)
-            pool = (
-                pd.concat(earlier)
-                if earlier
-                else pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
-            )
+            pool = pd.concat(earlier) if earlier else pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
             quantiles = band_quantiles(pool, buckets, config.levels, config.min_residuals)
             banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale)
             median = banded["median"].to_numpy()
