@@ -1,0 +1,212 @@
+"""Demand and capacity per constraint, and the what-if inputs (DESIGN.md §4).
+
+D_k: a pool-wide participant count turned into participants, busy cores and transmit
+bytes/s with the pool's demand mix and resource model; L_k: what the largest meeting needs
+on its one node; C_k: what one node offers. Pure functions; :mod:`planner.sizing` counts
+servers from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from planner.resources import KBIT, PRIOR_CAMERA_KBIT, PRIOR_OVERHEAD, ResourceModel
+
+CONSTRAINTS: tuple[str, ...] = ("participants", "cpu", "transmit")
+
+
+@dataclass(frozen=True)
+class DemandMix:
+    """Per-participant shares of the pool at its busy hours (from history)."""
+
+    voice_per_participant: float = 0.3
+    listeners_per_participant: float = 0.6
+    fanout_per_participant: float = 2.0
+    webcam_share: float = 0.1
+    mean_meeting_size: float = 15.0
+    largest_meeting: float = 0.0
+    # shares inside the largest meetings (None: as the pool at busy hours)
+    largest_voice_share: float | None = None
+    largest_listener_share: float | None = None
+    largest_webcam_share: float | None = None
+    largest_fanout_per_participant: float | None = None
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """Capacity of one node per constraint."""
+
+    participants: float = 200.0
+    cpu_cores: float = 8.0
+    link_bytes_per_second: float = 62.5e6
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Inputs a planner can change without refitting anything."""
+
+    growth: float = 1.0  # multiplies forecast demand
+    webcam_share: float | None = None  # share of participants with a camera on
+    camera_kbit: float | None = None  # per forwarded webcam stream
+    screen_share_share: float = 0.0  # share of participants watching a screen share
+    screen_share_kbit: float = 500.0
+    headroom_participants: float = 1.0
+    headroom_cpu: float = 0.75
+    headroom_transmit: float = 0.8
+    failure_participants: float = 1.0
+    failure_cpu: float = 0.9
+    failure_transmit: float = 0.95
+    link_capacity_bytes_per_second: float | None = None
+    redundancy: int = 1
+    min_servers: int = 1
+    cameras_per_viewer: float = 5.0  # pagination: what a viewer of the largest meeting sees
+    band: int = 95  # which upper band is "demand"
+
+    def headroom(self, constraint: str) -> float:
+        return float(getattr(self, f"headroom_{constraint}"))
+
+    def failure(self, constraint: str) -> float:
+        return float(getattr(self, f"failure_{constraint}"))
+
+    def validated(self) -> WhatIf:
+        """Self, or a ValueError naming the input that is out of range."""
+        for name in (
+            "headroom_participants",
+            "headroom_cpu",
+            "headroom_transmit",
+            "failure_participants",
+            "failure_cpu",
+            "failure_transmit",
+        ):
+            value = getattr(self, name)
+            if not 0 < value <= 1.5:
+                raise ValueError(f"{name} must be in (0, 1.5], got {value}")
+        if self.growth <= 0:
+            raise ValueError(f"growth must be > 0, got {self.growth}")
+        for name in ("webcam_share", "screen_share_share"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.redundancy < 0 or self.min_servers < 0:
+            raise ValueError("redundancy and min_servers must be ≥ 0")
+        if self.band not in (50, 80, 95):
+            raise ValueError(f"band must be 50, 80 or 95, got {self.band}")
+        return self
+
+
+def constraint_demand(
+    participants: float, mix: DemandMix, model: ResourceModel, what_if: WhatIf
+) -> dict[str, float]:
+    """D_k for a pool-wide participant count: participants, busy cores, transmit B/s."""
+    p = participants * what_if.growth
+    fanout_pp = _fanout_per_participant(mix, what_if)
+    voice, listeners, fanout = (
+        p * mix.voice_per_participant,
+        p * mix.listeners_per_participant,
+        p * fanout_pp,
+    )
+    return {
+        "participants": p,
+        "cpu": _slopes(model.cpu, voice, listeners, fanout),
+        "transmit": _transmit(model, voice, listeners, fanout, p, what_if),
+    }
+
+
+def largest_meeting_load(mix: DemandMix, model: ResourceModel, what_if: WhatIf) -> dict[str, float]:
+    """L_k: what the largest meeting needs on its single node, per constraint.
+
+    Its audio shares and webcam fan-out per participant are those seen where one big
+    meeting fills a node (lectures: mostly listeners, one or two cameras), else modelled
+    from the webcam share as W·(n−1); either way capped at n viewers each seeing
+    ``cameras_per_viewer`` streams (pagination). A what-if webcam share scales it.
+    """
+    size = mix.largest_meeting
+    if mix.largest_fanout_per_participant is not None:
+        fanout = size * mix.largest_fanout_per_participant
+        if what_if.webcam_share is not None:  # relative to the pool's share, as for D
+            fanout = (
+                fanout * what_if.webcam_share / mix.webcam_share
+                if mix.webcam_share > 0
+                else what_if.webcam_share * size * max(size - 1, 0.0)
+            )
+    else:
+        observed = mix.largest_webcam_share
+        share = observed if observed is not None else mix.webcam_share
+        if what_if.webcam_share is not None:
+            share = what_if.webcam_share
+        fanout = share * size * max(size - 1, 0.0)
+    fanout = min(fanout, size * what_if.cameras_per_viewer)
+    voice_share = (
+        mix.largest_voice_share
+        if mix.largest_voice_share is not None
+        else mix.voice_per_participant
+    )
+    listener_share = (
+        mix.largest_listener_share
+        if mix.largest_listener_share is not None
+        else mix.listeners_per_participant
+    )
+    voice, listeners = size * voice_share, size * listener_share
+    return {
+        "participants": size,
+        "cpu": _slopes(model.cpu, voice, listeners, fanout),
+        "transmit": _transmit(model, voice, listeners, fanout, size, what_if),
+    }
+
+
+def _fanout_per_participant(mix: DemandMix, what_if: WhatIf) -> float:
+    if what_if.webcam_share is None:
+        return mix.fanout_per_participant
+    if mix.webcam_share > 0:
+        return mix.fanout_per_participant * what_if.webcam_share / mix.webcam_share
+    return what_if.webcam_share * max(mix.mean_meeting_size - 1, 0.0)
+
+
+def _slopes(cost: object, voice: float, listeners: float, fanout: float) -> float:
+    return (
+        cost.voice_participants * voice
+        + cost.listeners * listeners  # type: ignore[attr-defined]
+        + cost.video_fanout * fanout
+    )  # type: ignore[attr-defined]
+
+
+def _transmit(
+    model: ResourceModel,
+    voice: float,
+    listeners: float,
+    fanout: float,
+    participants: float,
+    what_if: WhatIf,
+) -> float:
+    camera_scale = 1.0 if what_if.camera_kbit is None else what_if.camera_kbit / PRIOR_CAMERA_KBIT
+    cost = model.transmit
+    base = (
+        cost.voice_participants * voice
+        + cost.listeners * listeners
+        + cost.video_fanout * camera_scale * fanout
+    )
+    screen = participants * what_if.screen_share_share * what_if.screen_share_kbit * KBIT
+    return base + screen * PRIOR_OVERHEAD
+
+
+def effective_capacity(
+    capacity: NodeCapacity, model: ResourceModel, what_if: WhatIf
+) -> dict[str, float]:
+    """C_k per node; a fitted per-node baseline (intercept) is taken off CPU and link."""
+    link = what_if.link_capacity_bytes_per_second or capacity.link_bytes_per_second
+    return {
+        "participants": capacity.participants,
+        "cpu": max(capacity.cpu_cores - max(model.cpu.intercept, 0.0), 0.0),
+        "transmit": max(link - max(model.transmit.intercept, 0.0), 0.0),
+    }
+
+
+def with_changes(what_if: WhatIf, **changes: object) -> WhatIf:
+    """A copy of ``what_if`` with some fields changed (unknown names are an error)."""
+    unknown = set(changes) - set(asdict(what_if))
+    if unknown:
+        raise ValueError(
+            f"unknown what-if input(s) {', '.join(sorted(unknown))}; expected "
+            f"{', '.join(asdict(what_if))}"
+        )
+    return replace(what_if, **changes).validated()  # type: ignore[arg-type]
