@@ -23,11 +23,11 @@ JITSI = 10
 
 def test_a_fifth_of_the_pool_broken_healthy_nodes_stay_exact(tmp_path: Path) -> None:
     with simulator(nodes=BBB, jitsi=JITSI) as sim:
-        plan = fault_plan(sim.names)
+        plan = fault_plan(sim.names, hold=4)
         assert len(plan) == BBB // 5
         for node, (mode, arg, _, _) in plan.items():
             sim.set_fault(node, mode, arg)
-        config = exporter_config(sim, tmp_path / "pool.yml", interval="4s", timeout="1s")
+        config = exporter_config(sim, tmp_path / "pool.yml", interval="6s", timeout="2s")
         with exporter(config, log_level="warn") as running:
             samples = running.wait_cycles(2, timeout=60)
             truth = sim.truth()["nodes"]

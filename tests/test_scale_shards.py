@@ -80,7 +80,9 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Pat
     with harness.simulator(nodes=BBB_NODES, jitsi=JITSI_NODES) as sim:
         path = sim.write_config(work / "pool.yml")
         data = yaml.safe_load(path.read_text())
-        data["interval"], data["timeout"] = "1s", "800ms"
+        # wide enough that busy shared cores do not fail healthy polls (a failed poll's
+        # figures are absent, which would look like a missing node)
+        data["interval"], data["timeout"] = "2s", "1500ms"
         path.write_text(yaml.safe_dump(data))
         yield sim, path
 
@@ -105,11 +107,15 @@ def assert_every_node_once(url: str, names: list[str]) -> None:
 
 
 def wait_for_pool(url: str, names: list[str]) -> None:
-    def complete() -> bool:
-        found = harness.prom_query(url, 'count by (node) (confscale_node_up{source="host"})')
-        return {r["metric"]["node"] for r in found} == set(names)
+    """Until every contract series of every node is there exactly once (a poll that failed
+    under load, or a remote-write batch still in flight, passes with the next scrape; a
+    duplicate stays and fails with its message)."""
 
-    harness.wait_until(complete, timeout=60, interval=0.5, what="every node scraped")
+    def complete() -> bool:
+        assert_every_node_once(url, names)
+        return True
+
+    harness.wait_until(complete, timeout=90, interval=1, what="every node's series once")
 
 
 def test_two_exporter_shards_cover_the_pool_exactly_once(pool, tmp_path: Path) -> None:
@@ -135,7 +141,6 @@ def test_two_exporter_shards_cover_the_pool_exactly_once(pool, tmp_path: Path) -
         config["scrape_configs"][0]["static_configs"] = [{"targets": targets}]
         with harness.prometheus(yaml.safe_dump(config), tmp_path / "prom") as url:
             wait_for_pool(url, names)
-            assert_every_node_once(url, names)
 
 
 def test_probe_targets_spread_with_hashmod_cover_the_pool_exactly_once(
@@ -161,7 +166,6 @@ def test_probe_targets_spread_with_hashmod_cover_the_pool_exactly_once(
             pytest.fail("picked the sharded-Prometheus block instead of layout B")
         with harness.prometheus(yaml.safe_dump(config), tmp_path / "prom") as url:
             wait_for_pool(url, names)
-            assert_every_node_once(url, names)
             active = requests.get(f"{url}/api/v1/targets", timeout=10).json()["data"]
             used = {t["scrapeUrl"].split("/")[2] for t in active["activeTargets"]}
     assert used == set(addresses.values())  # both exporters got probes
@@ -204,7 +208,6 @@ def test_two_prometheus_shards_remote_write_every_node_once(pool, tmp_path: Path
                 {r["metric"]["node"] for r in harness.prom_query(url, "confscale_node_up")}
                 for url in (first, second)
             ]
-            assert_every_node_once(vm_url, names)
             per_shard = harness.prom_query(
                 vm_url, "count by (node) (count by (node, prometheus_shard) (confscale_node_up))"
             )
