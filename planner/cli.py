@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from planner.prometheus import (
     PrometheusError,
     load_prometheus_history,
     read_prometheus_current,
+    redact,
 )
 from planner.sizing import WhatIf
 from planner.snapshot import PlannerConfig, compute_snapshot, json_safe, what_if
@@ -94,6 +96,13 @@ def _config(args: argparse.Namespace) -> PlannerConfig:
     if args.country:
         calendar = RegimeCalendar(calendar.terms, calendar.periods, args.country, args.subdivision)
     return PlannerConfig(calendar=calendar, forecast=ForecastConfig(timezone=args.timezone))
+
+
+def _source_name(args: argparse.Namespace) -> str:
+    """The page names where its figures come from (credentials removed from URLs)."""
+    if args.history is not None:
+        return f"history file {args.history}"
+    return f"Prometheus at {redact(args.prometheus)}"
 
 
 def _history_loader(args: argparse.Namespace) -> tuple[Callable[[], pd.DataFrame], bool]:
@@ -240,7 +249,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from planner import web  # the Dash page, when installed
 
-        web.mount(app, service)
+        options = web.options_from_env(os.environ)
+        if "CONFSCALE_WEB_SOURCE" not in os.environ:
+            options = replace(options, source=_source_name(args))
+        web.mount(app, service, options)
     except ImportError:
         log.info("planner.web not available: serving the API only")
     host, _, port = args.listen.rpartition(":")

@@ -14,6 +14,7 @@ series, used when the rule returns nothing.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ class PrometheusClient:
             return body["data"]
         raise PrometheusUnreachable(
             f"Prometheus at {redact(self.base_url)} unreachable after {self.retries + 1} "
-            f"attempt(s): {type(last).__name__}: {_short(last)}"
+            f"attempt(s): {_cause(last)}"
         )
 
     def query(self, expr: str, at: float | None = None) -> list[dict]:
@@ -129,8 +130,18 @@ class PrometheusClient:
         return {k: pd.concat(parts).groupby(level=0).last() for k, parts in out.items()}
 
 
-def _short(exc: Exception | None) -> str:
-    text = str(exc) if exc else "no answer"
+def _cause(exc: Exception | None) -> str:
+    """What went wrong, in the operator's words (not the HTTP library's repr and query)."""
+    if exc is None:
+        return "no answer"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip().rstrip(".")
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
     return text[:200]
 
 
