@@ -13,29 +13,11 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from exporter.bbb import BbbFigures
+from exporter.contract import BBB_GAUGES
 from exporter.host import HostFigures
 from exporter.jitsi import JitsiFigures
 from exporter.poller import Snapshot
 
-_BBB_GAUGES = (
-    ("meetings", "bbb_meetings", "Meetings on the node, breakout rooms included."),
-    ("breakout_rooms", "bbb_breakout_rooms", "Breakout rooms on the node."),
-    (
-        "participants",
-        "bbb_meetings_participants",
-        "Participants on the node (sum of participantCount; moderators included once).",
-    ),
-    ("moderators", "bbb_meetings_moderators", "Sum of moderatorCount."),
-    ("listeners", "bbb_meetings_listeners", "Sum of listenerCount (listen-only audio)."),
-    ("voice_participants", "bbb_meetings_voice_participants", "Sum of voiceParticipantCount."),
-    ("video_participants", "bbb_meetings_video_participants", "Sum of videoCount."),
-    ("participants_max", "bbb_meetings_participants_max", "Participants of the largest meeting."),
-    (
-        "video_fanout",
-        "bbb_meetings_video_fanout",
-        "Forwarded webcam streams: sum over meetings of videoCount*(participantCount-1).",
-    ),
-)
 _JITSI_HELP = MappingProxyType(
     {
         "conferences": "Conferences on the bridge.",
@@ -155,7 +137,7 @@ class _DataFamilies:
 
     def __init__(self, base: list[str]) -> None:
         self._bbb = [
-            (key, GaugeMetricFamily(name, text, labels=base)) for key, name, text in _BBB_GAUGES
+            (key, GaugeMetricFamily(name, text, labels=base)) for key, name, text in BBB_GAUGES
         ]
         self._clients = GaugeMetricFamily(
             "bbb_meetings_participant_clients", "Attendees by client type.", labels=[*base, "type"]

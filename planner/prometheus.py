@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import requests
 
+from exporter.contract import BBB_METRICS
 from planner.placement import NodeReading
 
 MAX_POINTS = 11_000  # Prometheus refuses more points per series per query
@@ -156,17 +157,7 @@ def _float(value: object) -> float:
 # 5-minute peaks of gauges: max over the step's own window (t − step, t], so samples are
 # never counted in two steps. Rates without the recording rules: the counter's change over
 # one step (step_delta_formulas), which every Prometheus-compatible store computes alike.
-GAUGES: dict[str, str] = {
-    "meetings": "bbb_meetings",
-    "breakout_rooms": "bbb_breakout_rooms",
-    "participants": "bbb_meetings_participants",
-    "moderators": "bbb_meetings_moderators",
-    "listeners": "bbb_meetings_listeners",
-    "voice_participants": "bbb_meetings_voice_participants",
-    "video_participants": "bbb_meetings_video_participants",
-    "participants_max": "bbb_meetings_participants_max",
-    "video_fanout": "bbb_meetings_video_fanout",
-}
+GAUGES = BBB_METRICS  # column -> metric of the contract
 LINK_RAW = "max by (node) (confscale_node_link_capacity_bytes_per_second)"
 
 

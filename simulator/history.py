@@ -20,6 +20,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from exporter.contract import BBB_METRICS
 from simulator import model, node
 from simulator.pool import node_names
 from simulator.terms import CalendarError, TermCalendar, load_calendar
@@ -31,19 +32,7 @@ COLUMNS = (
     "video_fanout", "cpu_count", "cpu_seconds_total", "transmit_bytes_total",
     "receive_bytes_total", "link_capacity_bytes_per_second",
 )  # fmt: skip
-GAUGES = MappingProxyType(
-    {  # column -> metric of the contract (DESIGN.md §2)
-        "meetings": "bbb_meetings",
-        "breakout_rooms": "bbb_breakout_rooms",
-        "participants": "bbb_meetings_participants",
-        "moderators": "bbb_meetings_moderators",
-        "listeners": "bbb_meetings_listeners",
-        "voice_participants": "bbb_meetings_voice_participants",
-        "video_participants": "bbb_meetings_video_participants",
-        "participants_max": "bbb_meetings_participants_max",
-        "video_fanout": "bbb_meetings_video_fanout",
-    }
-)
+GAUGES = BBB_METRICS  # column -> metric of the contract (DESIGN.md §2)
 JITSI_GAUGES = MappingProxyType(
     {
         "meetings": "jitsi_conferences",
