@@ -88,6 +88,15 @@ def serve_parser() -> argparse.ArgumentParser:
         "--frozen", action="store_true", help="the clock moves only through POST /_admin/clock"
     )
     p.add_argument(
+        "--counters",
+        choices=("simulated", "wall"),
+        default="simulated",
+        help="simulated: CPU and byte counters integrate the load over simulated time "
+        "(history and truth agree); wall: they grow at the load's rate per wall-clock second, "
+        "so rate() over live scrapes reads true utilisation while time runs --speed times "
+        "faster (default simulated)",
+    )
+    p.add_argument(
         "--load-scale",
         type=float,
         default=1.0,
@@ -128,6 +137,7 @@ def build_pool(args: argparse.Namespace) -> Pool:
         clock=clock,
         calendar=calendar,
         load_scale=args.load_scale,
+        counter_scale=1.0 / args.speed if args.counters == "wall" else 1.0,
     )
 
 

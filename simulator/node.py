@@ -86,6 +86,7 @@ class NodeState:
         origin: float,
         cpu_count: int = 8,
         scale: float = 1.0,
+        counter_scale: float = 1.0,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -93,6 +94,9 @@ class NodeState:
         self.calendar = calendar
         self.cpu_count = cpu_count
         self.scale = scale
+        # counters grow by counter_scale × the load's integral over simulated time; with
+        # 1/speed they grow at the load's rate per wall-clock second (--counters wall)
+        self.counter_scale = counter_scale
         self.lock = threading.RLock()
         self.version = 0  # bumps on every API change (render caches key on it)
         self.render_cache: dict[str, tuple[object, bytes]] = {}
@@ -203,12 +207,12 @@ class NodeState:
             t,
             self.cpu_count,
         )
-        c = self._counters
-        c.uptime += t - self._last
-        c.busy += busy
-        c.tx += tx
-        c.rx += rx
-        c.lo += lo
+        c, k = self._counters, self.counter_scale
+        c.uptime += (t - self._last) * k
+        c.busy += busy * k
+        c.tx += tx * k
+        c.rx += rx * k
+        c.lo += lo * k
         self._last = t
         self._overrides = [o for o in self._overrides if o.end > t]
         # forget what can no longer overlap a future interval (long demo runs)

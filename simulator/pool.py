@@ -93,9 +93,11 @@ class Pool:
         clock: SimClock,
         calendar: TermCalendar | None = None,
         load_scale: float = 1.0,
+        counter_scale: float = 1.0,
     ) -> None:
         self.clock = clock
         self.load_scale = load_scale
+        self.counter_scale = counter_scale
         self.seed = seed
         self.calendar = calendar or TermCalendar()
         self.bbb_names = node_names("bbb", nodes) if nodes else []
@@ -126,6 +128,7 @@ class Pool:
                     calendar=self.calendar,
                     origin=self._origin,
                     scale=self.load_scale,
+                    counter_scale=self.counter_scale,
                 )
                 self._nodes[name] = state
             return state
