@@ -9,8 +9,11 @@ COPY simulator/ simulator/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11.13-slim-bookworm
+# MALLOC_ARENA_MAX=2: the exporter's poll threads otherwise spread glibc arenas; the soak
+# bench measured ~45 MB less RSS at 1,000 nodes (docs/benchmarks.md, Scale and faults)
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/confscale --create-home \
         --shell /usr/sbin/nologin confscale \
     && mkdir -p /var/lib/confscale/demo /etc/confscale \
