@@ -11,6 +11,7 @@ byte a second still costs at most the node's timeout. Error messages never carry
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable
@@ -128,9 +129,9 @@ def _stream(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise PollError("timeout", f"body not complete within {timeout:g}s")
-        if sock is not None:
-            sock.settimeout(remaining)
         try:
+            if sock is not None:
+                sock.settimeout(remaining)  # OSError when the peer's close already shut it
             chunk = response.read1(CHUNK)
         except (ReadTimeoutError, TimeoutError):
             raise PollError("timeout", f"body not complete within {timeout:g}s") from None
@@ -138,7 +139,8 @@ def _stream(
             raise PollError("connect", "connection broken while reading the body") from None
         if not chunk:
             if sock is not None:
-                sock.settimeout(timeout)  # the connection goes back to the pool
+                with contextlib.suppress(OSError):  # closed: the pool will not reuse it
+                    sock.settimeout(timeout)  # the connection goes back to the pool
             return total
         total += len(chunk)
         if total > max_bytes:

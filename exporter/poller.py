@@ -12,9 +12,11 @@ import dataclasses
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from exporter.bbb import BbbFigures, poll_bbb
@@ -100,8 +102,15 @@ def poll_source(
         )
     except Exception as exc:  # a bug must cost one poll, not the poll loop
         reason = "internal"
+        # the type and where it was raised; never the message, which may hold a signed URL
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
         log.warning(
-            "poll crashed node=%s source=%s error=%s", node.name, source, type(exc).__name__
+            "poll crashed node=%s source=%s error=%s at=%s:%d",
+            node.name,
+            source,
+            type(exc).__name__,
+            Path(frame.filename).name,
+            frame.lineno or 0,
         )
     return SourceResult(
         node=node.name,
