@@ -187,7 +187,9 @@ def poll_bbb(
 ) -> BbbFigures:
     """One getMeetings poll of one node; raises PollError with the failure reason."""
     parser = MeetingsParser()
-    client.fetch(signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed)
+    client.fetch(
+        signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed, tls=source.tls
+    )
     return parser.close()
 
 

@@ -27,9 +27,10 @@ _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _TOP_KEYS = frozenset({"pool", "interval", "timeout", "nodes"})
 _NODE_KEYS = frozenset({"name", "link_capacity_mbit", "bbb", "host", "jitsi"})
-_BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum"})
-_HOST_KEYS = frozenset({"node_exporter", "interface"})
-_JITSI_KEYS = frozenset({"url"})
+_BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum", "tls"})
+_HOST_KEYS = frozenset({"node_exporter", "interface", "tls"})
+_JITSI_KEYS = frozenset({"url", "tls"})
+_TLS_KEYS = frozenset({"ca_file", "insecure_skip_verify"})
 
 
 class ConfigError(Exception):
@@ -76,10 +77,19 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class TlsOptions:
+    """How an https source's certificate is checked (default: the system trust store)."""
+
+    ca_file: str | None = None  # PEM bundle of the CA(s) that signed the node's certificate
+    insecure_skip_verify: bool = False  # no check at all: a lab's self-signed node only
+
+
+@dataclass(frozen=True)
 class BbbSource:
     url: str
     secret: Secret = field(repr=False)
     checksum: str = "sha256"
+    tls: TlsOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class HostSource:
 
     node_exporter: str | None
     interface: str | None = None
+    tls: TlsOptions | None = None
 
     @property
     def local(self) -> bool:
@@ -97,6 +108,7 @@ class HostSource:
 @dataclass(frozen=True)
 class JitsiSource:
     url: str
+    tls: TlsOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -236,9 +248,13 @@ def _parse_node(
         if raw.get("bbb") is not None
         else None
     )
-    host = _parse_host(raw["host"], f"{where}: key 'host'") if raw.get("host") is not None else None
+    host = (
+        _parse_host(raw["host"], f"{where}: key 'host'", base_dir)
+        if raw.get("host") is not None
+        else None
+    )
     jitsi = (
-        _parse_jitsi(raw["jitsi"], f"{where}: key 'jitsi'")
+        _parse_jitsi(raw["jitsi"], f"{where}: key 'jitsi'", base_dir)
         if raw.get("jitsi") is not None
         else None
     )
@@ -281,7 +297,32 @@ def _parse_bbb(
             f"{', '.join(CHECKSUM_ALGORITHMS)}, got {raw.get('checksum')!r}"
         )
     secret = _read_secret(raw, where, environ, base_dir)
-    return BbbSource(url=url, secret=secret, checksum=checksum)
+    tls = _parse_tls(raw.get("tls"), url, f"{where}.tls", base_dir)
+    return BbbSource(url=url, secret=secret, checksum=checksum, tls=tls)
+
+
+def _parse_tls(raw: object, url: str, where: str, base_dir: Path | None) -> TlsOptions | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigValueError(f"{where}: expected a mapping with ca_file or insecure_skip_verify")
+    _reject_unknown(raw, _TLS_KEYS, where)
+    if urlsplit(url).scheme != "https":
+        raise ConfigValueError(f"{where}: TLS options need an https URL")
+    skip = raw.get("insecure_skip_verify", False)
+    if not isinstance(skip, bool):
+        raise ConfigValueError(f"{where}.insecure_skip_verify: expected true or false")
+    ca_file = raw.get("ca_file")
+    if ca_file is not None:
+        if skip:
+            raise ConfigValueError(f"{where}: ca_file and insecure_skip_verify exclude each other")
+        path = Path(str(ca_file))
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise ConfigValueError(f"{where}.ca_file: {path} is not a readable file")
+        ca_file = str(path)
+    return TlsOptions(ca_file=ca_file, insecure_skip_verify=skip)
 
 
 def _read_secret(
@@ -316,7 +357,7 @@ def _read_secret(
     return Secret(value)
 
 
-def _parse_host(raw: object, where: str) -> HostSource:
+def _parse_host(raw: object, where: str, base_dir: Path | None) -> HostSource:
     if raw == "local":
         return HostSource(node_exporter=None)
     if not isinstance(raw, dict):
@@ -327,11 +368,13 @@ def _parse_host(raw: object, where: str) -> HostSource:
     interface = raw.get("interface")
     if interface is not None and (not isinstance(interface, str) or not interface):
         raise ConfigValueError(f"{where}.interface: expected an interface name, got {interface!r}")
-    return HostSource(node_exporter=url, interface=interface)
+    tls = _parse_tls(raw.get("tls"), url, f"{where}.tls", base_dir) if url else None
+    return HostSource(node_exporter=url, interface=interface, tls=tls)
 
 
-def _parse_jitsi(raw: object, where: str) -> JitsiSource:
+def _parse_jitsi(raw: object, where: str, base_dir: Path | None) -> JitsiSource:
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with url")
     _reject_unknown(raw, _JITSI_KEYS, where)
-    return JitsiSource(url=_url(raw.get("url"), f"{where}.url"))
+    url = _url(raw.get("url"), f"{where}.url")
+    return JitsiSource(url=url, tls=_parse_tls(raw.get("tls"), url, f"{where}.tls", base_dir))

@@ -177,5 +177,7 @@ def poll_host(
     if source.node_exporter is None:
         return read_proc(interface=source.interface)
     sink = _LineSink()
-    client.fetch(source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink)
+    client.fetch(
+        source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink, tls=source.tls
+    )
     return parse_node_exporter(sink.finish(), source.interface)

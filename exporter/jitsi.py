@@ -64,5 +64,7 @@ def poll_jitsi(
 ) -> JitsiFigures:
     """One poll of a JVB; raises PollError with the failure reason."""
     chunks: list[bytes] = []
-    client.fetch(source.url, timeout=timeout, max_bytes=max_bytes, sink=chunks.append)
+    client.fetch(
+        source.url, timeout=timeout, max_bytes=max_bytes, sink=chunks.append, tls=source.tls
+    )
     return parse_colibri(b"".join(chunks))

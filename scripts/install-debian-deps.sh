@@ -15,6 +15,7 @@ declare -A pkg_of=(
   [chromedriver]=chromium-driver
   [docker-compose]=docker-compose
   [victoria-metrics]=victoria-metrics
+  [openssl]=openssl
 )
 
 missing=()
