@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dash import Dash, Input, Output, dcc, html
+from dash.development.base_component import Component
 
 from planner.web.components import cards, error_figure, graph
 from planner.web.context import Context, defaults, safe, what_if_changes
@@ -14,6 +15,11 @@ NAME = "Overview"
 CAMERA_PROFILES = {"low": 100.0, "medium": 200.0, "high": 500.0, "hd": 800.0}
 
 
+def _control(label: str, widget: Component) -> html.Div:
+    """A what-if control: its label (tied to the widget by id) above the widget."""
+    return html.Div([html.Label(label, htmlFor=widget.id), widget], className="control")
+
+
 def _slider(
     control_id: str,
     label: str,
@@ -23,21 +29,18 @@ def _slider(
     value: object,
     marks: dict[float, str],
 ) -> html.Div:
-    return html.Div(
-        [
-            html.Label(label, htmlFor=control_id),
-            dcc.Slider(
-                id=control_id,
-                min=low,
-                max=high,
-                step=step,
-                value=value,
-                marks=marks,
-                tooltip={"placement": "bottom", "always_visible": False},
-                updatemode="drag",  # keyboard moves count too; what_if takes milliseconds
-            ),
-        ],
-        className="control",
+    return _control(
+        label,
+        dcc.Slider(
+            id=control_id,
+            min=low,
+            max=high,
+            step=step,
+            value=value,
+            marks=marks,
+            tooltip={"placement": "bottom", "always_visible": False},
+            updatemode="drag",  # keyboard moves count too; what_if takes milliseconds
+        ),
     )
 
 
@@ -63,20 +66,17 @@ def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.
             _slider(
                 "wi-webcam", "Webcam share", 0.0, 1.0, 0.01, values.get("webcam_share", 0.1), pct
             ),
-            html.Div(
-                [
-                    html.Label("Camera profile", htmlFor="wi-camera"),
-                    dcc.Dropdown(
-                        id="wi-camera",
-                        clearable=False,
-                        value=profile,
-                        options=[
-                            {"label": f"{k} ({v:g} kbit/s)", "value": k}
-                            for k, v in CAMERA_PROFILES.items()
-                        ],
-                    ),
-                ],
-                className="control",
+            _control(
+                "Camera profile",
+                dcc.Dropdown(
+                    id="wi-camera",
+                    clearable=False,
+                    value=profile,
+                    options=[
+                        {"label": f"{k} ({v:g} kbit/s)", "value": k}
+                        for k, v in CAMERA_PROFILES.items()
+                    ],
+                ),
             ),
             _slider(
                 "wi-screen",
@@ -114,59 +114,47 @@ def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.
                 values.get("headroom_participants", 1.0),
                 {0.5: "0.5", 1: "1", 1.5: "1.5"},
             ),
-            html.Div(
-                [
-                    html.Label("Redundancy (N + R)", htmlFor="wi-redundancy"),
-                    dcc.Input(
-                        id="wi-redundancy",
-                        type="number",
-                        min=0,
-                        max=10,
-                        step=1,
-                        value=values.get("redundancy", 1),
-                    ),
-                ],
-                className="control",
+            _control(
+                "Redundancy (N + R)",
+                dcc.Input(
+                    id="wi-redundancy",
+                    type="number",
+                    min=0,
+                    max=10,
+                    step=1,
+                    value=values.get("redundancy", 1),
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Link capacity per node (Mbit/s)", htmlFor="wi-link"),
-                    dcc.Input(
-                        id="wi-link",
-                        type="number",
-                        min=10,
-                        max=100000,
-                        step=10,
-                        value=_link_mbit(values, snapshot),
-                    ),
-                ],
-                className="control",
+            _control(
+                "Link capacity per node (Mbit/s)",
+                dcc.Input(
+                    id="wi-link",
+                    type="number",
+                    min=10,
+                    max=100000,
+                    step=10,
+                    value=_link_mbit(values, snapshot),
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Demand band", htmlFor="wi-band"),
-                    dcc.RadioItems(
-                        id="wi-band",
-                        value=values.get("band", 95),
-                        inline=True,
-                        options=[{"label": f" {b} %", "value": b} for b in (50, 80, 95)],
-                    ),
-                ],
-                className="control",
+            _control(
+                "Demand band",
+                dcc.RadioItems(
+                    id="wi-band",
+                    value=values.get("band", 95),
+                    inline=True,
+                    options=[{"label": f" {b} %", "value": b} for b in (50, 80, 95)],
+                ),
             ),
-            html.Div(
-                [
-                    html.Label("Procurement lead time (days)", htmlFor="wi-lead"),
-                    dcc.Input(
-                        id="wi-lead",
-                        type="number",
-                        min=0,
-                        max=365,
-                        step=1,
-                        value=ctx.options.lead_time_days,
-                    ),
-                ],
-                className="control",
+            _control(
+                "Procurement lead time (days)",
+                dcc.Input(
+                    id="wi-lead",
+                    type="number",
+                    min=0,
+                    max=365,
+                    step=1,
+                    value=ctx.options.lead_time_days,
+                ),
             ),
             html.Div(id="wi-error", className="control-error"),
         ],
