@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY exporter/ exporter/
 COPY planner/ planner/
 COPY simulator/ simulator/
+COPY confscale/ confscale/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11.13-slim-bookworm

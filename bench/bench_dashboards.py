@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             [
                 sys.executable,
                 "-m",
-                "simulator.cli",
+                "confscale.simulator.cli",
                 "history",
                 "--weeks",
                 str(args.weeks),

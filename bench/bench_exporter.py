@@ -49,13 +49,12 @@ def child(config_path: str, workers: int, nodes: int, renders: int) -> dict[str,
     """Runs inside the measured process: warm-up cycle, measured cycle, render."""
     import dataclasses
 
+    from confscale.exporter.collector import SnapshotCollector
+    from confscale.exporter.config import load_config
+    from confscale.exporter.exposition import render
+    from confscale.exporter.http import ExporterApp
+    from confscale.exporter.poller import Poller
     from prometheus_client import CollectorRegistry, generate_latest
-
-    from exporter.collector import SnapshotCollector
-    from exporter.config import load_config
-    from exporter.exposition import render
-    from exporter.http import ExporterApp
-    from exporter.poller import Poller
 
     config = load_config(config_path)
     config = dataclasses.replace(config, nodes=config.nodes[:nodes])
@@ -135,7 +134,7 @@ def start_simulator(nodes: int, secret: str) -> tuple[subprocess.Popen[bytes], s
     args = [f"--nodes={nodes}", "--jitsi=0", "--frozen", "--start=2026-10-06T10:30:00Z"]
     env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
     sim = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", f"--listen=127.0.0.1:{port}", *args],
+        [sys.executable, "-m", "confscale.simulator.cli", f"--listen=127.0.0.1:{port}", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -160,7 +159,7 @@ def prepare(url: str, args: list[str], secret: str, workdir: Path) -> Path:
         [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "confscale.simulator.cli",
             *args,
             "--base-url",
             url,

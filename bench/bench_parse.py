@@ -17,13 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import xmltodict
-
-from exporter.bbb import BbbFigures, parse_count, parse_meetings
+from confscale.exporter.bbb import BbbFigures, parse_count, parse_meetings
 
 
 def render_with_simulator(meetings: int, attendees: int) -> bytes | None:
     try:
-        from simulator import bbbxml, model
+        from confscale.simulator import bbbxml, model
     except ImportError:
         return None
     try:

@@ -21,16 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from confscale.planner.api import create_app
+from confscale.planner.history import derive_rates, load_history
+from confscale.planner.nodes import readings_from_history
+from confscale.planner.placement import place
+from confscale.planner.service import PlannerService
+from confscale.planner.snapshot import PlannerConfig, json_safe, what_if
+from confscale.planner.synthetic import synthetic_history
 from flask import Flask, Response
 from werkzeug.serving import make_server
-
-from planner.api import create_app
-from planner.history import derive_rates, load_history
-from planner.nodes import readings_from_history
-from planner.placement import place
-from planner.service import PlannerService
-from planner.snapshot import PlannerConfig, json_safe, what_if
-from planner.synthetic import synthetic_history
 
 
 def timed(label: str, action: Callable[[], object]) -> tuple[object, float]:

@@ -90,7 +90,7 @@ def exporter_process(config: Path, *flags: str) -> tuple[subprocess.Popen[bytes]
         [
             sys.executable,
             "-m",
-            "exporter.cli",
+            "confscale.exporter.cli",
             f"--config.file={config}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=error",
@@ -137,7 +137,7 @@ def one_process_per_node(config: Path, processes: int, workdir: Path) -> list[fl
 
 def resize_moves(names: list[str]) -> None:
     """Share of nodes that change owner on N -> N+1 shards, rendezvous vs modulo."""
-    from exporter.sharding import assignment
+    from confscale.exporter.sharding import assignment
 
     for before in (2, 4, 8):
         after = before + 1

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-
-from simulator.admin import SimPool
+from confscale.simulator.admin import SimPool
 
 SECRET = "bench-secret"  # noqa: S105 - a throwaway pool's secret
 
@@ -38,7 +37,7 @@ def start_simulator(
         [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "confscale.simulator.cli",
             "--listen=127.0.0.1:0",
             f"--nodes={nodes}",
             "--frozen",

@@ -15,10 +15,10 @@ import statistics
 import time
 from dataclasses import replace
 
-from planner.snapshot import PlannerConfig, compute_snapshot, what_if
-from planner.synthetic import synthetic_history
-from planner.web.figures import constraint_chart, fan_chart, heatmaps
-from planner.web.view import overview_cards
+from confscale.planner.snapshot import PlannerConfig, compute_snapshot, what_if
+from confscale.planner.synthetic import synthetic_history
+from confscale.planner.web.figures import constraint_chart, fan_chart, heatmaps
+from confscale.planner.web.view import overview_cards
 
 
 def main(argv: list[str] | None = None) -> None:

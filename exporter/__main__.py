@@ -2,6 +2,6 @@
 
 import sys
 
-from exporter.cli import main
+from confscale.exporter.cli import main
 
 sys.exit(main())

@@ -13,10 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from confscale.exporter.config import BbbSource
+from confscale.exporter.fetch import HttpClient, PollError
 from lxml import etree
-
-from exporter.config import BbbSource
-from exporter.fetch import HttpClient, PollError
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _MAX_COUNT_DIGITS = 12

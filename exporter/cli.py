@@ -11,12 +11,12 @@ import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from exporter.collector import build_version
-from exporter.config import ConfigError, load_config
-from exporter.fetch import DEFAULT_MAX_BODY_BYTES
-from exporter.http import ExporterApp, serve
-from exporter.poller import DEFAULT_WORKERS, Poller
-from exporter.sharding import Shard, parse_shard
+from confscale.exporter.collector import build_version
+from confscale.exporter.config import ConfigError, load_config
+from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES
+from confscale.exporter.http import ExporterApp, serve
+from confscale.exporter.poller import DEFAULT_WORKERS, Poller
+from confscale.exporter.sharding import Shard, parse_shard
 
 log = logging.getLogger("confscale.exporter")
 LEVELS = {

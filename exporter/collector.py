@@ -8,15 +8,14 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from types import MappingProxyType
 
+from confscale.exporter.bbb import BbbFigures
+from confscale.exporter.contract import BBB_GAUGES
+from confscale.exporter.host import HostFigures
+from confscale.exporter.jitsi import JitsiFigures
+from confscale.exporter.poller import Snapshot
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
-
-from exporter.bbb import BbbFigures
-from exporter.contract import BBB_GAUGES
-from exporter.host import HostFigures
-from exporter.jitsi import JitsiFigures
-from exporter.poller import Snapshot
 
 _JITSI_HELP = MappingProxyType(
     {

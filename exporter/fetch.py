@@ -30,7 +30,7 @@ from urllib3.exceptions import (
 from urllib3.util import parse_url
 
 if TYPE_CHECKING:
-    from exporter.config import TlsOptions
+    from confscale.exporter.config import TlsOptions
 
 CHUNK = 64 * 1024
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024

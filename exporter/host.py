@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.config import HostSource
-from exporter.fetch import HttpClient, PollError
+from confscale.exporter.config import HostSource
+from confscale.exporter.fetch import HttpClient, PollError
 
 _CPU = "node_cpu_seconds_total{"
 _RX = "node_network_receive_bytes_total{"

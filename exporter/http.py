@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from exporter.collector import SnapshotCollector
-from exporter.config import ConfigError
-from exporter.exposition import CONTENT_TYPE, render
-from exporter.page import MetricsPage
-from exporter.poller import Poller
+from confscale.exporter.collector import SnapshotCollector
+from confscale.exporter.config import ConfigError
+from confscale.exporter.exposition import CONTENT_TYPE, render
+from confscale.exporter.page import MetricsPage
+from confscale.exporter.poller import Poller
 
 log = logging.getLogger("confscale.exporter")
 StartResponse = Callable[..., Any]

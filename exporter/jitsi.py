@@ -6,8 +6,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from exporter.config import JitsiSource
-from exporter.fetch import HttpClient, PollError
+from confscale.exporter.config import JitsiSource
+from confscale.exporter.fetch import HttpClient, PollError
 
 # colibri key -> exported gauge suffix (systemli's names, DESIGN.md §2)
 JITSI_FIELDS = (

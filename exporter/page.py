@@ -13,11 +13,10 @@ import time
 from collections.abc import Callable
 from itertools import chain
 
+from confscale.exporter.collector import SnapshotCollector
+from confscale.exporter.exposition import render
+from confscale.exporter.poller import Snapshot
 from prometheus_client import PlatformCollector, ProcessCollector
-
-from exporter.collector import SnapshotCollector
-from exporter.exposition import render
-from exporter.poller import Snapshot
 
 
 class MetricsPage:

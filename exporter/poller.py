@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from exporter.bbb import BbbFigures, poll_bbb
-from exporter.config import NodeConfig, PoolConfig
-from exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
-from exporter.host import HostFigures, poll_host
-from exporter.jitsi import JitsiFigures, poll_jitsi
+from confscale.exporter.bbb import BbbFigures, poll_bbb
+from confscale.exporter.config import NodeConfig, PoolConfig
+from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
+from confscale.exporter.host import HostFigures, poll_host
+from confscale.exporter.jitsi import JitsiFigures, poll_jitsi
 
 log = logging.getLogger("confscale.exporter")
 

@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from exporter.config import PoolConfig
+from confscale.exporter.config import PoolConfig
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 MAX_SHARDS = 1024

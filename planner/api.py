@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 
+from confscale.planner.adapters.b3lb import B3lbAdapter
+from confscale.planner.metrics import PlannerCollector
+from confscale.planner.service import PlannerService
 from flask import Blueprint, Flask, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-from planner.adapters.b3lb import B3lbAdapter
-from planner.metrics import PlannerCollector
-from planner.service import PlannerService
 
 JSON = "application/json"
 

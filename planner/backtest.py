@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from planner.forecast import (
+from confscale.planner.forecast import (
     LEAD_BUCKETS,
     METHODS,
     WEEK_HOURS,

@@ -21,20 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from planner.backtest import rolling_origin
-from planner.calendar import CalendarError, RegimeCalendar, load_calendar
-from planner.forecast import WEEK_HOURS, ForecastConfig
-from planner.history import HistoryError, load_history
-from planner.prometheus import (
+from confscale.planner.backtest import rolling_origin
+from confscale.planner.calendar import CalendarError, RegimeCalendar, load_calendar
+from confscale.planner.forecast import WEEK_HOURS, ForecastConfig
+from confscale.planner.history import HistoryError, load_history
+from confscale.planner.prometheus import (
     PrometheusClient,
     PrometheusError,
     load_prometheus_history,
     read_prometheus_current,
     redact,
 )
-from planner.sizing import WhatIf
-from planner.snapshot import PlannerConfig, compute_snapshot, json_safe, what_if
+from confscale.planner.sizing import WhatIf
+from confscale.planner.snapshot import PlannerConfig, compute_snapshot, json_safe, what_if
 
 log = logging.getLogger("confscale.planner")
 DEFAULT_LISTEN = "127.0.0.1:9689"
@@ -206,12 +205,11 @@ def cmd_size(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from confscale.planner.adapters import B3lbAdapter, build_actuators
+    from confscale.planner.api import create_app
+    from confscale.planner.scrape import ExporterReader
+    from confscale.planner.service import PlannerService
     from werkzeug.serving import make_server
-
-    from planner.adapters import B3lbAdapter, build_actuators
-    from planner.api import create_app
-    from planner.scrape import ExporterReader
-    from planner.service import PlannerService
 
     config = _config(args)
     changes = _what_if(args)
@@ -221,7 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     restored = None
     actuators = build_actuators(args)
     if args.state_file is not None:
-        from planner.laststate import LastResultFile, load_last_result
+        from confscale.planner.laststate import LastResultFile, load_last_result
 
         restored = load_last_result(args.state_file)
         recorder = LastResultFile(args.state_file)
@@ -247,14 +245,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     b3lb = next((a for a in service.actuators if isinstance(a, B3lbAdapter)), None)
     app = create_app(service, b3lb)
     try:
-        from planner import web  # the Dash page, when installed
+        from confscale.planner import web  # the Dash page, when installed
 
         options = web.options_from_env(os.environ)
         if "CONFSCALE_WEB_SOURCE" not in os.environ:
             options = replace(options, source=_source_name(args))
         web.mount(app, service, options)
     except ImportError:
-        log.info("planner.web not available: serving the API only")
+        log.info("confscale.planner.web not available: serving the API only")
     host, _, port = args.listen.rpartition(":")
     server = make_server(host or "127.0.0.1", int(port), app, threaded=True)
     stop = threading.Event()
@@ -311,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the last placement and capacity answer in this JSON file: served after "
         "a restart until the first refresh, and taken-out nodes stay out (hysteresis)",
     )
-    from planner.adapters import add_adapter_flags
+    from confscale.planner.adapters import add_adapter_flags
 
     add_adapter_flags(serve)
     return parser

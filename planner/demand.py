@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from planner.resources import KBIT, PRIOR_CAMERA_KBIT, PRIOR_OVERHEAD, ResourceModel
+from confscale.planner.resources import KBIT, PRIOR_CAMERA_KBIT, PRIOR_OVERHEAD, ResourceModel
 
 CONSTRAINTS: tuple[str, ...] = ("participants", "cpu", "transmit")
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from planner.calendar import HOLIDAY, TERM
+from confscale.planner.calendar import HOLIDAY, TERM
 
 WEEK_HOURS = 168
 WEEK_SECONDS = 7 * 24 * 3600.0

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from planner.placement import PressureTargets, pressure_array
+from confscale.planner.placement import PressureTargets, pressure_array
 
 HISTORY_COLUMNS: tuple[str, ...] = (
     "timestamp",

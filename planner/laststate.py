@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner.placement import Placement
-from planner.snapshot import Snapshot, json_safe
+from confscale.planner.placement import Placement
+from confscale.planner.snapshot import Snapshot, json_safe
 
 SCHEMA = 1
 

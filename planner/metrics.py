@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from confscale.planner.placement import Placement
+from confscale.planner.sizing import CONSTRAINTS
+from confscale.planner.snapshot import Snapshot
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from planner.placement import Placement
-from planner.sizing import CONSTRAINTS
-from planner.snapshot import Snapshot
 
 
 class PlannerCollector(Collector):

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pandas as pd
-
-from planner.placement import PressureTargets
-from planner.sizing import DemandMix, NodeCapacity
+from confscale.planner.placement import PressureTargets
+from confscale.planner.sizing import DemandMix, NodeCapacity
 
 
 def demand_mix(pool: pd.DataFrame, busy_share: float = 0.5, weeks: int = 4) -> DemandMix:

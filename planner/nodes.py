@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-
-from planner.placement import NodeReading, Placement
+from confscale.planner.placement import NodeReading, Placement
 
 
 def readings_from_history(frame: pd.DataFrame) -> list[NodeReading]:

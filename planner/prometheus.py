@@ -23,9 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 import requests
-
-from exporter.contract import BBB_METRICS
-from planner.placement import NodeReading
+from confscale.exporter.contract import BBB_METRICS
+from confscale.planner.placement import NodeReading
 
 MAX_POINTS = 11_000  # Prometheus refuses more points per series per query
 CHUNK_POINTS = 10_000

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
+from confscale.planner.placement import NodeReading
+from confscale.planner.prometheus import redact
 from prometheus_client.parser import text_string_to_metric_families
-
-from planner.placement import NodeReading
-from planner.prometheus import redact
 
 GAUGES = {
     "bbb_meetings": "meetings",

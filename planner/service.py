@@ -23,18 +23,17 @@ from typing import Protocol
 
 import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
-
-from planner.laststate import LastResult
-from planner.placement import NodeReading, Placement, place
-from planner.sizing import Sizing
-from planner.snapshot import (
+from confscale.planner.laststate import LastResult
+from confscale.planner.placement import NodeReading, Placement, place
+from confscale.planner.sizing import Sizing
+from confscale.planner.snapshot import (
     PlannerConfig,
     Snapshot,
     compute_snapshot,
     json_safe,
     with_placement,
 )
-from planner.snapshot import what_if as snapshot_what_if
+from confscale.planner.snapshot import what_if as snapshot_what_if
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from planner.demand import (  # re-exported: the sizing API the planner and page import
+from confscale.planner.demand import (  # re-exported: the sizing API the planner and page import
     CONSTRAINTS,
     DemandMix,
     NodeCapacity,
@@ -27,7 +26,7 @@ from planner.demand import (  # re-exported: the sizing API the planner and page
     largest_meeting_load,
     with_changes,
 )
-from planner.resources import ResourceModel
+from confscale.planner.resources import ResourceModel
 
 __all__ = [
     "CONSTRAINTS",

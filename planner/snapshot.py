@@ -15,30 +15,29 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-
-from planner.backtest import BacktestResult, empty_horizon_table, rolling_origin
-from planner.calendar import RegimeCalendar
-from planner.forecast import (
+from confscale.planner.backtest import BacktestResult, empty_horizon_table, rolling_origin
+from confscale.planner.calendar import RegimeCalendar
+from confscale.planner.forecast import (
     LEAD_BUCKETS,
     WEEK_HOURS,
     ForecastConfig,
     forecast_frame,
     growth_factor,
 )
-from planner.history import derive_rates
-from planner.mix import demand_mix, node_capacity, with_largest_meeting_shares
-from planner.nodes import node_table, readings_from_history
-from planner.peaks import five_minute_peaks, hourly_peaks, pool_totals
-from planner.placement import (
+from confscale.planner.history import derive_rates
+from confscale.planner.mix import demand_mix, node_capacity, with_largest_meeting_shares
+from confscale.planner.nodes import node_table, readings_from_history
+from confscale.planner.peaks import five_minute_peaks, hourly_peaks, pool_totals
+from confscale.planner.placement import (
     Hysteresis,
     NodeReading,
     Placement,
     PressureTargets,
     place,
 )
-from planner.prometheus import POOL_HOURLY_ATTR
-from planner.resources import ResourceModel, fit_resource_model
-from planner.sizing import (
+from confscale.planner.prometheus import POOL_HOURLY_ATTR
+from confscale.planner.resources import ResourceModel, fit_resource_model
+from confscale.planner.sizing import (
     FOUR_WEEKS_HOURS,
     DemandMix,
     NodeCapacity,

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from planner.history import HISTORY_COLUMNS
+from confscale.planner.history import HISTORY_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from simulator import bbbapi
+from confscale.simulator import bbbapi
 
 
 class SimPool:
@@ -101,7 +100,7 @@ class SimPool:
         args = [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "confscale.simulator.cli",
             *self._serve_args,
             "--base-url",
             self.url,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import parse_qs, quote
 
-from simulator import bbbxml, model
-from simulator.model import Attendance, Meeting
-from simulator.node import NodeState, with_change
+from confscale.simulator import bbbxml, model
+from confscale.simulator.model import Attendance, Meeting
+from confscale.simulator.node import NodeState, with_change
 
 ALGORITHMS = MappingProxyType({40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"})
 ALL_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")

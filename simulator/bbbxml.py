@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from xml.sax.saxutils import escape
 
-from simulator.model import Meeting
+from confscale.simulator.model import Meeting
 
 FIRST = (
     "Anna",

@@ -11,10 +11,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from simulator import bbbapi
-from simulator.config_writer import write_config
-from simulator.pool import FaultError, Pool, SimClock, parse_fault_flag
-from simulator.terms import CalendarError, TermCalendar, load_calendar
+from confscale.simulator import bbbapi
+from confscale.simulator.config_writer import write_config
+from confscale.simulator.pool import FaultError, Pool, SimClock, parse_fault_flag
+from confscale.simulator.terms import CalendarError, TermCalendar, load_calendar
 
 DEFAULT_START = "2026-10-05T10:00:00Z"  # a Monday morning in term: meetings are running
 
@@ -173,7 +173,7 @@ def serve_main(argv: Sequence[str]) -> int:
         )
         print(f"wrote {args.write_config}")
         return 0
-    from simulator.server import Settings, serve
+    from confscale.simulator.server import Settings, serve
 
     host, port = args.listen
     try:
@@ -199,7 +199,7 @@ def serve_main(argv: Sequence[str]) -> int:
 
 def run_forever(server: object, url: str) -> int:
     """Serve until SIGTERM or Ctrl-C; prints the ready line first."""
-    from simulator.server import SimServer
+    from confscale.simulator.server import SimServer
 
     assert isinstance(server, SimServer)
     stop = threading.Event()
@@ -222,7 +222,7 @@ def run_forever(server: object, url: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "history":
-        from simulator.history import main as history_main
+        from confscale.simulator.history import main as history_main
 
         return history_main(argv[1:])
     if argv and argv[0] == "serve":

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-
-from simulator.cli import DEFAULT_START, parse_listen, parse_time
-from simulator.config_writer import write_config
-from simulator.pool import Pool, SimClock
-from simulator.server import Settings, serve
-from simulator.terms import DEFAULT_TERMS
+from confscale.simulator.cli import DEFAULT_START, parse_listen, parse_time
+from confscale.simulator.config_writer import write_config
+from confscale.simulator.pool import Pool, SimClock
+from confscale.simulator.server import Settings, serve
+from confscale.simulator.terms import DEFAULT_TERMS
 
 STOP_TIMEOUT = 10.0  # seconds a child gets after SIGTERM before SIGKILL
 READY_TIMEOUT = 180.0  # the planner's first result on 12 weeks of history takes seconds
@@ -229,7 +228,7 @@ def ensure_history(
         [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "confscale.simulator.cli",
             "history",
             f"--weeks={args.weeks}",
             f"--nodes={args.nodes}",
@@ -338,7 +337,7 @@ def _run_stack(
         [
             sys.executable,
             "-m",
-            "exporter.cli",
+            "confscale.exporter.cli",
             f"--config.file={config}",
             f"--web.listen-address={exporter_host}:{exporter_port}",
         ],
@@ -359,7 +358,7 @@ def _run_stack(
     planner_args = [
         sys.executable,
         "-m",
-        "planner.cli",
+        "confscale.planner.cli",
         "serve",
         f"--history={history}",
         f"--calendar={calendar}",

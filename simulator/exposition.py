@@ -7,9 +7,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from simulator import model
-from simulator.model import Meeting
-from simulator.node import RX_BASE_BYTES, TX_BASE_BYTES, NodeState, Snapshot
+from confscale.simulator import model
+from confscale.simulator.model import Meeting
+from confscale.simulator.node import RX_BASE_BYTES, TX_BASE_BYTES, NodeState, Snapshot
 
 NODE_EXPORTER_HEADER = """\
 # HELP go_goroutines Number of goroutines that currently exist.

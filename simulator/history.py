@@ -19,11 +19,10 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
-
-from exporter.contract import BBB_METRICS
-from simulator import model, node
-from simulator.pool import node_names
-from simulator.terms import CalendarError, TermCalendar, load_calendar
+from confscale.exporter.contract import BBB_METRICS
+from confscale.simulator import model, node
+from confscale.simulator.pool import node_names
+from confscale.simulator.terms import CalendarError, TermCalendar, load_calendar
 
 STEP = 300.0
 COLUMNS = (
@@ -265,7 +264,7 @@ def detect_format(path: Path, given: str | None) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from simulator.cli import parse_time
+    from confscale.simulator.cli import parse_time
 
     p = argparse.ArgumentParser(
         prog="confscale-sim history", description="Write the load model as a 5-minute history."

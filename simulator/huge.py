@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 
-from simulator import bbbxml, model
+from confscale.simulator import bbbxml, model
 
 ATTENDEES_PER_MEETING = 25
 KEEP_SIZES = 4  # answers of different sizes kept (each is shared by every node)

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from simulator.terms import TermCalendar
+from confscale.simulator.terms import TermCalendar
 
 DAY = 86400.0
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from simulator import model
-from simulator.model import Attendance, Meeting, Segment
-from simulator.terms import TermCalendar
+from confscale.simulator import model
+from confscale.simulator.model import Attendance, Meeting, Segment
+from confscale.simulator.terms import TermCalendar
 
 CPU_MODE_SHARES = MappingProxyType(
     {  # how busy time splits over node_exporter's modes

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from simulator.model import LINK_CAPACITY_BYTES
-from simulator.node import NodeState
-from simulator.terms import TermCalendar
+from confscale.simulator.model import LINK_CAPACITY_BYTES
+from confscale.simulator.node import NodeState
+from confscale.simulator.terms import TermCalendar
 
 FAULT_DEFAULTS: dict[str, float | str | None] = MappingProxyType(
     {

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from simulator import bbbapi, exposition, huge
-from simulator.pool import FaultError, Pool
+from confscale.simulator import bbbapi, exposition, huge
+from confscale.simulator.pool import FaultError, Pool
 
 MAX_BODY = 16 * 1024 * 1024  # POSTed create bodies (presentation modules) we read and drop
 HTML_ERROR = (

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # real BBB answers, provenance in bbb/README.md
 ARTIFACTS = Path(os.environ.get("CONFSCALE_TEST_ARTIFACTS", REPO / "test-artifacts"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -40,10 +40,10 @@ def require_tool(name: str) -> str:
 
 
 def fixture_path(*parts: str) -> Path:
-    """A file from the shared fixtures (the real BBB answers); fails if it is gone."""
+    """A file from tests/fixtures (the real BBB answers); fails if it is gone."""
     path = FIXTURES.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"shared fixture missing: {path}")
+        pytest.fail(f"fixture missing: {path}")
     return path
 
 
@@ -90,15 +90,25 @@ def artifacts_dir(name: str) -> Path:
 class Proc:
     """A child process with its output in a log file; stop() always reaps it."""
 
-    def __init__(self, name: str, args: Sequence[str], *, cwd: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.args = [str(a) for a in args]
         self.log_path = artifacts_dir("logs") / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         full_env = {**os.environ, **(env or {})}
         self.popen = subprocess.Popen(
-            self.args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=full_env,
             start_new_session=True,
         )
 
@@ -156,8 +166,9 @@ def running(proc: Proc, ready_url: str, *, timeout: float = 30.0) -> Iterator[Pr
 
 
 @contextlib.contextmanager
-def prometheus(config: str, workdir: Path, *, extra_args: Sequence[str] = (),
-               storage: Path | None = None) -> Iterator[str]:
+def prometheus(
+    config: str, workdir: Path, *, extra_args: Sequence[str] = (), storage: Path | None = None
+) -> Iterator[str]:
     """A real Prometheus on 127.0.0.1 with ``config`` (YAML text); yields its base URL."""
     binary = require_tool("prometheus")
     port = free_port()
@@ -210,8 +221,9 @@ def node_exporter() -> Iterator[str]:
 
 def prom_query(base_url: str, expr: str, **params: Any) -> list[dict[str, Any]]:
     """Instant query; returns the result vector (raises on a Prometheus error)."""
-    response = requests.get(f"{base_url}/api/v1/query", params={"query": expr, **params},
-                            timeout=10)
+    response = requests.get(
+        f"{base_url}/api/v1/query", params={"query": expr, **params}, timeout=10
+    )
     body = response.json()
     if body.get("status") != "success":
         raise AssertionError(f"query {expr!r} failed: {body}")
@@ -238,7 +250,7 @@ def simulator(
     .node_url(name), .truth(), .set_fault(node, mode, arg=None), .clear_faults(node=None),
     .advance(seconds), .write_config(path) (runs --write-config against the same pool
     and returns the path) and .names (BBB then Jitsi node names)."""
-    from simulator.admin import SimPool
+    from confscale.simulator.admin import SimPool
 
     port = free_port()
     pool_args = [
@@ -255,7 +267,7 @@ def simulator(
         pool_args.append(f"--fault={fault}")
     # the secret goes through the environment so it never shows in a process listing
     env = {"CONFSCALE_SIM_SECRET": secret}
-    args = python_module("simulator.cli", f"--listen=127.0.0.1:{port}", *pool_args)
+    args = python_module("confscale.simulator.cli", f"--listen=127.0.0.1:{port}", *pool_args)
     url = f"http://127.0.0.1:{port}"
     with running(Proc("confscale-sim", args, cwd=REPO, env=env), f"{url}/_admin/health"):
         handle = SimPool(url, secret=secret, checksum=checksum, serve_args=pool_args)

@@ -76,7 +76,7 @@ def backfill_history(workdir: Path, data_dir: Path, end: float) -> None:
     end_iso = dt.datetime.fromtimestamp(end, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     sim = subprocess.run(
         harness.python_module(
-            "simulator.cli",
+            "confscale.simulator.cli",
             "history",
             "--weeks",
             "1",
@@ -111,7 +111,7 @@ def planner_process(prometheus_url: str, exporter_url: str) -> Iterator[Planner]
     """confscale-planner serve over the test's Prometheus (its history and placement)."""
     port = harness.free_port()
     args = harness.python_module(
-        "planner.cli",
+        "confscale.planner.cli",
         "serve",
         f"--prometheus={prometheus_url}",
         "--lookback=1w",

@@ -22,7 +22,7 @@ URL_LINE = re.compile(
 def demo(tmp_path: Path, *extra: str) -> tuple[Proc, dict[str, int]]:
     ports = {"pool": free_port(), "exporter": free_port(), "planner": free_port()}
     args = python_module(
-        "simulator.demo",
+        "confscale.simulator.demo",
         f"--listen=127.0.0.1:{ports['pool']}",
         f"--exporter-listen=127.0.0.1:{ports['exporter']}",
         f"--planner-listen=127.0.0.1:{ports['planner']}",

@@ -233,9 +233,9 @@ def test_alertmanager_config_as_compose_mounts_it(tmp_path):
 
 # Programs of the confscale image → the module and sub-command whose --help lists its flags.
 PROGRAMS = {
-    "confscale-exporter": ("exporter.cli",),
-    "confscale-planner": ("planner.cli", "serve"),
-    "confscale-sim": ("simulator.cli",),
+    "confscale-exporter": ("confscale.exporter.cli",),
+    "confscale-planner": ("confscale.planner.cli", "serve"),
+    "confscale-sim": ("confscale.simulator.cli",),
 }
 
 
@@ -284,7 +284,9 @@ def test_exporter_example_config_passes_the_exporters_own_check(tmp_path):
     config = tmp_path / "exporter.yml"
     config.write_text(example.replace("/run/confscale-secrets/", f"{secrets}/"))
     result = subprocess.run(
-        harness.python_module("exporter.cli", f"--config.file={config}", "--config.check"),
+        harness.python_module(
+            "confscale.exporter.cli", f"--config.file={config}", "--config.check"
+        ),
         cwd=REPO,
         capture_output=True,
         text=True,

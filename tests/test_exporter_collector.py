@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from confscale.exporter.bbb import BbbFigures
+from confscale.exporter.collector import SnapshotCollector, snapshot_families
+from confscale.exporter.config import (
+    BbbSource,
+    HostSource,
+    JitsiSource,
+    NodeConfig,
+    PoolConfig,
+    Secret,
+)
+from confscale.exporter.exposition import render
+from confscale.exporter.host import HostFigures
+from confscale.exporter.jitsi import JitsiFigures
+from confscale.exporter.poller import PollState, Snapshot, SourceResult, select_nodes
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from test_exporter_support import Samples, parse_text, series, value
-
-from exporter.bbb import BbbFigures
-from exporter.collector import SnapshotCollector, snapshot_families
-from exporter.config import BbbSource, HostSource, JitsiSource, NodeConfig, PoolConfig, Secret
-from exporter.exposition import render
-from exporter.host import HostFigures
-from exporter.jitsi import JitsiFigures
-from exporter.poller import PollState, Snapshot, SourceResult, select_nodes
 
 NOW = 1_790_000_000.0
 BBB = BbbSource(url="http://x/", secret=Secret("not-shown"))
@@ -192,7 +198,7 @@ def test_families_without_self_metrics_for_probe() -> None:
 
 
 def test_page_is_rendered_once_per_snapshot_and_again_when_stale() -> None:
-    from exporter.page import MetricsPage
+    from confscale.exporter.page import MetricsPage
 
     now = [NOW]
     current: list[Snapshot | None] = [None]

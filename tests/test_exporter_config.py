@@ -6,8 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
-from exporter.config import (
+from confscale.exporter.config import (
     ConfigError,
     ConfigFileError,
     ConfigValueError,

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from confscale.exporter.fetch import REASONS
 from harness import simulator, wait_until
 from test_exporter_support import Exporter, Samples, exporter, parse_text, series, value
-
-from exporter.fetch import REASONS
 
 SECRET = "E2E-Sim-Secret-7d41b9aa"
 BBB_FIELDS = (

@@ -7,13 +7,18 @@ import sys
 import textwrap
 
 import pytest
+from confscale.exporter.bbb import (
+    BbbFigures,
+    MeetingsParser,
+    parse_count,
+    parse_meetings,
+    signed_url,
+)
+from confscale.exporter.config import BbbSource, Secret
+from confscale.exporter.fetch import PollError
+from confscale.exporter.host import is_uplink, parse_node_exporter
+from confscale.exporter.jitsi import parse_colibri
 from harness import fixture_path
-
-from exporter.bbb import BbbFigures, MeetingsParser, parse_count, parse_meetings, signed_url
-from exporter.config import BbbSource, Secret
-from exporter.fetch import PollError
-from exporter.host import is_uplink, parse_node_exporter
-from exporter.jitsi import parse_colibri
 
 # Expected figures worked out by hand from each fixture (see its README).
 FIXTURES = {
@@ -200,8 +205,8 @@ def test_hostile_xml_is_refused_in_bounded_time_and_memory() -> None:
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
         resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
-        from exporter.bbb import parse_meetings
-        from exporter.fetch import PollError
+        from confscale.exporter.bbb import parse_meetings
+        from confscale.exporter.fetch import PollError
         for document in ({BILLION_LAUGHS!r}, {XXE_FILE!r}):
             for chunk in (1, 65536):
                 try:

@@ -269,7 +269,7 @@ def test_real_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
 
 
 def test_listen_address_forms() -> None:
-    from exporter.cli import parse_listen_address
+    from confscale.exporter.cli import parse_listen_address
 
     assert parse_listen_address("127.0.0.1:9688") == ("127.0.0.1", 9688)
     assert parse_listen_address("[::1]:9688") == ("::1", 9688)

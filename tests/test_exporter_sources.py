@@ -11,13 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from confscale.exporter.bbb import poll_bbb
+from confscale.exporter.config import BbbSource, HostSource, JitsiSource, Secret
+from confscale.exporter.fetch import HttpClient, PollError
+from confscale.exporter.host import is_uplink, poll_host, read_proc
+from confscale.exporter.jitsi import poll_jitsi
 from harness import fixture_path, node_exporter
-
-from exporter.bbb import poll_bbb
-from exporter.config import BbbSource, HostSource, JitsiSource, Secret
-from exporter.fetch import HttpClient, PollError
-from exporter.host import is_uplink, poll_host, read_proc
-from exporter.jitsi import poll_jitsi
 
 Behaviour = Callable[[socket.socket], None]
 
@@ -277,8 +276,8 @@ def test_local_host_source_unknown_interface_names_it() -> None:
 
 def test_a_cycle_gets_one_interval_and_reports_the_rest_as_overrun() -> None:
     """One worker, three nodes that never answer: the cycle ends after one interval."""
-    from exporter.config import NodeConfig, PoolConfig
-    from exporter.poller import Poller
+    from confscale.exporter.config import NodeConfig, PoolConfig
+    from confscale.exporter.poller import Poller
 
     with raw_server(hold(1.5)) as url:
         nodes = tuple(NodeConfig(name=f"jvb-0{i}", jitsi=JitsiSource(url=url)) for i in (1, 2, 3))
@@ -293,8 +292,8 @@ def test_a_cycle_gets_one_interval_and_reports_the_rest_as_overrun() -> None:
 
 
 def test_reload_during_a_cycle_publishes_only_nodes_still_configured() -> None:
-    from exporter.config import NodeConfig, PoolConfig
-    from exporter.poller import Poller
+    from confscale.exporter.config import NodeConfig, PoolConfig
+    from confscale.exporter.poller import Poller
 
     holder: list[Poller] = []
     smaller: list[PoolConfig] = []
@@ -357,8 +356,8 @@ def test_connections_are_kept_alive_between_polls() -> None:
 
 
 def test_a_bug_while_polling_costs_one_poll_not_the_loop(caplog: pytest.LogCaptureFixture) -> None:
-    from exporter.config import NodeConfig
-    from exporter.poller import poll_source
+    from confscale.exporter.config import NodeConfig
+    from confscale.exporter.poller import poll_source
 
     # An algorithm config.py would refuse: hashlib raises inside the poll.
     broken = BbbSource(
@@ -390,7 +389,7 @@ class _ResponseOnClosedSocket:
 def test_a_socket_closed_under_the_body_is_connect_not_a_crash() -> None:
     # A bare OSError (EBADF) from settimeout once escaped as reason "internal" (CI log:
     # "poll crashed node=bbb-01 source=bbb error=OSError") and took a healthy node down.
-    from exporter.fetch import _stream
+    from confscale.exporter.fetch import _stream
 
     with pytest.raises(PollError) as caught:
         _stream(_ResponseOnClosedSocket(), time.monotonic() + 5, 5.0, 1 << 20, lambda _: None)

@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confscale.exporter.bbb import poll_bbb
+from confscale.exporter.config import BbbSource, ConfigValueError, Secret, TlsOptions, parse_config
+from confscale.exporter.fetch import HttpClient, PollError
 from harness import fixture_path, require_tool
-
-from exporter.bbb import poll_bbb
-from exporter.config import BbbSource, ConfigValueError, Secret, TlsOptions, parse_config
-from exporter.fetch import HttpClient, PollError
 
 BODY = fixture_path("bbb", "getMeetings_apiphp_3meetings_breakout.xml").read_bytes()
 

@@ -15,15 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from confscale.planner.adapters.b3lb import B3lbAdapter
+from confscale.planner.adapters.jitsi import JitsiAdapter
+from confscale.planner.adapters.memory import RememberedNodes
+from confscale.planner.adapters.scalelite import ScaleliteAdapter
+from confscale.planner.api import create_app
+from confscale.planner.placement import NodeReading, Placement, place
+from confscale.planner.service import PlannerService
 from werkzeug.serving import make_server
-
-from planner.adapters.b3lb import B3lbAdapter
-from planner.adapters.jitsi import JitsiAdapter
-from planner.adapters.memory import RememberedNodes
-from planner.adapters.scalelite import ScaleliteAdapter
-from planner.api import create_app
-from planner.placement import NodeReading, Placement, place
-from planner.service import PlannerService
 
 SECRET = "lb-secret-0123456789"
 NOW = 1_800_000_000.0
@@ -152,7 +151,7 @@ def test_scalelite_dry_run_logs_and_changes_nothing(caplog: pytest.LogCaptureFix
     fake = FakeScalelite()
     with serve(fake.handler()) as url:
         adapter = ScaleliteAdapter(url, SECRET)  # dry-run by default
-        caplog.set_level(logging.INFO, logger="planner.adapters.scalelite")
+        caplog.set_level(logging.INFO, logger="confscale.planner.adapters.scalelite")
         actions = adapter.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.3}))
     assert fake.updates == [] and fake.errors == []
     assert {a.node for a in actions} == {"bbb-01", "bbb-02"}

@@ -6,8 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-
-from planner.calendar import HOLIDAY, TERM, CalendarError, RegimeCalendar, load_calendar
+from confscale.planner.calendar import HOLIDAY, TERM, CalendarError, RegimeCalendar, load_calendar
 
 
 def write(tmp_path: Path, text: str) -> Path:

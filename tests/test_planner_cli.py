@@ -10,14 +10,13 @@ import harness
 import pandas as pd
 import pytest
 import requests
+from confscale.planner.synthetic import synthetic_history
 from prometheus_client.parser import text_string_to_metric_families
-
-from planner.synthetic import synthetic_history
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        harness.python_module("planner.cli", *args),
+        harness.python_module("confscale.planner.cli", *args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -118,7 +117,7 @@ def test_serve_answers_api_and_metrics_from_the_same_snapshot(history_file: Path
     proc = harness.Proc(
         "planner",
         harness.python_module(
-            "planner.cli",
+            "confscale.planner.cli",
             "serve",
             "--history",
             str(history_file),

@@ -20,7 +20,14 @@ def test_saturated_and_down_nodes_leave_the_placement(tmp_path: Path) -> None:
     history = tmp_path / "history.csv.gz"
     subprocess.run(
         harness.python_module(
-            "simulator.cli", "history", "--weeks", "3", "--nodes", "3", "--out", str(history)
+            "confscale.simulator.cli",
+            "history",
+            "--weeks",
+            "3",
+            "--nodes",
+            "3",
+            "--out",
+            str(history),
         ),
         check=True,
         cwd=harness.REPO,
@@ -39,7 +46,7 @@ def test_saturated_and_down_nodes_leave_the_placement(tmp_path: Path) -> None:
             planner = harness.Proc(
                 "planner",
                 harness.python_module(
-                    "planner.cli",
+                    "confscale.planner.cli",
                     "serve",
                     "--history",
                     str(history),

@@ -7,13 +7,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.backtest import rolling_origin
-from planner.calendar import HOLIDAY, TERM, Period, RegimeCalendar
-from planner.forecast import ForecastConfig, forecast_frame, point_forecast
-from planner.history import derive_rates, validate_history
-from planner.peaks import hourly_peaks, pool_totals
-from planner.synthetic import synthetic_history
+from confscale.planner.backtest import rolling_origin
+from confscale.planner.calendar import HOLIDAY, TERM, Period, RegimeCalendar
+from confscale.planner.forecast import ForecastConfig, forecast_frame, point_forecast
+from confscale.planner.history import derive_rates, validate_history
+from confscale.planner.peaks import hourly_peaks, pool_totals
+from confscale.planner.synthetic import synthetic_history
 
 HOLIDAYS = ((dt.date(2026, 10, 26), dt.date(2026, 11, 8)),)
 CALENDAR = RegimeCalendar(periods=tuple(Period(a, b, HOLIDAY) for a, b in HOLIDAYS))

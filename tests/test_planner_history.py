@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.history import HistoryError, derive_rates, load_history, validate_history
-from planner.snapshot import compute_snapshot
-from planner.synthetic import synthetic_history
+from confscale.planner.history import HistoryError, derive_rates, load_history, validate_history
+from confscale.planner.snapshot import compute_snapshot
+from confscale.planner.synthetic import synthetic_history
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,13 @@ import math
 
 import numpy as np
 import pytest
-
-from planner.placement import Hysteresis, NodeReading, PressureTargets, place, pressure_array
+from confscale.planner.placement import (
+    Hysteresis,
+    NodeReading,
+    PressureTargets,
+    place,
+    pressure_array,
+)
 
 NOW = 1_800_000_000.0
 

@@ -22,16 +22,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-
-from planner.history import derive_rates, load_history
-from planner.prometheus import (
+from confscale.planner.history import derive_rates, load_history
+from confscale.planner.prometheus import (
     PrometheusClient,
     PrometheusError,
     PrometheusUnreachable,
     load_prometheus_history,
     read_prometheus_current,
 )
-from planner.snapshot import compute_snapshot
+from confscale.planner.snapshot import compute_snapshot
 
 WEEKS = 3
 NODES = 4
@@ -40,7 +39,7 @@ NODES = 4
 def simulate(out: Path, end: str) -> None:
     subprocess.run(
         harness.python_module(
-            "simulator.cli",
+            "confscale.simulator.cli",
             "history",
             "--weeks",
             str(WEEKS),
@@ -115,8 +114,8 @@ def test_history_from_prometheus_equals_the_file_and_uses_rule_fallback(backfill
 
 
 def test_pool_peaks_for_the_forecast_cover_more_than_the_node_window(backfilled) -> None:
-    from planner.peaks import hourly_peaks, pool_totals
-    from planner.prometheus import POOL_HOURLY_ATTR
+    from confscale.planner.peaks import hourly_peaks, pool_totals
+    from confscale.planner.prometheus import POOL_HOURLY_ATTR
 
     client = PrometheusClient(backfilled["url"])
     end = backfilled["end"]
@@ -166,7 +165,7 @@ def test_planner_sizes_from_prometheus_and_reads_current_data(backfilled) -> Non
     assert all(isinstance(v, int) for v in snapshot.servers_needed.values())
     cli = subprocess.run(
         harness.python_module(
-            "planner.cli", "size", "--prometheus", backfilled["url"], "--lookback", "3w"
+            "confscale.planner.cli", "size", "--prometheus", backfilled["url"], "--lookback", "3w"
         ),
         capture_output=True,
         text=True,
@@ -243,9 +242,8 @@ def test_a_bad_query_is_not_retried_and_says_what_prometheus_said(backfilled) ->
 
 def test_current_data_uses_the_recording_rules_when_they_exist(tmp_path: Path) -> None:
     import yaml
+    from confscale.planner.placement import place
     from test_exporter_support import exporter
-
-    from planner.placement import place
 
     rules = harness.REPO / "alerts" / "rules" / "confscale-recording.yml"
     with harness.simulator(nodes=3, frozen=False, speed=1, faults=["bbb-02=cpu_high:0.97"]) as sim:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from planner.history import derive_rates, validate_history
-from planner.resources import fit_resource_model, prior_model, quantile_regression
-from planner.synthetic import Truth, synthetic_history
+from confscale.planner.history import derive_rates, validate_history
+from confscale.planner.resources import fit_resource_model, prior_model, quantile_regression
+from confscale.planner.synthetic import Truth, synthetic_history
 
 
 def test_quantile_regression_finds_upper_quantile_line() -> None:

@@ -8,13 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
-
-from planner.history import HistoryError, validate_history
-from planner.placement import NodeReading, Placement
-from planner.scrape import ExporterReader, ScrapeError
-from planner.service import PlannerService
-from planner.snapshot import what_if
-from planner.synthetic import synthetic_history
+from confscale.planner.history import HistoryError, validate_history
+from confscale.planner.placement import NodeReading, Placement
+from confscale.planner.scrape import ExporterReader, ScrapeError
+from confscale.planner.service import PlannerService
+from confscale.planner.snapshot import what_if
+from confscale.planner.synthetic import synthetic_history
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +161,8 @@ def test_exporter_reader_needs_two_scrapes_for_rates() -> None:
 
 def test_api_answers_from_memory_and_503_before_the_first_result(history) -> None:
     import requests
+    from confscale.planner.api import create_app
     from werkzeug.serving import make_server
-
-    from planner.api import create_app
 
     loads = {"n": 0, "fail": True}
 

@@ -13,13 +13,17 @@ import harness
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.backtest import rolling_origin
-from planner.calendar import load_calendar
-from planner.forecast import ForecastConfig, forecast_frame, point_forecast, seasonal_naive
-from planner.history import derive_rates, load_history
-from planner.resources import FEATURES
-from planner.snapshot import PlannerConfig, compute_snapshot
+from confscale.planner.backtest import rolling_origin
+from confscale.planner.calendar import load_calendar
+from confscale.planner.forecast import (
+    ForecastConfig,
+    forecast_frame,
+    point_forecast,
+    seasonal_naive,
+)
+from confscale.planner.history import derive_rates, load_history
+from confscale.planner.resources import FEATURES
+from confscale.planner.snapshot import PlannerConfig, compute_snapshot
 
 TERMS = """terms:
   - {start: 2026-04-13, end: 2026-07-24}
@@ -35,7 +39,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = work / "history.parquet"
     subprocess.run(
         harness.python_module(
-            "simulator.cli",
+            "confscale.simulator.cli",
             "history",
             "--weeks",
             "12",
@@ -124,7 +128,7 @@ def test_planner_backtest_command_on_a_simulated_series(simulated, tmp_path: Pat
     hourly.rename("participants").rename_axis("time").reset_index().to_csv(path, index=False)
     result = subprocess.run(
         harness.python_module(
-            "planner.cli",
+            "confscale.planner.cli",
             "backtest",
             "--csv",
             str(path),

@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.resources import prior_model
-from planner.sizing import (
+from confscale.planner.resources import prior_model
+from confscale.planner.sizing import (
     DemandMix,
     NodeCapacity,
     WhatIf,
@@ -235,7 +234,7 @@ def test_time_to_saturation_extrapolates_growth_past_the_forecast() -> None:
 
 
 def test_cpu_binds_when_talking_users_are_expensive() -> None:
-    from planner.resources import LinearCost, ResourceModel
+    from confscale.planner.resources import LinearCost, ResourceModel
 
     heavy = ResourceModel(
         cpu=LinearCost(0.5, 0.08, 0.01, 0.0005),
@@ -264,7 +263,7 @@ def test_cpu_binds_when_talking_users_are_expensive() -> None:
 
 
 def test_largest_meeting_uses_its_observed_fanout_and_what_if_scales_it() -> None:
-    from planner.sizing import largest_meeting_load
+    from confscale.planner.sizing import largest_meeting_load
 
     lecture = DemandMix(
         webcam_share=0.2,

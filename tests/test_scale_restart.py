@@ -18,12 +18,11 @@ import harness
 import pytest
 import requests
 import yaml
+from confscale.planner.adapters.b3lb import FULL, B3lbAdapter
+from confscale.planner.laststate import LastResultFile, load_last_result
+from confscale.planner.placement import NodeReading
+from confscale.planner.service import PlannerService
 from test_exporter_support import exporter
-
-from planner.adapters.b3lb import FULL, B3lbAdapter
-from planner.laststate import LastResultFile, load_last_result
-from planner.placement import NodeReading
-from planner.service import PlannerService
 
 
 def readings(pressure_a: float) -> list[NodeReading]:
@@ -82,7 +81,7 @@ def planner_serve(port: int, *args: str) -> harness.Proc:
     return harness.Proc(
         "confscale-planner",
         harness.python_module(
-            "planner.cli", "serve", f"--web.listen-address=127.0.0.1:{port}", *args
+            "confscale.planner.cli", "serve", f"--web.listen-address=127.0.0.1:{port}", *args
         ),
         cwd=harness.REPO,
     )
@@ -94,7 +93,12 @@ def test_restarted_planner_answers_its_last_result_while_the_store_is_down(
     history = tmp_path / "history.csv"
     subprocess.run(
         harness.python_module(
-            "simulator.cli", "history", "--weeks=3", "--nodes=4", "--seed=3", f"--out={history}"
+            "confscale.simulator.cli",
+            "history",
+            "--weeks=3",
+            "--nodes=4",
+            "--seed=3",
+            f"--out={history}",
         ),
         check=True,
         cwd=harness.REPO,

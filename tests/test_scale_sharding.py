@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
-from exporter.config import BbbSource, NodeConfig, PoolConfig, Secret
-from exporter.sharding import Shard, assignment, owner, parse_shard
+from confscale.exporter.config import BbbSource, NodeConfig, PoolConfig, Secret
+from confscale.exporter.sharding import Shard, assignment, owner, parse_shard
 
 NAMES = [f"bbb-{i:04d}" for i in range(1, 1001)] + [f"jvb-{i:03d}" for i in range(1, 101)]
 
@@ -101,7 +100,10 @@ def test_config_check_reports_the_shard_and_a_bad_shard_exits_2(tmp_path) -> Non
     def check(*flags: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             harness.python_module(
-                "exporter.cli", f"--config.file={tmp_path / 'pool.yml'}", "--config.check", *flags
+                "confscale.exporter.cli",
+                f"--config.file={tmp_path / 'pool.yml'}",
+                "--config.check",
+                *flags,
             ),
             capture_output=True,
             text=True,

@@ -18,9 +18,8 @@ import harness
 import pytest
 import requests
 import yaml
+from confscale.exporter.sharding import owner
 from test_exporter_support import exporter
-
-from exporter.sharding import owner
 
 DOC = harness.REPO / "docs" / "scaling.md"
 BBB_NODES = 40

@@ -32,9 +32,13 @@ import pandas as pd
 import pytest
 import requests
 import yaml
-
-from planner.history import derive_rates, load_history
-from planner.prometheus import RULES, PrometheusClient, history_queries, read_prometheus_current
+from confscale.planner.history import derive_rates, load_history
+from confscale.planner.prometheus import (
+    RULES,
+    PrometheusClient,
+    history_queries,
+    read_prometheus_current,
+)
 
 WEEKS = 3
 NODES = 4
@@ -103,7 +107,9 @@ def import_into_victoria(url: str, text_file: Path) -> None:
 
 def size(url: str) -> dict:
     run = subprocess.run(
-        harness.python_module("planner.cli", "size", "--prometheus", url, "--lookback", "3w"),
+        harness.python_module(
+            "confscale.planner.cli", "size", "--prometheus", url, "--lookback", "3w"
+        ),
         capture_output=True,
         text=True,
         timeout=180,
@@ -125,7 +131,7 @@ def history_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     for name in ("history.om", "history.csv"):
         subprocess.run(
             harness.python_module(
-                "simulator.cli",
+                "confscale.simulator.cli",
                 "history",
                 f"--weeks={WEEKS}",
                 f"--nodes={NODES}",

@@ -5,10 +5,9 @@ from __future__ import annotations
 import bigbluebutton_api_python as bigbluebutton  # the test extra's third-party client
 import pytest
 import requests
+from confscale.simulator.model import Attendance
 from harness import simulator
 from lxml import etree
-
-from simulator.model import Attendance
 
 
 def call(pool, name, api, params=None, **kw):

@@ -16,7 +16,7 @@ SECRET = "cli-test-secret-value"
 def sim(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CONFSCALE_SIM_SECRET": SECRET}
     return subprocess.run(
-        [sys.executable, "-m", "simulator.cli", *args],
+        [sys.executable, "-m", "confscale.simulator.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -9,11 +9,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import yaml
+from confscale.simulator import bbbapi
 from harness import simulator, wait_until
 from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
-
-from simulator import bbbapi
 
 ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 

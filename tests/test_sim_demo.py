@@ -12,7 +12,7 @@ def test_demo_runs_accelerated_and_stops_cleanly(tmp_path):
     port = free_port()
     config = tmp_path / "exporter.yml"
     args = python_module(
-        "simulator.demo",
+        "confscale.simulator.demo",
         f"--listen=127.0.0.1:{port}",
         "--nodes=3",
         "--jitsi=1",

@@ -9,19 +9,18 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from confscale.simulator import history, node
+from confscale.simulator.history import COLUMNS
+from confscale.simulator.terms import TermCalendar
 from harness import REPO, require_tool
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-
-from simulator import history, node
-from simulator.history import COLUMNS
-from simulator.terms import TermCalendar
 
 END = dt.datetime(2026, 10, 9, 0, 0, tzinfo=dt.UTC).timestamp()
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "history", *args],
+        [sys.executable, "-m", "confscale.simulator.cli", "history", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -6,10 +6,9 @@ import datetime as dt
 import random
 
 import pytest
-
-from simulator import model
-from simulator.node import integrate, truncate
-from simulator.terms import CalendarError, TermCalendar, load_calendar
+from confscale.simulator import model
+from confscale.simulator.node import integrate, truncate
+from confscale.simulator.terms import CalendarError, TermCalendar, load_calendar
 
 CAL = TermCalendar()
 NODES = [f"bbb-{i:02d}" for i in range(1, 13)]

@@ -1,16 +1,15 @@
-"""Simulator answers have the shape of real BBB answers (shared fixtures) and node_exporter's."""
+"""Simulator answers have the shape of real BBB answers (tests/fixtures) and node_exporter's."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import requests
+from confscale.simulator import model
+from confscale.simulator.terms import TermCalendar
 from harness import fixture_path, node_exporter, simulator
 from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
-
-from simulator import model
-from simulator.terms import TermCalendar
 
 # children of these elements are free-form (metadata keys, client custom data)
 FREE_FORM = {"metadata", "customdata"}

@@ -51,7 +51,7 @@ def history(tmp_path_factory) -> Path:
     """Five simulated weeks of 4 BBB nodes and one bridge (enough for a backtest)."""
     out = tmp_path_factory.mktemp("web") / "history.csv.gz"
     args = python_module(
-        "simulator.cli",
+        "confscale.simulator.cli",
         "history",
         "--weeks=5",
         "--nodes=4",
@@ -72,7 +72,7 @@ def history(tmp_path_factory) -> Path:
 def planner(*source: str, env: dict[str, str] | None = None) -> tuple[Proc, str]:
     port = free_port()
     args = python_module(
-        "planner.cli",
+        "confscale.planner.cli",
         "serve",
         *source,
         f"--web.listen-address=127.0.0.1:{port}",
@@ -466,7 +466,7 @@ def test_prometheus_unreachable_shows_the_message_not_a_traceback(browser):
 
 
 def test_short_history_says_how_much_is_missing(browser, tmp_path):
-    from planner.synthetic import synthetic_history
+    from confscale.planner.synthetic import synthetic_history
 
     history = tmp_path / "week.csv"
     synthetic_history(nodes=2, weeks=1, start="2026-09-21").to_csv(history, index=False)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import requests
+from confscale.planner.synthetic import synthetic_history
 from harness import REPO, Proc, free_port, python_module, running
-
-from planner.synthetic import synthetic_history
 
 
 def test_basic_auth_guards_page_and_api_but_not_health(tmp_path):
@@ -14,7 +13,10 @@ def test_basic_auth_guards_page_and_api_but_not_health(tmp_path):
     port = free_port()
     password = "pw-" + "x7Qe9"
     args = python_module(
-        "planner.cli", "serve", f"--history={history}", f"--web.listen-address=127.0.0.1:{port}"
+        "confscale.planner.cli",
+        "serve",
+        f"--history={history}",
+        f"--web.listen-address=127.0.0.1:{port}",
     )
     env = {"CONFSCALE_WEB_USER": "ops", "CONFSCALE_WEB_PASSWORD": password}
     url = f"http://127.0.0.1:{port}"
@@ -45,7 +47,7 @@ def test_bad_page_settings_stop_serve_with_a_message(tmp_path):
     )
     for env, named in cases:
         args = python_module(
-            "planner.cli",
+            "confscale.planner.cli",
             "serve",
             f"--history={history}",
             f"--web.listen-address=127.0.0.1:{free_port()}",

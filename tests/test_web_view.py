@@ -9,16 +9,21 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from planner.calendar import HOLIDAY, Period, RegimeCalendar
-from planner.service import PlannerService, RefreshStatus
-from planner.snapshot import PlannerConfig, compute_snapshot, what_if
-from planner.synthetic import synthetic_history
-from planner.web import WebOptions, create_app
-from planner.web.app import options_from_env
-from planner.web.auth import AuthConfigError, BasicAuth, auth_from_env, load_auth_file, protect
-from planner.web.context import what_if_changes, what_if_inputs
-from planner.web.figures import (
+from confscale.planner.calendar import HOLIDAY, Period, RegimeCalendar
+from confscale.planner.service import PlannerService, RefreshStatus
+from confscale.planner.snapshot import PlannerConfig, compute_snapshot, what_if
+from confscale.planner.synthetic import synthetic_history
+from confscale.planner.web import WebOptions, create_app
+from confscale.planner.web.app import options_from_env
+from confscale.planner.web.auth import (
+    AuthConfigError,
+    BasicAuth,
+    auth_from_env,
+    load_auth_file,
+    protect,
+)
+from confscale.planner.web.context import what_if_changes, what_if_inputs
+from confscale.planner.web.figures import (
     capacity_participants,
     constraint_chart,
     fan_chart,
@@ -27,8 +32,8 @@ from planner.web.figures import (
     servers_for_participants,
     window_range,
 )
-from planner.web.pages.overview import CAMERA_PROFILES, store_from_controls
-from planner.web.view import messages, node_rows, overview_cards
+from confscale.planner.web.pages.overview import CAMERA_PROFILES, store_from_controls
+from confscale.planner.web.view import messages, node_rows, overview_cards
 
 BREAK = (dt.date(2026, 10, 26), dt.date(2026, 10, 30))
 
@@ -214,8 +219,8 @@ def test_options_from_the_environment():
 def test_backtest_per_horizon_rows_and_residual_boxes_come_from_the_snapshot(
     snapshot, short_snapshot
 ):
-    from planner.web.figures import residuals_chart
-    from planner.web.view import backtest_horizon_rows
+    from confscale.planner.web.figures import residuals_chart
+    from confscale.planner.web.view import backtest_horizon_rows
 
     rows = backtest_horizon_rows(snapshot)
     order = [row["bucket"] for row in rows]

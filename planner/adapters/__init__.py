@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 import yaml
-
-from planner.adapters.b3lb import B3lbAdapter
-from planner.adapters.jitsi import JitsiAdapter
-from planner.adapters.memory import RememberedNodes
-from planner.adapters.scalelite import ScaleliteAdapter
+from confscale.planner.adapters.b3lb import B3lbAdapter
+from confscale.planner.adapters.jitsi import JitsiAdapter
+from confscale.planner.adapters.memory import RememberedNodes
+from confscale.planner.adapters.scalelite import ScaleliteAdapter
 
 
 def add_adapter_flags(parser: argparse.ArgumentParser) -> None:

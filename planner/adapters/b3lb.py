@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from planner.placement import Placement
+from confscale.planner.placement import Placement
 
 log = logging.getLogger(__name__)
 FULL = 10000

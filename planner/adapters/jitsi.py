@@ -11,10 +11,9 @@ import logging
 from dataclasses import dataclass, field
 
 import requests
-
-from planner.adapters.memory import RememberedNodes
-from planner.placement import Placement
-from planner.prometheus import redact
+from confscale.planner.adapters.memory import RememberedNodes
+from confscale.planner.placement import Placement
+from confscale.planner.prometheus import redact
 
 log = logging.getLogger(__name__)
 

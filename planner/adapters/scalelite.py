@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
-
-from planner.adapters.memory import RememberedNodes
-from planner.placement import Placement
-from planner.prometheus import redact
+from confscale.planner.adapters.memory import RememberedNodes
+from confscale.planner.placement import Placement
+from confscale.planner.prometheus import redact
 
 log = logging.getLogger(__name__)
 API = "/scalelite/api"

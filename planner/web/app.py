@@ -3,8 +3,8 @@
 ``create_app(service)`` builds the page on its own Flask server (``server = app.server``
 for gunicorn, see :func:`wsgi`); ``mount(flask_app, service)`` puts it on the Flask app of
 ``confscale-planner serve`` beside the JSON API. Callbacks only move data between the
-page and :mod:`planner.web.view` / :mod:`planner.web.figures`; the computation runs in the
-service's background job.
+page and :mod:`confscale.planner.web.view` / :mod:`confscale.planner.web.figures`; the
+computation runs in the service's background job.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+from confscale.planner.service import PlannerService
+from confscale.planner.web.auth import BasicAuth, auth_from_env, protect
+from confscale.planner.web.components import banners, waiting
+from confscale.planner.web.context import Context, WebOptions, safe
+from confscale.planner.web.pages import PAGES
+from confscale.planner.web.view import Message, messages
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Flask
-
-from planner.service import PlannerService
-from planner.web.auth import BasicAuth, auth_from_env, protect
-from planner.web.components import banners, waiting
-from planner.web.context import Context, WebOptions, safe
-from planner.web.pages import PAGES
-from planner.web.view import Message, messages
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -127,7 +126,7 @@ def create_app(
     """The planner page bound to ``service`` (on ``server`` if one is given)."""
     ctx = Context(service, options or WebOptions())
     app = Dash(
-        "planner.web",
+        "confscale.planner.web",
         server=server,
         assets_folder=str(ASSETS),
         title=ctx.options.title,
@@ -167,13 +166,13 @@ def options_from_env(env: Mapping[str, str]) -> WebOptions:
 
 
 def wsgi(history: str | None = None) -> Flask:
-    """gunicorn entry: ``gunicorn 'planner.web.app:wsgi()'`` (history from the environment).
+    """gunicorn entry: ``gunicorn 'confscale.planner.web.app:wsgi()'`` (history from env).
 
     ``$CONFSCALE_HISTORY`` names the history file; the one background service starts
     here, so run gunicorn with one worker (threads for concurrency).
     """
-    from planner.api import blueprint
-    from planner.history import load_history
+    from confscale.planner.api import blueprint
+    from confscale.planner.history import load_history
 
     path = history or os.environ.get("CONFSCALE_HISTORY")
     if not path:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from confscale.planner.web.view import Card, Message
 from dash import dcc, html
-
-from planner.web.view import Card, Message
 
 
 def card(item: Card) -> html.Div:

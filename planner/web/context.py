@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
-from planner.service import PlannerService
-from planner.sizing import WhatIf, with_changes
-from planner.snapshot import Snapshot
+from confscale.planner.service import PlannerService
+from confscale.planner.sizing import WhatIf, with_changes
+from confscale.planner.snapshot import Snapshot
 
 log = logging.getLogger("confscale.planner.web")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-
-from planner.sizing import (
+from confscale.planner.sizing import (
     CONSTRAINTS,
     HORIZONS,
     Sizing,
@@ -24,7 +23,7 @@ from planner.sizing import (
     servers_for,
     total_servers,
 )
-from planner.snapshot import Snapshot
+from confscale.planner.snapshot import Snapshot
 
 WINDOWS: tuple[str, ...] = ("1w", "4w", "term", "90d", "all")
 BAND_COLOURS = {

@@ -11,11 +11,10 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-
-from planner.forecast import LEAD_BUCKETS
-from planner.service import RefreshStatus
-from planner.sizing import Sizing
-from planner.snapshot import Snapshot
+from confscale.planner.forecast import LEAD_BUCKETS
+from confscale.planner.service import RefreshStatus
+from confscale.planner.sizing import Sizing
+from confscale.planner.snapshot import Snapshot
 
 DAY = 86400.0
 # Node table thresholds: amber from the hysteresis "back in" level, red at "take out".

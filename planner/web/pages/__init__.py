@@ -1,6 +1,6 @@
 """Thin page modules: each has ``PATH``, ``NAME``, ``layout(ctx)`` and ``register(app, ctx)``."""
 
-from planner.web.pages import diagnostics, forecast, nodes, overview
+from confscale.planner.web.pages import diagnostics, forecast, nodes, overview
 
 PAGES = (overview, forecast, nodes, diagnostics)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
+from confscale.planner.web.components import error_figure, graph
+from confscale.planner.web.context import Context, safe
+from confscale.planner.web.figures import coverage_chart, residuals_chart
+from confscale.planner.web.view import backtest_horizon_rows, backtest_rows, ordered_buckets
 from dash import Dash, Input, Output, dash_table, html
-
-from planner.web.components import error_figure, graph
-from planner.web.context import Context, safe
-from planner.web.figures import coverage_chart, residuals_chart
-from planner.web.view import backtest_horizon_rows, backtest_rows, ordered_buckets
 
 PATH = "/diagnostics"
 NAME = "Diagnostics"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from confscale.planner.web.components import error_figure, graph
+from confscale.planner.web.context import Context, safe, what_if_changes, what_if_inputs
+from confscale.planner.web.figures import WINDOWS, fan_chart, heatmaps
 from dash import Dash, Input, Output, dcc, html
-
-from planner.web.components import error_figure, graph
-from planner.web.context import Context, safe, what_if_changes, what_if_inputs
-from planner.web.figures import WINDOWS, fan_chart, heatmaps
 
 PATH = "/forecast"
 NAME = "Forecast"

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-from dash import Dash, Input, Output, dash_table, html
-from dash.dash_table.Format import Format, Scheme
-
-from planner.web.context import Context, safe
-from planner.web.view import (
+from confscale.planner.web.context import Context, safe
+from confscale.planner.web.view import (
     NODE_TABLE_COLUMNS,
     PRESSURE_BAD,
     PRESSURE_WARN,
@@ -15,6 +12,8 @@ from planner.web.view import (
     UTILISATION_WARN,
     node_rows,
 )
+from dash import Dash, Input, Output, dash_table, html
+from dash.dash_table.Format import Format, Scheme
 
 PATH = "/nodes"
 NAME = "Nodes"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from confscale.planner.web.components import cards, error_figure, graph
+from confscale.planner.web.context import Context, defaults, safe, what_if_changes
+from confscale.planner.web.figures import constraint_chart
+from confscale.planner.web.view import overview_cards
 from dash import Dash, Input, Output, dcc, html
 from dash.development.base_component import Component
-
-from planner.web.components import cards, error_figure, graph
-from planner.web.context import Context, defaults, safe, what_if_changes
-from planner.web.figures import constraint_chart
-from planner.web.view import overview_cards
 
 PATH = "/"
 NAME = "Overview"
