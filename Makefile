@@ -25,6 +25,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	bash scripts/install-debian-deps.sh test
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
