@@ -34,11 +34,15 @@ def test_declared_packages_all_live_under_confscale():
 
 @pytest.mark.slow
 def test_wheel_has_no_top_level_module_but_confscale(tmp_path):
+    import shutil
     import subprocess
     import sys
 
+    # setuptools writes build/ into the tree it builds: build a copy, never the checkout
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "test-artifacts"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
         check=True,
         capture_output=True,
     )
