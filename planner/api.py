@@ -7,15 +7,22 @@ request never recomputes anything. The Dash page mounts on the same Flask server
 from __future__ import annotations
 
 import json
+import math
 
 from confscale.planner.adapters.b3lb import B3lbAdapter
 from confscale.planner.metrics import PlannerCollector
+from confscale.planner.reservations import NoNodeAvailable
 from confscale.planner.service import PlannerService
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 JSON = "application/json"
+MAX_EXPECTED_PARTICIPANTS = 10000
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(json.dumps({"error": message}), status=status, mimetype=JSON)
 
 
 def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Blueprint:
@@ -40,6 +47,38 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
         if body is None:
             return not_ready()
         return Response(body, mimetype=JSON)
+
+    @routes.get("/api/v1/placement/next")
+    def placement_next() -> Response:
+        args = request.args
+        unknown = sorted(set(args) - {"pool", "expected_participants"})
+        if unknown:
+            return _error(
+                400,
+                f"unknown parameter(s) {', '.join(unknown)}; known: pool, expected_participants",
+            )
+        size = None
+        if "expected_participants" in args:
+            text = args["expected_participants"]
+            try:
+                size = float(text)
+            except ValueError:
+                size = math.nan
+            if not (0 < size <= MAX_EXPECTED_PARTICIPANTS):
+                return _error(
+                    400,
+                    f"expected_participants must be a number in "
+                    f"(0, {MAX_EXPECTED_PARTICIPANTS}], got {text[:40]!r}",
+                )
+        try:
+            answer = service.next_node(pool=args.get("pool"), expected_participants=size)
+        except LookupError as exc:
+            return _error(404, str(exc))
+        except NoNodeAvailable as exc:
+            return _error(503, str(exc))
+        except RuntimeError as exc:
+            return not_ready() if service.placement() is None else _error(503, str(exc))
+        return Response(json.dumps(answer), mimetype=JSON, headers={"Cache-Control": "no-store"})
 
     @routes.get("/api/v1/capacity")
     def capacity() -> Response:

@@ -25,6 +25,12 @@ import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
 from confscale.planner.laststate import LastResult
 from confscale.planner.placement import NodeReading, Placement, place
+from confscale.planner.reservations import (
+    PRIOR_MEETING,
+    ReservationBook,
+    model_meeting,
+    typical_meeting,
+)
 from confscale.planner.sizing import Sizing
 from confscale.planner.snapshot import (
     PlannerConfig,
@@ -69,6 +75,7 @@ class PlannerService:
         placement_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
         restored: LastResult | None = None,
+        pools: Sequence[str] = (),
     ) -> None:
         self.config = config or PlannerConfig()
         self._load_history = load_history
@@ -87,6 +94,13 @@ class PlannerService:
         # a previous run's last answer (planner.laststate): served until the first refresh,
         # and its taken-out nodes seed the hysteresis
         self._restored = restored
+        self.pools = tuple(pools)  # pool names this service plans (``?pool=`` is checked)
+        self.reservations = ReservationBook(
+            self.config.reservations,
+            targets=self.config.targets,
+            hysteresis=self.config.hysteresis,
+            clock=clock,
+        )
 
     @property
     def actuators(self) -> tuple[Actuator, ...]:
@@ -133,6 +147,43 @@ class PlannerService:
         if snapshot is None:
             raise RuntimeError("no planner result yet: the first refresh has not finished")
         return snapshot_what_if(snapshot, **changes)
+
+    def next_node(
+        self,
+        *,
+        pool: str | None = None,
+        expected_participants: float | None = None,
+        kind: str = "bbb",
+    ) -> dict[str, object]:
+        """One node for a new meeting, with the meeting's expected cost reserved on it.
+
+        Raises ``LookupError`` for an unknown pool, ``RuntimeError`` before the first
+        placement and :class:`~planner.reservations.NoNodeAvailable` when no node can take
+        it (planner.reservations).
+        """
+        if pool is not None and pool not in self.pools:
+            known = ", ".join(self.pools) or "one unnamed pool (omit ?pool=)"
+            raise LookupError(f"unknown pool {pool!r}; this planner plans: {known}")
+        placement = self.placement()
+        if placement is None:
+            raise RuntimeError("no placement yet: current data has not been read")
+        snapshot = self.snapshot()
+        fallback = (
+            PRIOR_MEETING
+            if snapshot is None
+            else model_meeting(snapshot.mix, snapshot.model, snapshot.capacity, "history")
+        )
+        cost = typical_meeting(
+            (n.reading for n in placement.nodes),
+            expected_participants=expected_participants,
+            fallback=fallback,
+        )
+        answer = self.reservations.choose(placement, cost, kind=kind)
+        return {"pool": pool, **answer}
+
+    def reserved_pressure(self) -> dict[str, float]:
+        """Per node, how much open ``/next`` reservations raise its pressure (adapters)."""
+        return self.reservations.reserved_pressure(self.placement())
 
     # --- refreshes -----------------------------------------------------------------
 
@@ -214,6 +265,7 @@ class PlannerService:
             if error and error.startswith("placement refresh failed"):
                 error = None  # recovered; a refit error stays until a refit succeeds
             self._status = replace(self._status, last_placement=self._clock(), last_error=error)
+        self.reservations.reserved(placement)  # drops what the new readings show
         self._actuate(placement)
         return placement
 

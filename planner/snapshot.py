@@ -36,6 +36,7 @@ from confscale.planner.placement import (
     place,
 )
 from confscale.planner.prometheus import POOL_HOURLY_ATTR
+from confscale.planner.reservations import ReservationPolicy
 from confscale.planner.resources import ResourceModel, fit_resource_model
 from confscale.planner.sizing import (
     FOUR_WEEKS_HOURS,
@@ -62,6 +63,7 @@ class PlannerConfig:
     quantile: float = 0.9
     horizon_hours: int = FOUR_WEEKS_HOURS
     stale_after: float = 180.0
+    reservations: ReservationPolicy = field(default_factory=ReservationPolicy)  # /next
 
 
 @dataclass(frozen=True)

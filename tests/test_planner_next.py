@@ -1,0 +1,220 @@
+"""GET /api/v1/placement/next: burst-safe choice with reservations (planner.reservations)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+import requests
+from confscale.planner.api import create_app
+from confscale.planner.placement import NodeReading, PressureTargets
+from confscale.planner.reservations import (
+    MeetingCost,
+    NoNodeAvailable,
+    Reservation,
+    effective_pressure,
+    remaining_share,
+    typical_meeting,
+)
+from confscale.planner.service import PlannerService
+from werkzeug.serving import make_server
+
+T0 = 1_790_000_000.0
+PRESSURES = {"bbb-01": 0.1, "bbb-02": 0.3, "bbb-03": 0.5, "bbb-04": 0.7, "bbb-05": 0.95}
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Pool:
+    """Current data: participants-bound nodes at given pressures, read at ``stamp``."""
+
+    def __init__(self, clock: Clock, pressures: dict[str, float]) -> None:
+        self.clock = clock
+        self.pressures = dict(pressures)
+        self.stamp = clock.now
+        self.up = set(pressures)
+
+    def __call__(self) -> list[NodeReading]:
+        return [
+            NodeReading(
+                node=n,
+                up=n in self.up,
+                timestamp=self.stamp,
+                meetings=max(1.0, p * 10),
+                participants=p * 200,
+                cpu_utilisation=p * 0.3,
+                transmit_utilisation=p * 0.2,
+                receive_utilisation=p * 0.05,
+            )
+            for n, p in self.pressures.items()
+        ]
+
+
+def service_for(pressures: dict[str, float] = PRESSURES, **kwargs: object):
+    clock = Clock(T0)
+    pool = Pool(clock, pressures)
+    service = PlannerService(
+        lambda: pd.DataFrame(), read_current=pool, clock=clock, **kwargs
+    )  # no history: the placement still works
+    service.refresh_placement()
+    return service, clock, pool
+
+
+def test_a_burst_of_50_creates_spreads_over_the_nodes_by_weight() -> None:
+    service, clock, _ = service_for()
+    weights = {n.node: n.weight for n in service.placement().nodes if n.state == "available"}
+    assert set(weights) == {"bbb-01", "bbb-02", "bbb-03", "bbb-04"}  # bbb-05 is out
+    picks = []
+    for i in range(50):  # one second, no new reading: only the reservations change
+        clock.now = T0 + i * 0.02
+        picks.append(service.next_node(expected_participants=0.2)["node"])
+    counts = Counter(picks)
+    total = sum(weights.values())
+    for node, weight in weights.items():
+        assert abs(counts[node] - 50 * weight / total) <= 1.5, (node, counts)
+    assert "bbb-05" not in counts
+    assert service.reservations.open_count() == 50
+
+
+def test_reservations_fill_nodes_so_a_burst_never_piles_onto_the_best_one() -> None:
+    service, _, _ = service_for({"bbb-01": 0.1, "bbb-02": 0.6, "bbb-03": 0.6})
+    answers = [service.next_node(expected_participants=20) for _ in range(12)]
+    counts = Counter(a["node"] for a in answers)
+    assert counts["bbb-01"] > counts["bbb-02"] > 0 and counts["bbb-03"] > 0
+    # every answer saw the earlier reservations: no node was pushed past 'out' (0.9)
+    for a in answers:
+        assert a["effective_pressure"] < 0.9
+        assert a["reservation"]["cost"]["participants"] == 20
+        assert "round-robin" in a["reason"] and "reserved 20 participants" in a["reason"]
+    reserved = service.reserved_pressure()
+    assert reserved["bbb-01"] == pytest.approx(counts["bbb-01"] * 20 / 200, abs=1e-6)
+    # the pool fills up: no node can take another large meeting
+    with pytest.raises(NoNodeAvailable):
+        for _ in range(40):
+            service.next_node(expected_participants=20)
+
+
+def test_reservations_fade_with_newer_readings_and_expire() -> None:
+    service, clock, pool = service_for({"bbb-01": 0.1, "bbb-02": 0.1})
+    settle = service.config.reservations.settle_seconds
+    ttl = service.config.reservations.ttl_seconds
+    for _ in range(4):
+        service.next_node(expected_participants=10)
+    full = dict(service.reserved_pressure())
+    assert sum(full.values()) == pytest.approx(4 * 10 / 200)
+    # a reading half the settle time newer shows half of each meeting
+    clock.now += settle / 2
+    pool.stamp = clock.now
+    service.refresh_placement()
+    assert sum(service.reserved_pressure().values()) == pytest.approx(sum(full.values()) / 2)
+    clock.now += settle / 2
+    pool.stamp = clock.now
+    service.refresh_placement()
+    assert service.reservations.open_count() == 0 and service.reservations.released == 4
+    # without newer readings (the node stopped answering) the ttl removes them
+    service.next_node(expected_participants=10)
+    clock.now += ttl - 1
+    assert service.reservations.open_count() == 1
+    clock.now += 1
+    assert service.reserved_pressure() == {}
+    assert service.reservations.expired == 1
+
+
+def test_typical_meeting_comes_from_the_pools_own_readings() -> None:
+    readings = [
+        NodeReading(
+            "a", meetings=4, participants=80, cpu_utilisation=0.2, transmit_utilisation=0.4
+        ),
+        NodeReading(
+            "b", meetings=6, participants=120, cpu_utilisation=0.3, transmit_utilisation=0.1
+        ),
+        NodeReading("c", up=False, meetings=9, participants=900),
+    ]
+    cost = typical_meeting(readings)
+    assert cost.source == "readings"
+    assert cost.participants == pytest.approx(20)  # 200 participants in 10 meetings
+    assert cost.cpu == pytest.approx(0.5 / 200 * 20)
+    assert cost.transmit == pytest.approx(0.5 / 200 * 20)
+    assert typical_meeting(readings, expected_participants=40).cpu == pytest.approx(2 * cost.cpu)
+    empty = typical_meeting([NodeReading("a", participants=0)], expected_participants=30)
+    assert empty.source == "prior" and empty.participants == pytest.approx(30)
+
+
+def test_effective_pressure_adds_the_load_term_by_term() -> None:
+    t = PressureTargets()
+    reading = NodeReading("a", participants=100, cpu_utilisation=0.6, transmit_utilisation=0.1)
+    assert effective_pressure(reading, MeetingCost(0.0), t) == pytest.approx(0.8)
+    load = MeetingCost(participants=20, cpu=0.0, transmit=0.6)
+    assert effective_pressure(reading, load, t) == pytest.approx(0.7 / 0.8)  # now link binds
+    load = MeetingCost(participants=20, cpu=0.15, transmit=0.0)
+    assert effective_pressure(reading, load, t) == pytest.approx(0.75 / 0.75)
+    only_rule = NodeReading("b", pressure=0.5)
+    assert effective_pressure(only_rule, MeetingCost(40), t) == pytest.approx(0.7)
+    r = Reservation("r1", "a", load, created=100.0, expires=1000.0)
+    assert remaining_share(r, None, 600) == 1 and remaining_share(r, 90.0, 600) == 1
+    assert remaining_share(r, 400.0, 600) == pytest.approx(0.5)
+    assert remaining_share(r, 800.0, 600) == 0
+
+
+def test_http_next_is_safe_under_concurrent_calls_and_validates_its_input() -> None:
+    pressures = {f"bbb-{i:02d}": 0.05 * i for i in range(1, 7)}
+    service, _, _ = service_for(pressures, pools=("campus",))
+    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/api/v1/placement/next"
+    try:
+
+        def call(_: int) -> dict:
+            with requests.Session() as session:
+                out = []
+                for _ in range(10):
+                    r = session.get(base, params={"expected_participants": "0.5"}, timeout=30)
+                    assert r.status_code == 200, r.text
+                    out.append(r.json())
+                return out
+
+        with ThreadPoolExecutor(8) as executor:
+            answers = [a for batch in executor.map(call, range(8)) for a in batch]
+        ids = [a["reservation"]["id"] for a in answers]
+        assert len(set(ids)) == 80 == service.reservations.open_count()
+        counts = Counter(a["node"] for a in answers)
+        weights = {n.node: n.weight for n in service.placement().nodes}
+        total = sum(weights.values())
+        for node, weight in weights.items():  # concurrency keeps the proportions
+            assert abs(counts[node] - 80 * weight / total) <= 1.5, counts
+        one = requests.get(base, params={"pool": "campus"}, timeout=10)
+        assert one.status_code == 200 and one.json()["pool"] == "campus"
+        body = one.json()
+        assert {"node", "reason", "reservation", "candidates", "weight"} <= set(body)
+        unknown = requests.get(base, params={"pool": "other"}, timeout=10)
+        assert unknown.status_code == 404 and "campus" in unknown.json()["error"]
+        for bad in ("-1", "0", "x", "nan", "1e9"):
+            r = requests.get(base, params={"expected_participants": bad}, timeout=10)
+            assert r.status_code == 400 and "expected_participants" in r.json()["error"]
+        assert requests.get(base, params={"size": "3"}, timeout=10).status_code == 400
+        assert service.reservations.open_count() == 81  # bad requests reserved nothing
+    finally:
+        server.shutdown()
+
+
+def test_next_before_any_reading_is_503_and_a_full_pool_says_why() -> None:
+    service = PlannerService(lambda: pd.DataFrame(), read_current=lambda: [], clock=Clock(T0))
+    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/api/v1/placement/next"
+    try:
+        assert requests.get(base, timeout=10).status_code == 503
+        service.refresh_placement()  # a placement with no nodes
+        r = requests.get(base, timeout=10)
+        assert r.status_code == 503 and "no bbb node" in r.json()["error"]
+    finally:
+        server.shutdown()
