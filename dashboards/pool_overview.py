@@ -69,7 +69,7 @@ def build() -> Json:
             [Query("max(confscale_pool_servers_needed)")],
             "none",
             description="The planner's servers needed, the largest over its forecast "
-            "horizons (DESIGN.md §4); compare with nodes up.",
+            "horizons (docs/design.md §4); compare with nodes up.",
         ),
         stat(
             "Servers online (planner)",

@@ -35,7 +35,7 @@ _COUNTERS = MappingProxyType(
 
 @dataclass(frozen=True)
 class BbbFigures:
-    """What one getMeetings answer says about a node (DESIGN.md §2)."""
+    """What one getMeetings answer says about a node (docs/design.md §2)."""
 
     meetings: int = 0
     breakout_rooms: int = 0

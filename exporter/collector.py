@@ -1,4 +1,4 @@
-"""Metric families of DESIGN.md §2 from one snapshot (pure: snapshot in, families out)."""
+"""Metric families of docs/design.md §2 from one snapshot (pure: snapshot in, families out)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The BBB part of the metric contract (DESIGN.md §2): one table, read by every component.
+"""The BBB part of the metric contract (docs/design.md §2): one table, read by every component.
 
 The exporter emits these gauges, the simulator writes them into its history, and the
 planner reads them back from Prometheus; each names the same field of a node's figures.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from confscale.exporter.config import JitsiSource
 from confscale.exporter.fetch import HttpClient, PollError
 
-# colibri key -> exported gauge suffix (systemli's names, DESIGN.md §2)
+# colibri key -> exported gauge suffix (systemli's names, docs/design.md §2)
 JITSI_FIELDS = (
     "conferences",
     "participants",

@@ -1,4 +1,4 @@
-"""Demand and capacity per constraint, and the what-if inputs (DESIGN.md §4).
+"""Demand and capacity per constraint, and the what-if inputs (docs/design.md §4).
 
 D_k: a pool-wide participant count turned into participants, busy cores and transmit
 bytes/s with the pool's demand mix and resource model; L_k: what the largest meeting needs

@@ -1,4 +1,4 @@
-"""The planner's Prometheus series (DESIGN.md §2), read from the last snapshot."""
+"""The planner's Prometheus series (docs/design.md §2), read from the last snapshot."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The placement signal (DESIGN.md §5): per-node pressure, weights, hysteresis, ranking.
+"""The placement signal (docs/design.md §5): per-node pressure, weights, hysteresis, ranking.
 
 Pure functions: readings in, a ranked :class:`Placement` out. The caller keeps the set
 of nodes that are currently taken out and passes it back in (that is the hysteresis).
@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class PressureTargets:
-    """Denominators of the pressure formula (the headroom targets of DESIGN.md §4)."""
+    """Denominators of the pressure formula (the headroom targets of docs/design.md §4)."""
 
     cpu: float = 0.75
     link: float = 0.8

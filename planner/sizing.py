@@ -1,6 +1,6 @@
-"""Servers needed (DESIGN.md §4): per constraint, N+1, largest meeting, headroom, saturation.
+"""Servers needed (docs/design.md §4): per constraint, N+1, largest meeting, headroom, saturation.
 
-``N_normal,k = ceil(D_k / max(u_k·C_k − L_k, u_k·C_k / 2))`` (DESIGN.md has only the first
+``N_normal,k = ceil(D_k / max(u_k·C_k − L_k, u_k·C_k / 2))`` (the first design had only the first
 term; see :func:`usable_per_node`), ``N_failure,k = ceil(D_k / (u_fail,k·C_k)) + R`` and
 ``N = max(N_normal, N_failure, N_min)`` over constraints k ∈ participants, cpu, transmit,
 where D_k is demand from the upper forecast band, C_k per-node capacity, u_k the headroom
@@ -58,7 +58,7 @@ FOUR_WEEKS_HOURS = 672
 def usable_per_node(target: float, largest: float) -> float:
     """Capacity per node a first-fit placement is sure to use: max(T − L, T/2).
 
-    DESIGN.md §4's bound: with no meeting above L, every node but the last is filled
+    docs/design.md §4's bound: with no meeting above L, every node but the last is filled
     above T − L (else the next meeting would have fitted). It goes to 0 as L → T and the
     count explodes. First fit also fills any two nodes together above T (the later
     node's first meeting did not fit the earlier one), so on average every node but one

@@ -70,7 +70,7 @@ def node_metrics(name: str, snap: Snapshot, t: float, load: float) -> bytes:
 
 
 def bbb_truth(meetings: list[Meeting], t: float) -> dict[str, Any]:
-    """The getMeetings sums of DESIGN.md §2 for the meetings running at ``t``."""
+    """The getMeetings sums of docs/design.md §2 for the meetings running at ``t``."""
     totals = Counter()
     clients: Counter[str] = Counter()
     largest = 0

@@ -31,7 +31,7 @@ COLUMNS = (
     "video_fanout", "cpu_count", "cpu_seconds_total", "transmit_bytes_total",
     "receive_bytes_total", "link_capacity_bytes_per_second",
 )  # fmt: skip
-GAUGES = BBB_METRICS  # column -> metric of the contract (DESIGN.md §2)
+GAUGES = BBB_METRICS  # column -> metric of the contract (docs/design.md §2)
 JITSI_GAUGES = MappingProxyType(
     {
         "meetings": "jitsi_conferences",

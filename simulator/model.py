@@ -22,7 +22,7 @@ from confscale.simulator.terms import TermCalendar
 
 DAY = 86400.0
 
-# DESIGN.md §4: outbound bandwidth per meeting, in bit/s.
+# docs/design.md §4: outbound bandwidth per meeting, in bit/s.
 AUDIO_BPS = 40e3
 WEBCAM_BPS = 200e3
 WEBCAM_BPS_MANY = 100e3  # BBB lowers the webcam profile with >= 8 cameras
@@ -60,7 +60,7 @@ class Attendance:
 
     @property
     def fanout(self) -> int:
-        """Forwarded webcam streams W·(n−1) (DESIGN.md §2)."""
+        """Forwarded webcam streams W·(n−1) (docs/design.md §2)."""
         return self.video * max(self.participants - 1, 0)
 
     def tx_bytes_per_second(self) -> float:

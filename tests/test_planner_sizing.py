@@ -1,4 +1,4 @@
-"""Sizing (DESIGN.md §4): which constraint binds, monotonic in demand, N+1, largest meeting."""
+"""Sizing (docs/design.md §4): which constraint binds, monotonic in demand, N+1, largest meeting."""
 
 from __future__ import annotations
 
@@ -308,7 +308,7 @@ def test_largest_meeting_near_a_node_target_no_longer_explodes() -> None:
     # T − L alone: ceil(2000 / (200 − 199)) = 2000 servers; first fit needs at most ~2·D/T
     need, _ = _need(2000, 199)
     assert math.ceil(2000 / 200) <= need <= math.ceil(2 * 2000 / 200) + 1
-    # small L: unchanged against the T − L formula of DESIGN.md
+    # small L: unchanged against the T − L formula of the first design (docs/design.md §4)
     for largest in (0, 20, 60, 100):
         need, _ = _need(2000, largest)
         assert need == max(math.ceil(2000 / (200 - largest)), math.ceil(2000 / 200) + 1)
