@@ -18,6 +18,8 @@ from confscale.exporter.http import ExporterApp, serve
 from confscale.exporter.poller import DEFAULT_WORKERS, Poller
 from confscale.exporter.sharding import Shard, parse_shard
 
+from confscale import redact
+
 log = logging.getLogger("confscale.exporter")
 LEVELS = {
     "debug": logging.DEBUG,
@@ -124,9 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="ts=%(asctime)s level=%(levelname)s msg=%(message)s",
     )
-    # urllib3 logs request lines at debug level; a getMeetings URL carries a checksum that
-    # stays valid forever (the query never changes), so it must not reach any log.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # A getMeetings URL carries a checksum that stays valid forever (the query never
+    # changes); urllib3 prints URLs in its warnings and debug lines. Redact every record.
+    redact.install(logging.getLogger())
     try:
         host, port = parse_listen_address(args.listen)
         config = args.shard.select(load_config(args.config_file))

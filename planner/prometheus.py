@@ -18,13 +18,14 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 import requests
 from confscale.exporter.contract import BBB_METRICS
 from confscale.planner.placement import NodeReading
+
+from confscale.redact import redact_url as redact
 
 MAX_POINTS = 11_000  # Prometheus refuses more points per series per query
 CHUNK_POINTS = 10_000
@@ -36,15 +37,6 @@ class PrometheusError(RuntimeError):
 
 class PrometheusUnreachable(PrometheusError):
     """No answer from the store after the retries."""
-
-
-def redact(url: str) -> str:
-    """The URL without user:password (for logs and error messages)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass
