@@ -9,6 +9,7 @@ from importlib import metadata
 from types import MappingProxyType
 
 from confscale.exporter.bbb import BbbFigures
+from confscale.exporter.config import PoolConfig
 from confscale.exporter.contract import BBB_GAUGES
 from confscale.exporter.host import HostFigures
 from confscale.exporter.jitsi import JitsiFigures
@@ -67,15 +68,20 @@ class SnapshotCollector(Collector):
             yield info
 
 
+def node_label_sets(config: PoolConfig) -> dict[str, dict[str, str]]:
+    """Per node its base labels: ``node``, and ``pool`` when the node or the file names one."""
+    labels: dict[str, dict[str, str]] = {}
+    for node in config.nodes:
+        pool = node.pool or config.pool
+        labels[node.name] = {"node": node.name, "pool": pool} if pool else {"node": node.name}
+    return labels
+
+
 def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric]:
     """Every per-node family; a stale snapshot keeps only up=0, errors and timestamps."""
-    pool = snapshot.config.pool
-    base = ["node", "pool"] if pool else ["node"]
+    base = ["node", "pool"]  # documentation only: a node without a pool has no pool label
     # One label dict per node, shared by that node's samples (they are never mutated).
-    node_labels = {
-        node.name: ({"node": node.name, "pool": pool} if pool else {"node": node.name})
-        for node in snapshot.config.nodes
-    }
+    node_labels = node_label_sets(snapshot.config)
 
     def labels(node: str, **extra: str) -> dict[str, str]:
         return {**node_labels.get(node, {"node": node}), **extra}
@@ -105,13 +111,21 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
         "Configured uplink capacity in bytes per second.",
         labels=base,
     )
+    # Tags ride on one info series per node, not on every series: joins stay cheap
+    # (``* on (node) group_left (tags) confscale_node_info``) and a retag is one series.
+    info = GaugeMetricFamily(
+        "confscale_node_info",
+        "Per node its pool and balancer tags (tags=',a,b,'); the value is always 1.",
+        labels=["node", "pool", "tags"],
+    )
     for node in snapshot.config.nodes:
         _put(link, node_labels[node.name], node.link_capacity_bytes_per_second)
+        _put(info, {**node_labels[node.name], "tags": node.tags_label()}, 1)
     for (node, source, reason), count in sorted(snapshot.errors.items()):
         _put(errors, labels(node, source=source, reason=reason), count)
     for (node, source), when in sorted(snapshot.last_success.items()):
         _put(last, labels(node, source=source), when)
-    families: list[Metric] = [up, duration, errors, last, link]
+    families: list[Metric] = [up, duration, errors, last, link, info]
     data = _DataFamilies(base)
     for result in snapshot.results:
         source_labels = labels(result.node, source=result.source)

@@ -25,8 +25,13 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _DURATION_UNITS = MappingProxyType({"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0})
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+# Pool names and tags become label values and parts of the planner's API (?pool=, ?tag=,
+# "pool/tag"): short words without ',' (the tags label's separator), '/' or spaces.
+_LABEL_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+MAX_TAGS_PER_NODE = 8  # a Scalelite server has one tag, a b3lb node one cluster
+MAX_TAGS_PER_FILE = 16  # each tag is a sub-pool the planner sizes on its own
 _TOP_KEYS = frozenset({"pool", "interval", "timeout", "nodes"})
-_NODE_KEYS = frozenset({"name", "link_capacity_mbit", "bbb", "host", "jitsi"})
+_NODE_KEYS = frozenset({"name", "pool", "tags", "link_capacity_mbit", "bbb", "host", "jitsi"})
 _BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum", "tls"})
 _HOST_KEYS = frozenset({"node_exporter", "interface", "tls"})
 _JITSI_KEYS = frozenset({"url", "tls"})
@@ -118,6 +123,12 @@ class NodeConfig:
     bbb: BbbSource | None = None
     host: HostSource | None = None
     jitsi: JitsiSource | None = None
+    pool: str | None = None  # the node's own ``pool:``, else the file's (resolved on load)
+    tags: tuple[str, ...] = ()  # sorted, unique: the balancer's tags / clusters
+
+    def tags_label(self) -> str:
+        """The ``tags`` label value: ``,a,b,`` (empty without tags), so ``=~".*,a,.*"``."""
+        return f",{','.join(self.tags)}," if self.tags else ""
 
     def sources(self) -> tuple[str, ...]:
         """Names of the configured sources, in a stable order."""
@@ -183,9 +194,7 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigValueError(f"{origin}: expected a mapping with a 'nodes' list at the top")
     _reject_unknown(data, _TOP_KEYS, origin)
-    pool = data.get("pool")
-    if pool is not None and not isinstance(pool, str | int):
-        raise ConfigValueError(f"{origin}: key 'pool': expected a name, got {pool!r}")
+    pool = _pool_name(data.get("pool"), f"{origin}: key 'pool'")
     interval = parse_duration(data.get("interval", DEFAULT_INTERVAL), f"{origin}: key 'interval'")
     timeout = parse_duration(data.get("timeout", DEFAULT_TIMEOUT), f"{origin}: key 'timeout'")
     if timeout >= interval:
@@ -200,7 +209,7 @@ def parse_config(
     nodes: list[NodeConfig] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_nodes):
-        node = _parse_node(raw, f"{origin}: nodes[{index}]", environ, base_dir)
+        node = _parse_node(raw, f"{origin}: nodes[{index}]", environ, base_dir, pool)
         if node.name in seen:
             raise ConfigValueError(
                 f"{origin}: nodes[{index}]: node name {node.name!r} "
@@ -208,9 +217,15 @@ def parse_config(
             )
         seen.add(node.name)
         nodes.append(node)
+    tags = sorted({tag for node in nodes for tag in node.tags})
+    if len(tags) > MAX_TAGS_PER_FILE:
+        raise ConfigValueError(
+            f"{origin}: {len(tags)} different tags ({', '.join(tags)}); at most "
+            f"{MAX_TAGS_PER_FILE}: each tag is a sub-pool the planner sizes on its own"
+        )
     return PoolConfig(
         nodes=tuple(nodes),
-        pool=None if pool is None else str(pool),
+        pool=pool,
         interval=interval,
         timeout=timeout,
         path=origin,
@@ -226,8 +241,49 @@ def _reject_unknown(data: dict[str, Any], allowed: frozenset[str], where: str) -
         )
 
 
+def _pool_name(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigValueError(f"{where}: expected a pool name, got {value!r}")
+    if not _LABEL_WORD.match(str(value)):
+        raise ConfigValueError(
+            f"{where}: expected a pool name of letters, digits, - _ . "
+            f"(at most 63 characters), got {value!r}"
+        )
+    return str(value)
+
+
+def _parse_tags(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigValueError(f"{where}: expected a list of tags like [lecture, region-eu]")
+    if len(value) > MAX_TAGS_PER_NODE:
+        raise ConfigValueError(f"{where}: {len(value)} tags; at most {MAX_TAGS_PER_NODE} per node")
+    tags: set[str] = set()
+    for tag in value:
+        if (
+            isinstance(tag, bool)
+            or not isinstance(tag, str | int)
+            or not _LABEL_WORD.match(str(tag))
+        ):
+            raise ConfigValueError(
+                f"{where}: expected tags of letters, digits, - _ . (at most 63 "
+                f"characters, no ',' or spaces), got {tag!r}"
+            )
+        if str(tag) in tags:
+            raise ConfigValueError(f"{where}: tag {str(tag)!r} is listed twice")
+        tags.add(str(tag))
+    return tuple(sorted(tags))
+
+
 def _parse_node(
-    raw: object, where: str, environ: Mapping[str, str], base_dir: Path | None
+    raw: object,
+    where: str,
+    environ: Mapping[str, str],
+    base_dir: Path | None,
+    file_pool: str | None = None,
 ) -> NodeConfig:
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with 'name' and a source")
@@ -238,6 +294,8 @@ def _parse_node(
         )
     where = f"{where} (node {name})"
     _reject_unknown(raw, _NODE_KEYS, where)
+    pool = _pool_name(raw.get("pool"), f"{where}: key 'pool'") or file_pool
+    tags = _parse_tags(raw.get("tags"), f"{where}: key 'tags'")
     link = raw.get("link_capacity_mbit", DEFAULT_LINK_MBIT)
     if isinstance(link, bool) or not isinstance(link, int | float) or link <= 0:
         raise ConfigValueError(
@@ -266,6 +324,8 @@ def _parse_node(
         bbb=bbb,
         host=host,
         jitsi=jitsi,
+        pool=pool,
+        tags=tags,
     )
 
 

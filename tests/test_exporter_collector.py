@@ -225,3 +225,36 @@ def test_page_is_rendered_once_per_snapshot_and_again_when_stale() -> None:
     )
     current[0] = make_snapshot(finished_at=NOW + 30)
     assert b"bbb_meetings{" in page.body()
+
+
+def test_node_pool_and_tags_label_the_node_and_its_info_series() -> None:
+    snapshot = make_snapshot()
+    nodes = list(snapshot.config.nodes)
+    nodes[1] = NodeConfig(
+        name="bbb-02", bbb=BBB, host=HOST, pool="medicine", tags=("lecture", "region-eu")
+    )
+    snapshot = Snapshot(
+        config=PoolConfig(nodes=tuple(nodes), pool="campus", interval=15, timeout=5),
+        results=snapshot.results,
+        started_at=snapshot.started_at,
+        finished_at=snapshot.finished_at,
+        duration=snapshot.duration,
+        errors=snapshot.errors,
+        last_success=snapshot.last_success,
+    )
+    samples = collect(snapshot)
+    info = series(samples, "confscale_node_info")
+    assert {
+        dict(labels)["node"]: (dict(labels)["pool"], dict(labels)["tags"]) for labels in info
+    } == {
+        "bbb-01": ("campus", ""),
+        "bbb-02": ("medicine", ",lecture,region-eu,"),
+        "jvb-01": ("campus", ""),
+    }
+    assert set(info.values()) == {1.0}
+    assert value(samples, "confscale_node_up", node="bbb-02", pool="medicine", source="host") == 1
+    assert value(samples, "confscale_node_up", node="bbb-01", pool="campus", source="host") == 1
+    # tags stay off the data series: one info series per node carries them
+    assert all(
+        "tags" not in dict(labels) for name, labels in samples if name != "confscale_node_info"
+    )

@@ -164,6 +164,49 @@ BAD = [
         ConfigValueError,
         ["node a", "node_exporter"],
     ),
+    (
+        "pool with a space",
+        "nodes: [{name: a, host: local, pool: 'two words'}]\n",
+        ConfigValueError,
+        ["node a", "'pool'", "two words"],
+    ),
+    (
+        "file pool with a slash",
+        "pool: a/b\nnodes: [{name: a, host: local}]\n",
+        ConfigValueError,
+        ["pool.yml", "'pool'", "a/b"],
+    ),
+    (
+        "tags not a list",
+        "nodes: [{name: a, host: local, tags: lecture}]\n",
+        ConfigValueError,
+        ["node a", "'tags'", "list"],
+    ),
+    (
+        "tag with a comma",
+        "nodes: [{name: a, host: local, tags: ['x,y']}]\n",
+        ConfigValueError,
+        ["node a", "'tags'", "x,y"],
+    ),
+    (
+        "tag twice",
+        "nodes: [{name: a, host: local, tags: [x, x]}]\n",
+        ConfigValueError,
+        ["node a", "'x'", "twice"],
+    ),
+    (
+        "too many tags on a node",
+        "nodes: [{name: a, host: local, tags: [t1, t2, t3, t4, t5, t6, t7, t8, t9]}]\n",
+        ConfigValueError,
+        ["node a", "9 tags", "at most 8"],
+    ),
+    (
+        "too many tags in the file",
+        "nodes:\n"
+        + "".join(f"  - {{name: n{i}, host: local, tags: [a{i}, b{i}]}}\n" for i in range(9)),
+        ConfigValueError,
+        ["pool.yml", "18 different tags", "at most 16"],
+    ),
 ]
 
 
@@ -204,3 +247,21 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 )
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text, "key") == seconds
+
+
+def test_node_pool_overrides_the_file_pool_and_tags_are_sorted(tmp_path: Path) -> None:
+    text = (
+        "pool: campus\n"
+        "nodes:\n"
+        "  - {name: a, host: local, tags: [region-eu, lecture]}\n"
+        "  - {name: b, host: local, pool: medicine, tags: [7]}\n"
+        "  - {name: c, host: local}\n"
+    )
+    a, b, c = load_config(write(tmp_path, text), environ={}).nodes
+    assert (a.pool, a.tags, a.tags_label()) == (
+        "campus",
+        ("lecture", "region-eu"),
+        ",lecture,region-eu,",
+    )
+    assert (b.pool, b.tags, b.tags_label()) == ("medicine", ("7",), ",7,")
+    assert (c.pool, c.tags, c.tags_label()) == ("campus", (), "")
