@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from confscale.thresholds import PARTICIPANTS_PER_NODE, TARGET
 from dashboards.board import dashboard, datasource_variable, pool_variable
 from dashboards.panels import (
     GREEN_ORANGE_RED_PRESSURE,
@@ -132,8 +133,10 @@ def build() -> Json:
                 [Query(f"node:confscale_pressure:ratio{{{POOL}}}", "{{node}}")],
                 "percentunit",
                 steps=GREEN_ORANGE_RED_PRESSURE,
-                description="Recording rule: max(cpu/0.75, tx/0.8, rx/0.8, participants/200, "
-                "stress/0.8).",
+                description=f"Recording rule: max(cpu/{TARGET['cpu']:g}, "
+                f"tx/{TARGET['transmit']:g}, rx/{TARGET['receive']:g}, "
+                f"participants/{TARGET['participants'] * PARTICIPANTS_PER_NODE:g}, "
+                f"stress/{TARGET['jitsi_stress']:g}).",
             )
         ),
         heatmap(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from confscale.thresholds import HYSTERESIS, TARGET
 from dashboards.board import dashboard, datasource_variable, pool_variable, query_variable
 from dashboards.panels import (
+    GREEN_ORANGE_RED_CPU,
     GREEN_ORANGE_RED_LINK,
+    GREEN_ORANGE_RED_PRESSURE,
     NODE_DETAIL_UID,
     Json,
     Query,
@@ -55,8 +58,8 @@ def build() -> Json:
             "percentunit",
             min_value=0,
             max_value=1,
-            steps=(Step("green"), Step("orange", 0.75), Step("red", 0.8)),
-            description="1 − idle share over 5 minutes; target 0.75.",
+            steps=GREEN_ORANGE_RED_CPU,
+            description=f"1 − idle share over 5 minutes; target {TARGET['cpu']:g}.",
         ),
         gauge(
             "Uplink transmit",
@@ -73,9 +76,9 @@ def build() -> Json:
             "percentunit",
             min_value=0,
             max_value=1.2,
-            steps=(Step("green"), Step("orange", 0.72), Step("red", 0.9)),
+            steps=GREEN_ORANGE_RED_PRESSURE,
             description="max over constraints of use ÷ target; the placement signal takes "
-            "the node out at 0.9 and back at 0.72.",
+            f"the node out at {HYSTERESIS.out:g} and back at {HYSTERESIS.back:g}.",
         ),
     ]
     meetings = [

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from confscale.thresholds import ALERT_LEVELS, PRESSURE_BAD, PRESSURE_WARN
+
 Json = dict[str, Any]
 
 DATASOURCE_UID = "${datasource}"
@@ -52,8 +54,25 @@ class Step:
     value: float | None = None
 
 
-GREEN_ORANGE_RED_LINK = (Step("green"), Step("orange", 0.75), Step("red", 0.8))
-GREEN_ORANGE_RED_PRESSURE = (Step("green"), Step("orange", 0.72), Step("red", 0.9))
+# Colour steps from the one threshold table: links amber where the warning clears, red
+# where it fires; pressure amber at the hysteresis "back in" level, red at "take out".
+LINK_WARNING = ALERT_LEVELS["ConfscaleLinkSaturated", "warning"]
+CPU_WARNING = ALERT_LEVELS["ConfscaleCPUSaturated", "warning"]
+GREEN_ORANGE_RED_LINK = (
+    Step("green"),
+    Step("orange", LINK_WARNING.clear),
+    Step("red", LINK_WARNING.fire),
+)
+GREEN_ORANGE_RED_CPU = (
+    Step("green"),
+    Step("orange", CPU_WARNING.clear),
+    Step("red", CPU_WARNING.fire),
+)
+GREEN_ORANGE_RED_PRESSURE = (
+    Step("green"),
+    Step("orange", PRESSURE_WARN),
+    Step("red", PRESSURE_BAD),
+)
 
 
 def up_down_mapping() -> list[Json]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dashboards.board import dashboard, datasource_variable, pool_variable
 from dashboards.panels import (
     GREEN_ORANGE_RED_LINK,
+    LINK_WARNING,
     Json,
     Query,
     Step,
@@ -155,7 +156,8 @@ def build() -> Json:
                 min_value=0,
                 max_value=1,
                 description="Transmit bit/s ÷ configured link capacity (500 Mbit/s unless "
-                "configured); orange at the 0.75 headroom target, red at 0.8.",
+                f"configured); orange where the link warning clears "
+                f"({LINK_WARNING.clear:g}), red where it fires ({LINK_WARNING.fire:g}).",
             )
         ),
         linked_to_node_detail(

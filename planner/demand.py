@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, replace
 
 from confscale.planner.resources import KBIT, PRIOR_CAMERA_KBIT, PRIOR_OVERHEAD, ResourceModel
 
+from confscale.thresholds import FAILURE, MIN_SERVERS, PARTICIPANTS_PER_NODE, REDUNDANCY, TARGET
+
 CONSTRAINTS: tuple[str, ...] = ("participants", "cpu", "transmit")
 
 
@@ -36,7 +38,7 @@ class DemandMix:
 class NodeCapacity:
     """Capacity of one node per constraint."""
 
-    participants: float = 200.0
+    participants: float = PARTICIPANTS_PER_NODE
     cpu_cores: float = 8.0
     link_bytes_per_second: float = 62.5e6
 
@@ -50,15 +52,15 @@ class WhatIf:
     camera_kbit: float | None = None  # per forwarded webcam stream
     screen_share_share: float = 0.0  # share of participants watching a screen share
     screen_share_kbit: float = 500.0
-    headroom_participants: float = 1.0
-    headroom_cpu: float = 0.75
-    headroom_transmit: float = 0.8
-    failure_participants: float = 1.0
-    failure_cpu: float = 0.9
-    failure_transmit: float = 0.95
+    headroom_participants: float = TARGET["participants"]
+    headroom_cpu: float = TARGET["cpu"]
+    headroom_transmit: float = TARGET["transmit"]
+    failure_participants: float = FAILURE["participants"]
+    failure_cpu: float = FAILURE["cpu"]
+    failure_transmit: float = FAILURE["transmit"]
     link_capacity_bytes_per_second: float | None = None
-    redundancy: int = 1
-    min_servers: int = 1
+    redundancy: int = REDUNDANCY
+    min_servers: int = MIN_SERVERS
     cameras_per_viewer: float = 5.0  # pagination: what a viewer of the largest meeting sees
     band: int = 95  # which upper band is "demand"
 

@@ -12,23 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from confscale.thresholds import HYSTERESIS, PARTICIPANTS_PER_NODE, TARGET, Hysteresis
+
 
 @dataclass(frozen=True)
 class PressureTargets:
     """Denominators of the pressure formula (the headroom targets of docs/design.md §4)."""
 
-    cpu: float = 0.75
-    link: float = 0.8
-    participants: float = 200.0
-    jitsi_stress: float = 0.8
-
-
-@dataclass(frozen=True)
-class Hysteresis:
-    """Take a node out at ``out`` pressure, put it back at ``back`` (JVB's own pair)."""
-
-    out: float = 0.9
-    back: float = 0.72
+    cpu: float = TARGET["cpu"]
+    link: float = TARGET["transmit"]
+    participants: float = TARGET["participants"] * PARTICIPANTS_PER_NODE
+    jitsi_stress: float = TARGET["jitsi_stress"]
 
 
 def pressure_array(
@@ -153,7 +147,7 @@ def place(
     now: float,
     previous_out: frozenset[str] = frozenset(),
     targets: PressureTargets = PressureTargets(),
-    hysteresis: Hysteresis = Hysteresis(),
+    hysteresis: Hysteresis = HYSTERESIS,
     stale_after: float = 180.0,
 ) -> Placement:
     """Rank nodes for the next meeting.

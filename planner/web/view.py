@@ -17,11 +17,6 @@ from confscale.planner.sizing import Sizing
 from confscale.planner.snapshot import Snapshot
 
 DAY = 86400.0
-# Node table thresholds: amber from the hysteresis "back in" level, red at "take out".
-PRESSURE_WARN = 0.72
-PRESSURE_BAD = 0.9
-UTILISATION_WARN = 0.6
-UTILISATION_BAD = 0.75
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 from confscale.planner.web.context import Context, safe
-from confscale.planner.web.view import (
-    NODE_TABLE_COLUMNS,
-    PRESSURE_BAD,
-    PRESSURE_WARN,
-    UTILISATION_BAD,
-    UTILISATION_WARN,
-    node_rows,
-)
+from confscale.planner.web.view import NODE_TABLE_COLUMNS, node_rows
 from dash import Dash, Input, Output, dash_table, html
 from dash.dash_table.Format import Format, Scheme
+
+from confscale.thresholds import PRESSURE_BAD, PRESSURE_WARN, UTILISATION_BAD, UTILISATION_WARN
 
 PATH = "/nodes"
 NAME = "Nodes"

@@ -9,6 +9,8 @@ from confscale.planner.web.view import overview_cards
 from dash import Dash, Input, Output, dcc, html
 from dash.development.base_component import Component
 
+from confscale.thresholds import PARTICIPANTS_PER_NODE, TARGET
+
 PATH = "/"
 NAME = "Overview"
 CAMERA_PROFILES = {"low": 100.0, "medium": 200.0, "high": 500.0, "hd": 800.0}
@@ -92,7 +94,7 @@ def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.
                 0.3,
                 1.0,
                 0.01,
-                values.get("headroom_cpu", 0.75),
+                values.get("headroom_cpu", TARGET["cpu"]),
                 {0.5: "50 %", 0.75: "75 %", 1: "100 %"},
             ),
             _slider(
@@ -163,7 +165,7 @@ def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.
 
 
 def _seats(snapshot: object) -> str:
-    seats = snapshot.capacity.participants if snapshot is not None else 200.0  # type: ignore[attr-defined]
+    seats = snapshot.capacity.participants if snapshot is not None else PARTICIPANTS_PER_NODE  # type: ignore[attr-defined]
     return f"{seats:g}"
 
 
