@@ -242,7 +242,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.state_file is not None:
         recorder.snapshot = service.snapshot
-    b3lb = next((a for a in service.actuators if isinstance(a, B3lbAdapter)), None)
+    b3lb = next(
+        (a.adapter for a in actuators if isinstance(getattr(a, "adapter", None), B3lbAdapter)),
+        None,
+    )
     app = create_app(service, b3lb)
     try:
         from confscale.planner import web  # the Dash page, when installed

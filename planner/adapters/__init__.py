@@ -1,4 +1,9 @@
-"""Balancer adapters: Scalelite, b3lb, Jitsi. Dry-run unless ``--actuate`` is given."""
+"""Balancer adapters: Scalelite, b3lb, Jitsi. Dry-run unless ``--actuate`` is given.
+
+Each adapter runs on its own worker thread (:mod:`.runner`), counts its requests and
+failures (:mod:`.health`, exposed on ``/metrics`` and the page), and sends every request
+through :mod:`.http` (timeouts; no URL query or checksum in any log line or error).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ from pathlib import Path
 
 import yaml
 from confscale.planner.adapters.b3lb import B3lbAdapter
+from confscale.planner.adapters.health import AdapterHealth, HealthView
+from confscale.planner.adapters.jitsi import RECORD_SCHEMA as JITSI_SCHEMA
 from confscale.planner.adapters.jitsi import JitsiAdapter
-from confscale.planner.adapters.memory import RememberedNodes
-from confscale.planner.adapters.scalelite import ScaleliteAdapter
+from confscale.planner.adapters.memory import NodeRecords
+from confscale.planner.adapters.runner import AdapterRunner
+from confscale.planner.adapters.scalelite import ALGORITHMS, ScaleliteAdapter
+from confscale.planner.adapters.scalelite import RECORD_SCHEMA as SCALELITE_SCHEMA
 
 
 def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +26,7 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--actuate",
         action="store_true",
-        help="really call the balancers (default: log what would be done)",
+        help="really call the balancers (default: read them and log what would be done)",
     )
     group.add_argument("--scalelite.url", dest="scalelite_url")
     group.add_argument(
@@ -25,6 +34,13 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         dest="scalelite_secret_file",
         type=Path,
         help="file holding Scalelite's LOADBALANCER_SECRET",
+    )
+    group.add_argument(
+        "--scalelite.checksum-algorithm",
+        dest="scalelite_algorithm",
+        choices=sorted(ALGORITHMS),
+        default="sha256",
+        help="checksum digest (Scalelite's LOADBALANCER_CHECKSUM_ALGORITHM must allow it)",
     )
     group.add_argument(
         "--scalelite.server-map",
@@ -36,15 +52,15 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         "--jitsi.bridges",
         dest="jitsi_bridges",
         type=Path,
-        help="YAML node: colibri base URL (http://jvb-01:8080)",
+        help="YAML node: JVB REST base URL (http://jvb-01:8080)",
     )
     group.add_argument("--b3lb", action="store_true", help="serve /<node>/b3lb/load")
     group.add_argument(
         "--adapters.state-dir",
         dest="adapter_state_dir",
         type=Path,
-        help="directory remembering which servers the adapters cordoned or drained, so a "
-        "restarted planner still re-enables them",
+        help="directory remembering what the adapters changed (and Scalelite operators' own "
+        "load multipliers), so a restarted planner still undoes and restores them",
     )
 
 
@@ -58,15 +74,18 @@ def _yaml_map(path: Path, what: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def _state(args: argparse.Namespace, name: str) -> Path | None:
+def _records(args: argparse.Namespace, name: str, schema: dict) -> NodeRecords:
     directory = getattr(args, "adapter_state_dir", None)
-    return None if directory is None else directory / name
+    if directory is None:
+        return NodeRecords(schema)
+    legacy = {"scalelite": "scalelite-cordoned.json", "jitsi": "jitsi-drained.json"}[name]
+    return NodeRecords(schema, directory / f"{name}.json", legacy_path=directory / legacy)
 
 
-def build_actuators(args: argparse.Namespace) -> list[object]:
-    """The adapters the command line asks for."""
+def build_actuators(args: argparse.Namespace) -> list[AdapterRunner]:
+    """The adapters the command line asks for, each on its own runner."""
     dry_run = not args.actuate
-    actuators: list[object] = []
+    adapters: list[object] = []
     if args.scalelite_url:
         if not args.scalelite_secret_file:
             raise ValueError("--scalelite.url needs --scalelite.secret-file")
@@ -77,32 +96,42 @@ def build_actuators(args: argparse.Namespace) -> list[object]:
                 f"{args.scalelite_secret_file}: cannot read secret: {exc.strerror}"
             ) from exc
         mapping = _yaml_map(args.scalelite_map, "server map") if args.scalelite_map else {}
-        actuators.append(
+        adapters.append(
             ScaleliteAdapter(
                 args.scalelite_url,
                 secret,
                 mapping,
                 dry_run,
-                cordoned_by_us=RememberedNodes(_state(args, "scalelite-cordoned.json")),
+                algorithm=getattr(args, "scalelite_algorithm", "sha256"),
+                memory=_records(args, "scalelite", SCALELITE_SCHEMA),
             )
         )
     if args.jitsi_bridges:
-        actuators.append(
+        adapters.append(
             JitsiAdapter(
                 _yaml_map(args.jitsi_bridges, "bridge map"),
                 dry_run,
-                drained_by_us=RememberedNodes(_state(args, "jitsi-drained.json")),
+                memory=_records(args, "jitsi", JITSI_SCHEMA),
             )
         )
     if args.b3lb:
-        actuators.append(B3lbAdapter(dry_run))
-    return actuators
+        adapters.append(B3lbAdapter(dry_run))
+    return [AdapterRunner(adapter) for adapter in adapters]  # type: ignore[arg-type]
+
+
+def adapter_health(actuators: object) -> list[HealthView]:
+    """The health of every adapter among ``actuators`` (for /metrics and the page)."""
+    return [a.health.view() for a in actuators if isinstance(a, AdapterRunner)]  # type: ignore[attr-defined]
 
 
 __all__ = [
+    "AdapterHealth",
+    "AdapterRunner",
     "B3lbAdapter",
+    "HealthView",
     "JitsiAdapter",
     "ScaleliteAdapter",
+    "adapter_health",
     "add_adapter_flags",
     "build_actuators",
 ]

@@ -1,152 +1,326 @@
-"""Scalelite admin API: ``load_multiplier`` and enable/cordon from the placement signal.
+"""Scalelite: cordon a node the placement takes out, re-enable it, weight the others.
 
-``POST /scalelite/api/updateServer?checksum=C`` with the JSON body
-``{"id": ID, "server": {"state": "enable"|"cordon", "load_multiplier": X}}``; Scalelite
-checks C = sha256(``updateServer`` + query string without the checksum + LOADBALANCER
-secret), so with the documented JSON body the query string part is empty (the checksum
-does not cover the body: use TLS). ``GET /scalelite/api/servers`` reads the current
-states. Rules: cordon a node the placement takes out; enable it when it comes back —
-also after Scalelite turned the drained cordoned server into ``disabled`` by itself;
-only undo what this adapter did (a server an operator disabled stays disabled); never
-``disable`` (it would end running meetings); set ``load_multiplier`` = 1 + pressure
-(> 0, higher = less preferred), rounded to 0.05 to avoid churn. Dry-run unless enabled.
+Checked against blindsidenetworks/scalelite 7498a81dc813efcb5116143c64d23493292f7b57
+(``config/routes.rb`` scope ``scalelite/api``; ``app/controllers/api/servers_controller.rb``;
+``app/controllers/api/scalelite_api_controller.rb``; ``app/controllers/concerns/api_helper.rb``
+``verify_checksum``; ``app/services/server_update_service.rb``; ``lib/tasks/poll.rake``):
+
+- reads ``GET /scalelite/api/getServers?checksum=C`` and writes
+  ``POST /scalelite/api/updateServer?checksum=C`` with the JSON body
+  ``{"id": ID, "server": {"state": "enable"|"cordon", "load_multiplier": X}}``;
+  C = hex digest of the lower-camel action name + the query without the checksum (empty
+  here) + LOADBALANCER_SECRET, sha256 by default (Scalelite accepts sha1/sha256/sha512,
+  told apart by length). The checksum does not cover the body: use TLS.
+- Scalelite answers a failed checksum, a wrong content type and an unknown route with
+  HTTP 200 and an XML ``<returncode>FAILED</returncode>`` body: that is a failure here.
+- ``getServers`` answers 404 ``{"error": "No servers are configured"}`` for an empty
+  pool, renders ``load_multiplier`` as a string (BigDecimal) and every server's BBB
+  ``secret``: the secret is dropped while parsing and never logged, kept or shown.
+
+What it does: cordon an ``enabled`` server whose node is out; ``enable`` a server it
+cordoned when the node is available again (also after Scalelite's poller turned the
+drained cordoned server into ``disabled`` by itself); set ``load_multiplier`` to the
+operator's own multiplier (the base, remembered in ``--adapters.state-dir``) times
+:func:`desired_factor`, and back to the base when the factor is 1. Servers an operator
+cordoned or disabled are left alone (and reported, so they are not online capacity);
+servers outside the pool are never touched; down or stale nodes are left to Scalelite's
+own health checks; ``disable``, ``deleteServer`` and ``panicServer`` are never sent. If
+someone enables a server it cordoned, it steps back until the node was available once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
-from confscale.planner.adapters.memory import RememberedNodes
-from confscale.planner.placement import Placement
-from confscale.planner.prometheus import redact
+from confscale.planner.adapters.health import AdapterHealth
+from confscale.planner.adapters.http import AdapterError, call, install_log_redaction
+from confscale.planner.adapters.memory import NodeRecords
+from confscale.planner.placement import NodePlacement, Placement
 
 log = logging.getLogger(__name__)
 API = "/scalelite/api"
+ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+STATES = ("enabled", "cordoned", "disabled")
+# Below this pressure a node is "normal": the operator's own multiplier, unchanged.
+NORMAL_PRESSURE = 0.5
+MAX_FACTOR = 3.0
+RECORD_SCHEMA = {
+    "server_id": (str,),
+    "base": (float, int),  # the operator's own load_multiplier
+    "ours": (float, int, None),  # the multiplier we set (None: the base is in place)
+    "cordoned": (bool,),  # we cordoned it
+    "stepped_back": (bool,),  # someone enabled it while out: wait until it was back once
+}
 
 
-def checksum(action: str, query: str, secret: str) -> str:
-    """Scalelite's checksum: sha256 hex of action + query (without checksum) + secret."""
-    return hashlib.sha256(f"{action}{query}{secret}".encode()).hexdigest()
+def checksum(action: str, query: str, secret: str, algorithm: str = "sha256") -> str:
+    """Scalelite's checksum: hex digest of action + query (without checksum) + secret."""
+    return ALGORITHMS[algorithm](f"{action}{query}{secret}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
-class Action:
-    """One updateServer call and why."""
+class Server:
+    """One getServers entry, without its BBB secret."""
 
-    node: str
-    server_id: str
-    server: dict[str, object]
-    reason: str
+    id: str
+    url: str
+    state: str
+    load_multiplier: float
+    tag: str
+    online: bool
+
+    @classmethod
+    def parse(cls, raw: object) -> Server:
+        if not isinstance(raw, dict) or not raw.get("id"):
+            raise AdapterError("getServers: an entry without an id", "bad_answer")
+        state = str(raw.get("state", ""))
+        if state not in STATES:
+            raise AdapterError(f"getServers: server {raw['id']} has state {state!r}")
+        try:  # a string (BigDecimal) when set, the number 1.0 when never set
+            multiplier = float(raw.get("load_multiplier", 1.0))
+        except (TypeError, ValueError):
+            raise AdapterError(
+                f"getServers: server {raw['id']} has a load_multiplier that is not a number"
+            ) from None
+        return cls(
+            id=str(raw["id"]),
+            url=str(raw.get("url", "")),
+            state=state,
+            load_multiplier=multiplier if multiplier > 0 else 1.0,
+            tag=str(raw.get("tag") or ""),
+            online=raw.get("online") == "online",
+        )
 
 
 def match_servers(
-    nodes: list[str], servers: list[dict], mapping: dict[str, str]
-) -> dict[str, dict]:
-    """node → Scalelite server: by the explicit map, else the node name as URL host label."""
-    by_id = {str(s.get("id")): s for s in servers}
-    matched: dict[str, dict] = {}
+    nodes: list[str], servers: list[Server], mapping: Mapping[str, str]
+) -> dict[str, Server]:
+    """node → server: by the explicit map, else the node name as the URL's host (label)."""
+    by_id = {s.id: s for s in servers}
+    matched: dict[str, Server] = {}
     for node in nodes:
-        if node in mapping and mapping[node] in by_id:
-            matched[node] = by_id[mapping[node]]
+        if node in mapping:
+            if mapping[node] in by_id:
+                matched[node] = by_id[mapping[node]]
             continue
         for server in servers:
-            host = urlsplit(str(server.get("url", ""))).hostname or ""
+            host = urlsplit(server.url).hostname or ""
             if host == node or host.split(".")[0] == node:
                 matched[node] = server
                 break
     return matched
 
 
-def plan(
-    placement: Placement, servers: dict[str, dict], cordoned_by_us: frozenset[str]
-) -> list[Action]:
+def desired_factor(node: NodePlacement) -> float | None:
+    """The factor on the operator's multiplier for this node (1.0 = normal; None = leave).
+
+    Available nodes above :data:`NORMAL_PRESSURE` get 1 + 2·(p − 0.5), so 1.8 at the
+    take-out pressure 0.9, rounded to 0.05 against churn. The one place that turns a
+    node's state into a Scalelite weight (reservations can raise it here).
+    """
+    if node.state != "available" or node.pressure is None:
+        return None
+    excess = max(0.0, node.pressure - NORMAL_PRESSURE) / (1.0 - NORMAL_PRESSURE)
+    return min(MAX_FACTOR, round((1.0 + excess) * 20) / 20)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One updateServer call, why, and the node's record once it succeeded."""
+
+    node: str
+    server_id: str
+    server: dict[str, object]
+    reason: str
+    after: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    records: dict[str, dict]  # every matched node's record before any action
+    held_by_operator: dict[str, str]  # node → why (operator cordoned/disabled it)
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) < 0.005
+
+
+def plan(placement: Placement, servers: Mapping[str, Server], memory: Mapping[str, dict]) -> Plan:
     """The updateServer calls this placement asks for (pure)."""
-    actions = []
+    actions: list[Action] = []
+    records: dict[str, dict] = {}
+    held: dict[str, str] = {}
     for node in placement.nodes:
         server = servers.get(node.node)
-        if server is None or node.state in ("down", "stale"):
-            continue  # Scalelite polls health itself; never touch an unknown state
-        state = str(server.get("state", ""))
+        if server is None:
+            continue
+        current = server.load_multiplier
+        old = memory.get(node.node) or {}
+        record = {
+            "server_id": server.id,
+            "base": float(old.get("base", current)),
+            "ours": old.get("ours"),
+            "cordoned": bool(old.get("cordoned", False)),
+            "stepped_back": bool(old.get("stepped_back", False)),
+        }
+        if record["ours"] is None or not _same(current, float(record["ours"])):
+            record["base"], record["ours"] = current, None  # the operator's value now
+        if server.state != "enabled" and not record["cordoned"]:
+            held[node.node] = f"{server.state} by the operator in Scalelite"
+            records[node.node] = record
+            continue
+        if record["cordoned"] and server.state == "enabled":
+            record["cordoned"] = False  # someone enabled it: do not fight them
+            record["stepped_back"] = node.state == "out"
+        if node.state == "available":
+            record["stepped_back"] = False
+        records[node.node] = record
+        if node.state in ("down", "stale"):
+            continue  # Scalelite polls health itself; never act on an unknown state
         change: dict[str, object] = {}
+        after = dict(record)
         reason = node.reason
-        if node.state == "out" and state == "enabled":
-            change["state"] = "cordon"
-        elif (
-            node.state == "available"
-            and state in ("cordoned", "disabled")
-            and node.node in cordoned_by_us
-        ):
-            change["state"] = "enable"
-            reason += "; re-enable" + (
-                " after Scalelite's auto-disable" if state == "disabled" else ""
-            )
-        if node.state == "available" and node.pressure is not None:
-            wanted = round(round((1.0 + node.pressure) * 20) / 20, 2)
-            try:
-                current = float(server.get("load_multiplier", 1.0))
-            except (TypeError, ValueError):
-                current = -1.0
-            if abs(current - wanted) >= 0.05:
+        state = server.state
+        if node.state == "out" and state == "enabled" and not record["stepped_back"]:
+            change["state"], after["cordoned"], state = "cordon", True, "cordoned"
+        elif node.state == "available" and record["cordoned"]:
+            change["state"], after["cordoned"], state = "enable", False, "enabled"
+            if server.state == "disabled":
+                reason += "; re-enable after Scalelite's auto-disable"
+            else:
+                reason += "; re-enable"
+        factor = desired_factor(node)
+        if factor is not None and state == "enabled":
+            base = float(record["base"])
+            wanted = base if factor == 1.0 else round(base * factor, 2)
+            if not _same(current, wanted):
                 change["load_multiplier"] = wanted
+                after["ours"] = None if factor == 1.0 else wanted
+                reason += f"; multiplier {base:g} × {factor:g}"
         if change:
-            actions.append(Action(node.node, str(server["id"]), change, reason))
-    return actions
+            actions.append(Action(node.node, server.id, change, reason, after))
+    return Plan(tuple(actions), records, held)
 
 
 @dataclass
 class ScaleliteAdapter:
-    """Applies placements to Scalelite (dry-run: only logs what it would do)."""
+    """Applies placements to Scalelite (dry-run: reads getServers, logs what it would do)."""
 
     url: str
     secret: str = field(repr=False)
     mapping: dict[str, str] = field(default_factory=dict)
     dry_run: bool = True
     timeout: float = 10.0
+    algorithm: str = "sha256"
     session: requests.Session = field(default_factory=requests.Session, repr=False)
-    cordoned_by_us: RememberedNodes = field(default_factory=RememberedNodes)
+    memory: NodeRecords = field(default_factory=lambda: NodeRecords(RECORD_SCHEMA))
+    health: AdapterHealth = field(default_factory=lambda: AdapterHealth("scalelite"))
+    name: str = "scalelite"
 
-    def servers(self) -> list[dict]:
-        response = self.session.get(
-            f"{self.url.rstrip('/')}{API}/servers",
-            params={"checksum": checksum("servers", "", self.secret)},
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"scalelite checksum algorithm must be one of {sorted(ALGORITHMS)}")
+        self.health.actuating = not self.dry_run
+        install_log_redaction()
+
+    def _url(self, action: str) -> tuple[str, dict[str, str]]:
+        digest = checksum(action, "", self.secret, self.algorithm)
+        return f"{self.url.rstrip('/')}{API}/{action}", {"checksum": digest}
+
+    def _json(self, response: requests.Response, action: str) -> object:
+        """The JSON answer, or the reason Scalelite's XML FAILED body gives (HTTP 200)."""
+        text = response.text
+        if text.lstrip().startswith("<"):
+            key = text.split("<messageKey>", 1)[-1].split("</messageKey>", 1)[0][:64]
+            result = "unauthorized" if key == "checksumError" else "bad_answer"
+            self.health.count(result)
+            why = {
+                "checksumError": "checksum rejected (wrong secret or checksum algorithm)",
+                "unsupportedRequest": "no such API (is this Scalelite ≥ 1.6 at this URL?)",
+            }.get(key, f"Scalelite answered {key or 'an XML error'}")
+            raise AdapterError(f"scalelite {action}: {why}", result)
+        try:
+            return response.json()
+        except ValueError:
+            self.health.count("bad_answer")
+            raise AdapterError(f"scalelite {action}: the answer is not JSON") from None
+
+    def servers(self) -> list[Server]:
+        """getServers, parsed (secrets dropped); an empty pool is an empty list."""
+        url, params = self._url("getServers")
+        response = call(
+            self.session,
+            self.health,
+            "GET",
+            url,
+            params=params,
+            timeout=self.timeout,
+            accept=(404,),
+        )
+        body = self._json(response, "getServers")
+        if response.status_code == 404:
+            if isinstance(body, dict) and body.get("error") == "No servers are configured":
+                self.health.count("ok")
+                return []
+            self.health.count("not_found")
+            raise AdapterError("scalelite getServers: HTTP 404", "not_found")
+        if not isinstance(body, list):
+            self.health.count("bad_answer")
+            raise AdapterError("scalelite getServers: the answer is not a list of servers")
+        try:
+            servers = [Server.parse(raw) for raw in body]
+        except AdapterError:
+            self.health.count("bad_answer")
+            raise
+        self.health.count("ok")
+        return servers
+
+    def update_server(self, server_id: str, change: Mapping[str, object]) -> None:
+        url, params = self._url("updateServer")
+        response = call(
+            self.session,
+            self.health,
+            "POST",
+            url,
+            params=params,
+            json_body={"id": server_id, "server": dict(change)},
             timeout=self.timeout,
         )
-        response.raise_for_status()
-        body = response.json()
-        if not isinstance(body, list):
-            raise ValueError(f"scalelite {redact(self.url)}: servers answer is not a list")
-        return body
+        body = self._json(response, "updateServer")
+        if not isinstance(body, dict) or str(body.get("id")) != server_id:
+            self.health.count("bad_answer")
+            raise AdapterError(f"scalelite updateServer {server_id}: unexpected answer")
+        self.health.count("ok")
 
     def apply(self, placement: Placement) -> list[Action]:
         nodes = [n.node for n in placement.nodes if n.kind == "bbb"]
         servers = match_servers(nodes, self.servers(), self.mapping)
-        actions = plan(placement, servers, self.cordoned_by_us.frozen())
-        for action in actions:
-            self._do(action)
-        return actions
-
-    def _do(self, action: Action) -> None:
-        what = (
-            f"updateServer id={action.server_id} ({action.node}) "
-            f"{action.server} because {action.reason}"
-        )
-        if self.dry_run:
-            log.info("scalelite dry-run: would %s", what)
-            return
-        response = self.session.post(
-            f"{self.url.rstrip('/')}{API}/updateServer",
-            params={"checksum": checksum("updateServer", "", self.secret)},
-            json={"id": action.server_id, "server": action.server},
-            timeout=self.timeout,
-        )
-        log.info("scalelite: did %s -> HTTP %s", what, response.status_code)
-        if response.ok:
-            state = action.server.get("state")
-            if state == "cordon":
-                self.cordoned_by_us.add(action.node)
-            elif state == "enable":
-                self.cordoned_by_us.discard(action.node)
+        result = plan(placement, servers, self.memory.snapshot())
+        if not self.dry_run:
+            for node, record in result.records.items():
+                self.memory.put(node, record)
+        failures = []
+        for action in result.actions:
+            what = f"updateServer {action.server_id} ({action.node}) {action.server}"
+            if self.dry_run:
+                log.info("scalelite dry-run: would %s because %s", what, action.reason)
+                continue
+            try:
+                self.update_server(action.server_id, action.server)
+            except AdapterError as exc:
+                log.warning("scalelite: %s failed: %s", what, exc)
+                failures.append(f"{action.node}: {exc}")
+                continue
+            log.info("scalelite: did %s because %s", what, action.reason)
+            self.memory.put(action.node, action.after)
+        held_out = tuple(n for n, r in self.memory.snapshot().items() if r.get("cordoned"))
+        if failures:
+            raise AdapterError("; ".join(failures))
+        self.health.succeeded(held_out, result.held_by_operator)
+        return list(result.actions)

@@ -1,0 +1,203 @@
+"""The Scalelite adapter against a fake that follows Scalelite's source (tests/fake_scalelite.py).
+
+Contract: every request the adapter can send (getServers, updateServer cordon / enable /
+load_multiplier) is checked for path, method, query, checksum and body against the
+rules of routes.rb and api_helper.rb. Behaviour: the issue's "done when" for Scalelite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from adapter_support import placement_for
+from confscale.planner.adapters.http import AdapterError
+from confscale.planner.adapters.memory import NodeRecords
+from confscale.planner.adapters.scalelite import (
+    RECORD_SCHEMA,
+    ScaleliteAdapter,
+    checksum,
+    desired_factor,
+)
+from fake_scalelite import FakeScalelite, FakeServer, serve
+
+SECRET = "lb-secret-0123456789"
+BBB_SECRETS = ("bbb-secret-one-aaaaaaaa", "bbb-secret-two-bbbbbbbb", "bbb-secret-3-ccc")
+
+
+def pool() -> FakeScalelite:
+    fake = FakeScalelite(secrets=(SECRET,))
+    fake.add(FakeServer("id-1", "https://bbb-01.example.org/bigbluebutton/api", BBB_SECRETS[0]))
+    fake.add(
+        FakeServer(
+            "id-2",
+            "https://bbb-02.example.org/bigbluebutton/api",
+            BBB_SECRETS[1],
+            load_multiplier="2.0",  # the operator's: a smaller machine
+            tag="small",
+        )
+    )
+    fake.add(
+        FakeServer(
+            "id-3", "https://bbb-03.example.org/bigbluebutton/api", BBB_SECRETS[2], state="disabled"
+        )
+    )
+    fake.add(FakeServer("id-9", "https://other.example.org/bigbluebutton/api", "x-secret-9"))
+    return fake
+
+
+def adapter(url: str, **kwargs: object) -> ScaleliteAdapter:
+    kwargs.setdefault("dry_run", False)
+    return ScaleliteAdapter(url, SECRET, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha512"])
+def test_contract_every_request_is_what_scalelite_verifies(algorithm: str) -> None:
+    fake = pool()
+    with serve(fake) as url:
+        sl = adapter(url, algorithm=algorithm)
+        sl.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.7}))  # cordon + multiplier
+        fake.servers["id-1"].state = "disabled"  # Scalelite's auto-disable
+        sl.apply(placement_for({"bbb-01": 0.2, "bbb-02": 0.1}, previous_out=frozenset({"bbb-01"})))
+    digest = getattr(hashlib, algorithm)
+    expected = {
+        action: digest(f"{action}{SECRET}".encode()).hexdigest()
+        for action in ("getServers", "updateServer")
+    }
+    assert expected["getServers"] == checksum("getServers", "", SECRET, algorithm)
+    gets = [r for r in fake.requests if r.method == "GET"]
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert len(gets) == 2 and len(posts) == 4
+    for r in gets:
+        assert (r.path, r.query, r.body) == (
+            "/scalelite/api/getServers",
+            f"checksum={expected['getServers']}",
+            b"",
+        )
+    bodies = []
+    for r in posts:
+        assert r.path == "/scalelite/api/updateServer"
+        assert r.query == f"checksum={expected['updateServer']}"
+        assert r.content_type == "application/json"
+        bodies.append(json.loads(r.body))
+    assert bodies == [  # in placement order: available nodes first
+        {"id": "id-2", "server": {"load_multiplier": 2.8}},  # 2.0 × (1 + 2·0.2)
+        {"id": "id-1", "server": {"state": "cordon"}},
+        {"id": "id-2", "server": {"load_multiplier": 2.0}},  # back to the operator's
+        {"id": "id-1", "server": {"state": "enable"}},
+    ]
+    assert fake.servers["id-2"].as_json()["load_multiplier"] == "2.0"  # a string, as Rails
+
+
+def test_scalelite_rejects_what_it_rejects_and_the_adapter_says_so() -> None:
+    fake = pool()
+    fake.algorithms = ("SHA256",)  # LOADBALANCER_CHECKSUM_ALGORITHM=SHA256
+    with serve(fake) as url:
+        with pytest.raises(AdapterError, match="checksum rejected") as wrong_algorithm:
+            adapter(url, algorithm="sha1").servers()
+        with pytest.raises(AdapterError, match="checksum rejected") as wrong_secret:
+            ScaleliteAdapter(url, "wrong-secret").servers()
+        with pytest.raises(AdapterError, match="no such API"):
+            adapter(url + "/old").servers()  # an unknown route: XML, HTTP 200
+        fake.servers.clear()
+        assert adapter(url).servers() == []  # 404 "No servers are configured"
+    assert wrong_algorithm.value.result == wrong_secret.value.result == "unauthorized"
+    # Scalelite answers every one of those with HTTP 200 and an XML body
+    status, kind, body = fake.handle(type(fake.requests[0])("GET", "/nope", "", None, b""))
+    assert status == 200 and kind.startswith("application/xml") and b"FAILED" in body
+
+
+def test_saturated_node_cordoned_then_reenabled_after_auto_disable() -> None:
+    fake = pool()
+    with serve(fake) as url:
+        sl = adapter(url)
+        sl.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.3}))
+        assert fake.servers["id-1"].state == "cordoned"
+        fake.poll()  # no attendees on the cordoned server: Scalelite disables it
+        assert fake.servers["id-1"].state == "disabled"
+        sl.apply(placement_for({"bbb-01": 0.8}, previous_out=frozenset({"bbb-01"})))
+        assert fake.servers["id-1"].state == "disabled"  # hysteresis: still out
+        sl.apply(placement_for({"bbb-01": 0.5}, previous_out=frozenset({"bbb-01"})))
+        assert fake.servers["id-1"].state == "enabled"
+        assert sl.health.view().held_out == ()
+    states = [u["server"].get("state") for u in fake.updates()]
+    assert set(states) <= {None, "cordon", "enable"}  # never disable
+    assert all(r.path.rsplit("/", 1)[-1] in ("getServers", "updateServer") for r in fake.requests)
+
+
+def test_operator_settings_are_respected() -> None:
+    fake = pool()
+    with serve(fake) as url:
+        sl = adapter(url)
+        sl.apply(placement_for({"bbb-01": 0.3, "bbb-02": 0.7, "bbb-03": 0.1}))
+        assert fake.servers["id-2"].load_multiplier == "2.8"
+        assert fake.servers["id-3"].state == "disabled"  # operator's: untouched
+        assert sl.health.view().held_by_operator == {
+            "bbb-03": "disabled by the operator in Scalelite"
+        }
+        fake.servers["id-2"].load_multiplier = "1.5"  # the operator changes their base
+        sl.apply(placement_for({"bbb-01": 0.3, "bbb-02": 0.7}))
+        assert fake.servers["id-2"].load_multiplier == "2.1"  # 1.5 × 1.4
+        sl.apply(placement_for({"bbb-01": 0.3, "bbb-02": 0.2}))
+        assert fake.servers["id-2"].load_multiplier == "1.5"  # restored
+        fake.servers["id-1"].state = "cordoned"  # the operator cordons bbb-01
+        sl.apply(placement_for({"bbb-01": 0.1, "bbb-02": 0.2}))
+        assert fake.servers["id-1"].state == "cordoned"
+        # we cordon bbb-02, the operator enables it again: we step back until it was in
+        sl.apply(placement_for({"bbb-02": 0.95}))
+        assert fake.servers["id-2"].state == "cordoned"
+        fake.servers["id-2"].state = "enabled"
+        sl.apply(placement_for({"bbb-02": 0.95}))
+        assert fake.servers["id-2"].state == "enabled"
+    untouched = fake.servers["id-9"]
+    assert (untouched.state, untouched.load_multiplier) == ("enabled", None)
+    assert all(u["id"] != "id-9" for u in fake.updates())
+    assert all(u["id"] != "id-3" for u in fake.updates())
+    assert fake.servers["id-2"].tag == "small"  # tags are never sent, so kept
+
+
+def test_base_multiplier_survives_a_restart_and_state_holds_no_secret(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "scalelite.json"
+    fake = pool()
+    with serve(fake) as url:
+        first = adapter(url, memory=NodeRecords(RECORD_SCHEMA, state))
+        first.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.7}))
+        assert fake.servers["id-2"].load_multiplier == "2.8"
+        fake.poll()
+        restarted = adapter(url, memory=NodeRecords(RECORD_SCHEMA, state))
+        restarted.apply(
+            placement_for({"bbb-01": 0.4, "bbb-02": 0.2}, previous_out=frozenset({"bbb-01"}))
+        )
+    assert fake.servers["id-1"].state == "enabled"
+    assert fake.servers["id-2"].load_multiplier == "2.0"  # not 2.8: the base was remembered
+    text = state.read_text()
+    for secret in (SECRET, *BBB_SECRETS, *fake.checksums):
+        assert secret not in text
+    state.write_text('{"bbb-01": {"secret": "x"}}')
+    with pytest.raises(ValueError, match="unknown adapter state fields"):
+        NodeRecords(RECORD_SCHEMA, state)
+    state.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read adapter state"):
+        NodeRecords(RECORD_SCHEMA, state)
+
+
+def test_dry_run_reads_logs_and_changes_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    fake = pool()
+    caplog.set_level(logging.DEBUG)
+    with serve(fake) as url:
+        sl = ScaleliteAdapter(url, SECRET)
+        actions = sl.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.7}))
+    assert fake.updates() == []
+    assert {a.node for a in actions} == {"bbb-01", "bbb-02"}
+    assert "would updateServer id-1 (bbb-01) {'state': 'cordon'}" in caplog.text
+    assert sl.health.view().state == "dry-run"
+    for secret in (SECRET, *BBB_SECRETS, *fake.checksums):
+        assert secret not in caplog.text
+
+
+def test_desired_factor_is_one_below_normal_and_grows_above() -> None:
+    nodes = {n.node: n for n in placement_for({"a": 0.2, "b": 0.5, "c": 0.7, "d": 0.95}).nodes}
+    assert [desired_factor(nodes[n]) for n in "abcd"] == [1.0, 1.0, 1.4, None]
