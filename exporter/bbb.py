@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from confscale.exporter.config import BbbSource
+from confscale.exporter.config import BbbSource, parse_bbb
+from confscale.exporter.contract import BBB_GAUGES
+from confscale.exporter.exposition import Family, gauge
 from confscale.exporter.fetch import HttpClient, PollError
+from confscale.exporter.source import SourceKind
 from lxml import etree
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
@@ -190,6 +194,28 @@ def poll_bbb(
         signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed, tls=source.tls
     )
     return parser.close()
+
+
+class BbbFamilies:
+    """The getMeetings families of the contract (exporter/contract.py), node by node."""
+
+    def __init__(self, base: Sequence[str]) -> None:
+        self._gauges = [(g.field, gauge(g.metric, g.help, base)) for g in BBB_GAUGES]
+        self._clients = gauge(
+            "bbb_meetings_participant_clients", "Attendees by client type.", [*base, "type"]
+        )
+
+    def add(self, figures: BbbFigures, labels: dict[str, str]) -> None:
+        for key, family in self._gauges:
+            family.add(labels, getattr(figures, key))
+        for client, count in figures.clients:
+            self._clients.add({**labels, "type": client}, count)
+
+    def families(self) -> list[Family]:
+        return [*(family for _, family in self._gauges), self._clients]
+
+
+SOURCE = SourceKind(key="bbb", parse=parse_bbb, poll=poll_bbb, families=BbbFamilies)
 
 
 def _syntax_detail(exc: etree.XMLSyntaxError) -> str:

@@ -31,7 +31,7 @@ _LABEL_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_TAGS_PER_NODE = 8  # a Scalelite server has one tag, a b3lb node one cluster
 MAX_TAGS_PER_FILE = 16  # each tag is a sub-pool the planner sizes on its own
 _TOP_KEYS = frozenset({"pool", "interval", "timeout", "nodes"})
-_NODE_KEYS = frozenset({"name", "pool", "tags", "link_capacity_mbit", "bbb", "host", "jitsi"})
+_NODE_KEYS = frozenset({"name", "pool", "tags", "link_capacity_mbit"})  # + source keys
 _BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum", "tls"})
 _HOST_KEYS = frozenset({"node_exporter", "interface", "tls"})
 _JITSI_KEYS = frozenset({"url", "tls"})
@@ -118,11 +118,15 @@ class JitsiSource:
 
 @dataclass(frozen=True)
 class NodeConfig:
+    """One node: its name, its uplink and the settings of each configured source.
+
+    ``settings`` maps a source's key (``bbb``, ``jitsi``, ``host``: exporter/registry.py
+    registers them) to that source's settings, in the registry's order.
+    """
+
     name: str
     link_capacity_bytes_per_second: float = DEFAULT_LINK_MBIT * 1e6 / 8
-    bbb: BbbSource | None = None
-    host: HostSource | None = None
-    jitsi: JitsiSource | None = None
+    settings: Mapping[str, object] = field(default_factory=dict, hash=False)
     pool: str | None = None  # the node's own ``pool:``, else the file's (resolved on load)
     tags: tuple[str, ...] = ()  # sorted, unique: the balancer's tags / clusters
 
@@ -131,9 +135,20 @@ class NodeConfig:
         return f",{','.join(self.tags)}," if self.tags else ""
 
     def sources(self) -> tuple[str, ...]:
-        """Names of the configured sources, in a stable order."""
-        present = (("bbb", self.bbb), ("jitsi", self.jitsi), ("host", self.host))
-        return tuple(name for name, source in present if source is not None)
+        """Keys of the configured sources, in a stable order."""
+        return tuple(self.settings)
+
+    def source(self, key: str) -> Any:
+        """The settings of source ``key`` (None when the node does not have it)."""
+        return self.settings.get(key)
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What a source's settings parser may need beyond its own YAML value."""
+
+    environ: Mapping[str, str]
+    base_dir: Path | None = None  # relative files (secrets, CA bundles) are read from here
 
 
 @dataclass(frozen=True)
@@ -209,7 +224,7 @@ def parse_config(
     nodes: list[NodeConfig] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_nodes):
-        node = _parse_node(raw, f"{origin}: nodes[{index}]", environ, base_dir, pool)
+        node = _parse_node(raw, f"{origin}: nodes[{index}]", ParseContext(environ, base_dir), pool)
         if node.name in seen:
             raise ConfigValueError(
                 f"{origin}: nodes[{index}]: node name {node.name!r} "
@@ -279,12 +294,11 @@ def _parse_tags(value: object, where: str) -> tuple[str, ...]:
 
 
 def _parse_node(
-    raw: object,
-    where: str,
-    environ: Mapping[str, str],
-    base_dir: Path | None,
-    file_pool: str | None = None,
+    raw: object, where: str, context: ParseContext, file_pool: str | None = None
 ) -> NodeConfig:
+    # The registry imports its sources, which import their settings from here.
+    from confscale.exporter.registry import SOURCES
+
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with 'name' and a source")
     name = raw.get("name")
@@ -293,7 +307,7 @@ def _parse_node(
             f"{where}: key 'name': expected a node name (letters, digits, - _ . :), got {name!r}"
         )
     where = f"{where} (node {name})"
-    _reject_unknown(raw, _NODE_KEYS, where)
+    _reject_unknown(raw, _NODE_KEYS | {kind.key for kind in SOURCES}, where)
     pool = _pool_name(raw.get("pool"), f"{where}: key 'pool'") or file_pool
     tags = _parse_tags(raw.get("tags"), f"{where}: key 'tags'")
     link = raw.get("link_capacity_mbit", DEFAULT_LINK_MBIT)
@@ -301,29 +315,19 @@ def _parse_node(
         raise ConfigValueError(
             f"{where}: key 'link_capacity_mbit': expected a positive number of Mbit/s, got {link!r}"
         )
-    bbb = (
-        _parse_bbb(raw["bbb"], f"{where}: key 'bbb'", environ, base_dir)
-        if raw.get("bbb") is not None
-        else None
-    )
-    host = (
-        _parse_host(raw["host"], f"{where}: key 'host'", base_dir)
-        if raw.get("host") is not None
-        else None
-    )
-    jitsi = (
-        _parse_jitsi(raw["jitsi"], f"{where}: key 'jitsi'", base_dir)
-        if raw.get("jitsi") is not None
-        else None
-    )
-    if bbb is None and jitsi is None and host is None:
-        raise ConfigValueError(f"{where}: no source; expected at least one of bbb, jitsi, host")
+    settings = {
+        kind.key: kind.parse(raw[kind.key], f"{where}: key '{kind.key}'", context)
+        for kind in SOURCES
+        if raw.get(kind.key) is not None
+    }
+    if not settings:
+        raise ConfigValueError(
+            f"{where}: no source; expected at least one of {', '.join(k.key for k in SOURCES)}"
+        )
     return NodeConfig(
         name=name,
         link_capacity_bytes_per_second=float(link) * 1e6 / 8,
-        bbb=bbb,
-        host=host,
-        jitsi=jitsi,
+        settings=settings,
         pool=pool,
         tags=tags,
     )
@@ -341,9 +345,9 @@ def _url(value: object, where: str) -> str:
     return value
 
 
-def _parse_bbb(
-    raw: object, where: str, environ: Mapping[str, str], base_dir: Path | None
-) -> BbbSource:
+def parse_bbb(raw: object, where: str, context: ParseContext) -> BbbSource:
+    """The ``bbb:`` settings of a node."""
+    environ, base_dir = context.environ, context.base_dir
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with url and secret_file or secret")
     _reject_unknown(raw, _BBB_KEYS, where)
@@ -417,7 +421,9 @@ def _read_secret(
     return Secret(value)
 
 
-def _parse_host(raw: object, where: str, base_dir: Path | None) -> HostSource:
+def parse_host(raw: object, where: str, context: ParseContext) -> HostSource:
+    """The ``host:`` settings of a node (``local`` or a node_exporter URL)."""
+    base_dir = context.base_dir
     if raw == "local":
         return HostSource(node_exporter=None)
     if not isinstance(raw, dict):
@@ -432,7 +438,9 @@ def _parse_host(raw: object, where: str, base_dir: Path | None) -> HostSource:
     return HostSource(node_exporter=url, interface=interface, tls=tls)
 
 
-def _parse_jitsi(raw: object, where: str, base_dir: Path | None) -> JitsiSource:
+def parse_jitsi(raw: object, where: str, context: ParseContext) -> JitsiSource:
+    """The ``jitsi:`` settings of a node."""
+    base_dir = context.base_dir
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with url")
     _reject_unknown(raw, _JITSI_KEYS, where)

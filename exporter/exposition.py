@@ -9,11 +9,37 @@ fraction of the cost; the tests check it against generate_latest sample for samp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Family(Metric):
+    """The writer's own family type: a prometheus_client ``Metric`` whose samples share
+    the caller's label dict instead of copying it (``add_metric`` zips a new dict per
+    sample; the writer renders one node's labels once, by dict identity, see ``render``).
+    """
+
+    def __init__(self, name: str, documentation: str, kind: str, labels: Sequence[str]):
+        super().__init__(name, documentation, kind)
+        self.label_names = tuple(labels)
+        self._sample_name = f"{self.name}_total" if self.type == "counter" else self.name
+
+    def add(self, labels: dict[str, str], value: float) -> None:
+        """One sample; ``labels`` (keys ``label_names``) is kept, never copied or mutated."""
+        self.samples.append(Sample(self._sample_name, labels, value, None))
+
+
+def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> Family:
+    return Family(name, documentation, "gauge", labels)
+
+
+def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Family:
+    """``name`` without ``_total``; the samples carry the suffix."""
+    return Family(name, documentation, "counter", labels)
 
 
 def _escape_value(text: str) -> str:

@@ -10,12 +10,14 @@ import math
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from confscale.exporter.config import HostSource
+from confscale.exporter.config import HostSource, parse_host
+from confscale.exporter.exposition import Family, counter, gauge
 from confscale.exporter.fetch import HttpClient, PollError
+from confscale.exporter.source import SourceKind
 
 _CPU = "node_cpu_seconds_total{"
 _RX = "node_network_receive_bytes_total{"
@@ -181,3 +183,34 @@ def poll_host(
         source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink, tls=source.tls
     )
     return parse_node_exporter(sink.finish(), source.interface)
+
+
+class HostFamilies:
+    """CPU seconds, CPU count and uplink bytes of each node."""
+
+    def __init__(self, base: Sequence[str]) -> None:
+        self._cpu = counter(
+            "confscale_node_cpu_seconds", "CPU seconds summed over CPUs, by mode.", [*base, "mode"]
+        )
+        self._cpus = gauge("confscale_node_cpu_count", "Number of CPUs.", base)
+        self._tx = counter(
+            "confscale_node_network_transmit_bytes", "Bytes sent on the uplink interface(s).", base
+        )
+        self._rx = counter(
+            "confscale_node_network_receive_bytes",
+            "Bytes received on the uplink interface(s).",
+            base,
+        )
+
+    def add(self, figures: HostFigures, labels: dict[str, str]) -> None:
+        for mode, seconds in figures.cpu_seconds:
+            self._cpu.add({**labels, "mode": mode}, seconds)
+        self._cpus.add(labels, figures.cpu_count)
+        self._tx.add(labels, figures.transmit_bytes)
+        self._rx.add(labels, figures.receive_bytes)
+
+    def families(self) -> list[Family]:
+        return [self._cpu, self._cpus, self._tx, self._rx]
+
+
+SOURCE = SourceKind(key="host", parse=parse_host, poll=poll_host, families=HostFamilies)

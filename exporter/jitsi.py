@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from confscale.exporter.config import JitsiSource
+from confscale.exporter.config import JitsiSource, parse_jitsi
+from confscale.exporter.exposition import Family, gauge
 from confscale.exporter.fetch import HttpClient, PollError
+from confscale.exporter.source import SourceKind
 
-# colibri key -> exported gauge suffix (systemli's names, docs/design.md §2)
-JITSI_FIELDS = (
-    "conferences",
-    "participants",
-    "largest_conference",
-    "endpoints_sending_video",
-    "stress_level",
-    "bit_rate_upload",
-    "bit_rate_download",
+# colibri key -> help of the exported gauge jitsi_<key> (systemli's names, docs/design.md §2)
+_JITSI_HELP = MappingProxyType(
+    {
+        "conferences": "Conferences on the bridge.",
+        "participants": "Participants on the bridge.",
+        "largest_conference": "Participants of the largest conference.",
+        "endpoints_sending_video": "Endpoints sending video.",
+        "stress_level": "The bridge's own stress level (0-1, overload from about 0.8).",
+        "bit_rate_upload": "Upload bit rate in kbit/s as the JVB reports it.",
+        "bit_rate_download": "Download bit rate in kbit/s as the JVB reports it.",
+    }
 )
+JITSI_FIELDS = tuple(_JITSI_HELP)
 
 
 @dataclass(frozen=True)
@@ -68,3 +75,20 @@ def poll_jitsi(
         source.url, timeout=timeout, max_bytes=max_bytes, sink=chunks.append, tls=source.tls
     )
     return parse_colibri(b"".join(chunks))
+
+
+class JitsiFamilies:
+    """One gauge per colibri field; a field the bridge did not send stays absent."""
+
+    def __init__(self, base: Sequence[str]) -> None:
+        self._gauges = {key: gauge(f"jitsi_{key}", text, base) for key, text in _JITSI_HELP.items()}
+
+    def add(self, figures: JitsiFigures, labels: dict[str, str]) -> None:
+        for key, value in figures.values:
+            self._gauges[key].add(labels, value)
+
+    def families(self) -> list[Family]:
+        return list(self._gauges.values())
+
+
+SOURCE = SourceKind(key="jitsi", parse=parse_jitsi, poll=poll_jitsi, families=JitsiFamilies)

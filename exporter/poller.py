@@ -19,15 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from confscale.exporter.bbb import BbbFigures, poll_bbb
 from confscale.exporter.config import NodeConfig, PoolConfig
 from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
-from confscale.exporter.host import HostFigures, poll_host
-from confscale.exporter.jitsi import JitsiFigures, poll_jitsi
+from confscale.exporter.registry import BY_KEY
 
 log = logging.getLogger("confscale.exporter")
 
-Figures = BbbFigures | HostFigures | JitsiFigures
 DEFAULT_WORKERS = 64
 
 
@@ -39,7 +36,7 @@ class SourceResult:
     source: str
     duration: float
     finished_at: float
-    figures: Figures | None = None
+    figures: object | None = None  # what the source's poll returned (its kind's figures)
     reason: str | None = None
 
     @property
@@ -80,17 +77,13 @@ def poll_source(
 ) -> SourceResult:
     """Poll one source of one node; never raises, the failure is in ``reason``."""
     started = time.monotonic()
-    figures: Figures | None = None
+    figures: object | None = None
     reason: str | None = None
     try:
-        if source == "bbb" and node.bbb is not None:
-            figures = poll_bbb(client, node.bbb, timeout=timeout, max_bytes=max_bytes)
-        elif source == "jitsi" and node.jitsi is not None:
-            figures = poll_jitsi(client, node.jitsi, timeout=timeout, max_bytes=max_bytes)
-        elif source == "host" and node.host is not None:
-            figures = poll_host(client, node.host, timeout=timeout, max_bytes=max_bytes)
-        else:
+        kind, settings = BY_KEY.get(source), node.source(source)
+        if kind is None or settings is None:
             raise PollError("internal", f"source {source} is not configured")
+        figures = kind.poll(client, settings, timeout=timeout, max_bytes=max_bytes)
     except PollError as exc:
         reason = exc.reason
         log.debug(

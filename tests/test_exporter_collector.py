@@ -27,9 +27,13 @@ HOST = HostSource(node_exporter="http://x/metrics")
 
 def make_snapshot(pool: str | None = "campus", finished_at: float = NOW) -> Snapshot:
     nodes = (
-        NodeConfig(name="bbb-01", bbb=BBB, host=HOST),
-        NodeConfig(name="bbb-02", bbb=BBB, host=HOST, link_capacity_bytes_per_second=1e9),
-        NodeConfig(name="jvb-01", jitsi=JitsiSource(url="http://x/colibri/stats")),
+        NodeConfig(name="bbb-01", settings={"bbb": BBB, "host": HOST}),
+        NodeConfig(
+            name="bbb-02",
+            settings={"bbb": BBB, "host": HOST},
+            link_capacity_bytes_per_second=1e9,
+        ),
+        NodeConfig(name="jvb-01", settings={"jitsi": JitsiSource(url="http://x/colibri/stats")}),
     )
     config = PoolConfig(nodes=nodes, pool=pool, interval=15, timeout=5)
     bbb = BbbFigures(
@@ -231,7 +235,10 @@ def test_node_pool_and_tags_label_the_node_and_its_info_series() -> None:
     snapshot = make_snapshot()
     nodes = list(snapshot.config.nodes)
     nodes[1] = NodeConfig(
-        name="bbb-02", bbb=BBB, host=HOST, pool="medicine", tags=("lecture", "region-eu")
+        name="bbb-02",
+        settings={"bbb": BBB, "host": HOST},
+        pool="medicine",
+        tags=("lecture", "region-eu"),
     )
     snapshot = Snapshot(
         config=PoolConfig(nodes=tuple(nodes), pool="campus", interval=15, timeout=5),

@@ -62,16 +62,19 @@ def test_good_config_loads_into_immutable_values(tmp_path: Path) -> None:
     first, second, bridge = config.nodes
     assert first.link_capacity_bytes_per_second == 125e6
     assert second.link_capacity_bytes_per_second == 62.5e6
-    assert first.bbb is not None and first.bbb.checksum == "sha512"
-    assert first.bbb.url.endswith("/api/")
-    assert first.bbb.secret.reveal() == SECRET
-    assert second.bbb is not None and second.bbb.secret.reveal() == "from-env"
-    assert second.bbb.checksum == "sha256"
-    assert first.host is not None and first.host.interface == "eth0" and not first.host.local
-    assert second.host is not None and second.host.local
+    bbb1, bbb2 = first.source("bbb"), second.source("bbb")
+    host1, host2, host3 = first.source("host"), second.source("host"), bridge.source("host")
+    assert bbb1 is not None and bbb1.checksum == "sha512"
+    assert bbb1.url.endswith("/api/")
+    assert bbb1.secret.reveal() == SECRET
+    assert bbb2 is not None and bbb2.secret.reveal() == "from-env"
+    assert bbb2.checksum == "sha256"
+    assert host1 is not None and host1.interface == "eth0" and not host1.local
+    assert host2 is not None and host2.local
     assert bridge.sources() == ("jitsi", "host")
-    assert bridge.host is not None and bridge.host.local and bridge.host.interface == "ens3"
+    assert host3 is not None and host3.local and host3.interface == "ens3"
     assert first.sources() == ("bbb", "host")
+    assert bridge.source("bbb") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.name = "other"  # type: ignore[misc]
     assert SECRET not in repr(config)

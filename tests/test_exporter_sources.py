@@ -280,7 +280,10 @@ def test_a_cycle_gets_one_interval_and_reports_the_rest_as_overrun() -> None:
     from confscale.exporter.poller import Poller
 
     with raw_server(hold(1.5)) as url:
-        nodes = tuple(NodeConfig(name=f"jvb-0{i}", jitsi=JitsiSource(url=url)) for i in (1, 2, 3))
+        nodes = tuple(
+            NodeConfig(name=f"jvb-0{i}", settings={"jitsi": JitsiSource(url=url)})
+            for i in (1, 2, 3)
+        )
         poller = Poller(PoolConfig(nodes=nodes, interval=0.5, timeout=0.3), workers=1)
         try:
             snapshot = poller.run_cycle()
@@ -303,7 +306,9 @@ def test_reload_during_a_cycle_publishes_only_nodes_still_configured() -> None:
         answer(b'{"conferences": 1}', content_type="application/json")(conn)
 
     with raw_server(reload_then_answer) as url:
-        nodes = tuple(NodeConfig(name=f"jvb-0{i}", jitsi=JitsiSource(url=url)) for i in (1, 2))
+        nodes = tuple(
+            NodeConfig(name=f"jvb-0{i}", settings={"jitsi": JitsiSource(url=url)}) for i in (1, 2)
+        )
         smaller.append(PoolConfig(nodes=nodes[:1], interval=5, timeout=2))
         poller = Poller(PoolConfig(nodes=nodes, interval=5, timeout=2), workers=2)
         holder.append(poller)
@@ -364,7 +369,11 @@ def test_a_bug_while_polling_costs_one_poll_not_the_loop(caplog: pytest.LogCaptu
         url="http://127.0.0.1:9/api/", secret=Secret("test-secret"), checksum="no-such-hash"
     )
     result = poll_source(
-        HttpClient(), NodeConfig(name="bbb-x", bbb=broken), "bbb", timeout=1, max_bytes=1024
+        HttpClient(),
+        NodeConfig(name="bbb-x", settings={"bbb": broken}),
+        "bbb",
+        timeout=1,
+        max_bytes=1024,
     )
     assert (result.ok, result.reason) == (False, "internal")
     assert "poll crashed node=bbb-x source=bbb error=ValueError at=" in caplog.text

@@ -123,4 +123,4 @@ def test_ca_file_relative_to_the_config_file(tmp_path: Path, certs) -> None:
     (tmp_path / "ca.pem").write_bytes(certs["node"][0].read_bytes())
     data = {"nodes": [node({"ca_file": "ca.pem"})]}
     config = parse_config(data, "pool.yml", {}, base_dir=tmp_path)
-    assert config.nodes[0].jitsi.tls == TlsOptions(ca_file=str(tmp_path / "ca.pem"))
+    assert config.nodes[0].source("jitsi").tls == TlsOptions(ca_file=str(tmp_path / "ca.pem"))

@@ -74,7 +74,10 @@ def test_bad_shard_says_what_was_expected(text: str) -> None:
 
 def test_select_keeps_pool_settings_and_only_own_nodes() -> None:
     nodes = tuple(
-        NodeConfig(name=n, bbb=BbbSource(url=f"http://127.0.0.1:1/{n}/", secret=Secret("s")))
+        NodeConfig(
+            name=n,
+            settings={"bbb": BbbSource(url=f"http://127.0.0.1:1/{n}/", secret=Secret("s"))},
+        )
         for n in NAMES[:50]
     )
     config = PoolConfig(nodes=nodes, pool="campus", interval=7.0, timeout=2.0, path="p.yml")

@@ -1,0 +1,42 @@
+"""What every source of the exporter is: the one interface (registry.py lists them).
+
+A source is one kind of thing the exporter polls on a node (a BBB API, a Jitsi bridge,
+a host's counters, …). Each one is a ``SourceKind`` defined beside its poll code: the key
+it has in the pool file and in the ``source`` label, how its settings are read from the
+YAML, how it is polled, and how its figures become metric families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confscale.exporter.config import ParseContext
+from confscale.exporter.fetch import HttpClient
+from prometheus_client.core import Metric
+
+
+class FamilySet(Protocol):
+    """The families of one source for one snapshot, filled node by node."""
+
+    def add(self, figures: Any, labels: dict[str, str]) -> None:
+        """Add one node's figures; ``labels`` (node, pool) is shared, never mutated."""
+
+    def families(self) -> list[Metric]:
+        """Every family, in a stable order (empty ones included)."""
+
+
+class Poll(Protocol):
+    def __call__(
+        self, client: HttpClient, settings: Any, *, timeout: float, max_bytes: int
+    ) -> object:
+        """One poll; the figures, or PollError with the reason."""
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    key: str  # the node's key in the pool file and the value of the `source` label
+    parse: Callable[[object, str, ParseContext], object]  # YAML value -> frozen settings
+    poll: Poll  # (client, settings) -> figures, or PollError
+    families: Callable[[Sequence[str]], FamilySet]  # node label names -> empty family set
