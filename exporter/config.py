@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from confscale.exporter.contract import DEFAULT_FILESYSTEMS
 
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 DEFAULT_LINK_MBIT = 500.0
@@ -33,8 +34,9 @@ MAX_TAGS_PER_FILE = 16  # each tag is a sub-pool the planner sizes on its own
 _TOP_KEYS = frozenset({"pool", "interval", "timeout", "nodes"})
 _NODE_KEYS = frozenset({"name", "pool", "tags", "link_capacity_mbit"})  # + source keys
 _BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum", "tls"})
-_HOST_KEYS = frozenset({"node_exporter", "interface", "tls"})
-_JITSI_KEYS = frozenset({"url", "tls"})
+_HOST_KEYS = frozenset({"node_exporter", "interface", "filesystems", "tls"})
+_MAX_FILESYSTEMS = 8  # one series pair each: keep the mountpoint label bounded
+_JITSI_KEYS = frozenset({"url", "metrics", "tls"})
 _TLS_KEYS = frozenset({"ca_file", "insecure_skip_verify"})
 
 
@@ -104,6 +106,8 @@ class HostSource:
     node_exporter: str | None
     interface: str | None = None
     tls: TlsOptions | None = None
+    # mountpoints whose free space is exported (root and BBB's recordings by default)
+    filesystems: tuple[str, ...] = DEFAULT_FILESYSTEMS
 
     @property
     def local(self) -> bool:
@@ -112,8 +116,11 @@ class HostSource:
 
 @dataclass(frozen=True)
 class JitsiSource:
-    url: str
+    """``url``: the bridge's /colibri/stats; or ``metrics``: its own Prometheus page."""
+
+    url: str | None = None
     tls: TlsOptions | None = None
+    metrics: str | None = None
 
 
 @dataclass(frozen=True)
@@ -435,14 +442,36 @@ def parse_host(raw: object, where: str, context: ParseContext) -> HostSource:
     if interface is not None and (not isinstance(interface, str) or not interface):
         raise ConfigValueError(f"{where}.interface: expected an interface name, got {interface!r}")
     tls = _parse_tls(raw.get("tls"), url, f"{where}.tls", base_dir) if url else None
-    return HostSource(node_exporter=url, interface=interface, tls=tls)
+    filesystems = raw.get("filesystems", HostSource.filesystems)
+    if (
+        not isinstance(filesystems, list | tuple)
+        or not 0 < len(filesystems) <= _MAX_FILESYSTEMS
+        or not all(isinstance(m, str) and m.startswith("/") for m in filesystems)
+    ):
+        raise ConfigValueError(
+            f"{where}.filesystems: expected 1 to {_MAX_FILESYSTEMS} absolute mountpoints "
+            f"like [/, /var/bigbluebutton], got {filesystems!r}"
+        )
+    return HostSource(
+        node_exporter=url,
+        interface=interface,
+        tls=tls,
+        filesystems=tuple(dict.fromkeys(filesystems)),
+    )
 
 
 def parse_jitsi(raw: object, where: str, context: ParseContext) -> JitsiSource:
-    """The ``jitsi:`` settings of a node."""
-    base_dir = context.base_dir
+    """The ``jitsi:`` settings of a node: ``url`` (colibri stats) or ``metrics``."""
     if not isinstance(raw, dict):
-        raise ConfigValueError(f"{where}: expected a mapping with url")
+        raise ConfigValueError(f"{where}: expected a mapping with url or metrics")
     _reject_unknown(raw, _JITSI_KEYS, where)
-    url = _url(raw.get("url"), f"{where}.url")
-    return JitsiSource(url=url, tls=_parse_tls(raw.get("tls"), url, f"{where}.tls", base_dir))
+    if (raw.get("url") is None) == (raw.get("metrics") is None):
+        raise ConfigValueError(
+            f"{where}: expected exactly one of url (/colibri/stats) or metrics (/metrics)"
+        )
+    key = "url" if raw.get("url") is not None else "metrics"
+    url = _url(raw.get(key), f"{where}.{key}")
+    tls = _parse_tls(raw.get("tls"), url, f"{where}.tls", context.base_dir)
+    if key == "url":
+        return JitsiSource(url=url, tls=tls)
+    return JitsiSource(metrics=url, tls=tls)

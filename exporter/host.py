@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confscale.exporter.config import HostSource, parse_host
+from confscale.exporter.contract import (
+    DEFAULT_FILESYSTEMS,
+    HOST_FILESYSTEM_AVAIL,
+    HOST_FILESYSTEM_SIZE,
+    HOST_GAUGES,
+)
 from confscale.exporter.exposition import Family, counter, gauge
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.exporter.source import SourceKind
@@ -22,6 +28,11 @@ from confscale.exporter.source import SourceKind
 _CPU = "node_cpu_seconds_total{"
 _RX = "node_network_receive_bytes_total{"
 _TX = "node_network_transmit_bytes_total{"
+_MEM_AVAILABLE = "node_memory_MemAvailable_bytes"
+_MEM_TOTAL = "node_memory_MemTotal_bytes"
+_FS_AVAIL = "node_filesystem_avail_bytes{"
+_FS_SIZE = "node_filesystem_size_bytes{"
+_KEPT = (b"node_cpu_seconds_total{", b"node_network_", b"node_memory_Mem", b"node_filesystem_")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _NOT_UPLINK = ("lo", "veth", "docker", "br-", "ifb", "virbr")
 # /proc/stat cpu columns in order (guest time is already inside user and nice).
@@ -34,6 +45,10 @@ class HostFigures:
     cpu_count: int
     transmit_bytes: float
     receive_bytes: float
+    # optional: absent (None / not listed) when the page or /proc does not have them
+    memory_available_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    filesystems: tuple[tuple[str, float, float], ...] = ()  # (mountpoint, avail, size)
 
 
 def is_uplink(device: str, interface: str | None = None) -> bool:
@@ -43,16 +58,31 @@ def is_uplink(device: str, interface: str | None = None) -> bool:
     return not (device == "lo" or device.startswith(_NOT_UPLINK))
 
 
-def parse_node_exporter(lines: Iterable[str], interface: str | None = None) -> HostFigures:
+def parse_node_exporter(
+    lines: Iterable[str],
+    interface: str | None = None,
+    filesystems: Sequence[str] = DEFAULT_FILESYSTEMS,
+) -> HostFigures:
     """Figures from node_exporter text lines; raises PollError('parse') if CPU is missing."""
     cpu: dict[str, float] = defaultdict(float)
     cpus: Counter[str] = Counter()
     rx = tx = 0.0
     found_net = False
+    memory: dict[str, float] = {}
+    avail: dict[str, float] = {}
+    size: dict[str, float] = {}
     for line in lines:
         if not line.startswith("node_"):
             continue
-        if line.startswith(_CPU):
+        if line.startswith((f"{_MEM_AVAILABLE} ", f"{_MEM_TOTAL} ")):
+            name, _, text = line.partition(" ")
+            memory[name] = _value(text.split()[0] if text.split() else "", line)
+        elif line.startswith((_FS_AVAIL, _FS_SIZE)):
+            labels, value = _split(line)
+            mount = labels.get("mountpoint", "")
+            if mount in filesystems:
+                (avail if line.startswith(_FS_AVAIL) else size)[mount] = value
+        elif line.startswith(_CPU):
             labels, value = _split(line)
             cpus[labels.get("cpu", "")] += 1
             cpu[labels.get("mode", "unknown")] += value
@@ -75,6 +105,9 @@ def parse_node_exporter(lines: Iterable[str], interface: str | None = None) -> H
         cpu_count=len(cpus),
         transmit_bytes=tx,
         receive_bytes=rx,
+        memory_available_bytes=memory.get(_MEM_AVAILABLE),
+        memory_total_bytes=memory.get(_MEM_TOTAL),
+        filesystems=tuple((m, avail[m], size[m]) for m in filesystems if m in avail and m in size),
     )
 
 
@@ -86,13 +119,17 @@ def _split(line: str) -> tuple[dict[str, str], float]:
     fields = line[close + 1 :].split()
     if not fields:
         raise PollError("parse", f"sample without a value {line[:60]!r}")
+    return labels, _value(fields[0], line)
+
+
+def _value(text: str, line: str) -> float:
     try:
-        value = float(fields[0])
+        value = float(text)
     except ValueError:
         raise PollError("parse", f"value is not a number in {line[:60]!r}") from None
     if not math.isfinite(value):
         raise PollError("parse", f"value is not finite in {line[:60]!r}")
-    return labels, value
+    return value
 
 
 def _labels(inner: str) -> dict[str, str]:
@@ -121,7 +158,7 @@ class _LineSink:
             return
         self._rest = data[cut + 1 :]
         for raw in data[:cut].split(b"\n"):
-            if raw.startswith((b"node_cpu_seconds_total{", b"node_network_")):
+            if raw.startswith(_KEPT):
                 self.lines.append(raw.decode("utf-8", "replace"))
 
     def finish(self) -> list[str]:
@@ -131,8 +168,13 @@ class _LineSink:
         return self.lines
 
 
-def read_proc(root: Path = Path("/proc"), interface: str | None = None) -> HostFigures:
-    """Figures of the machine the exporter runs on, from /proc/stat and /proc/net/dev."""
+def read_proc(
+    root: Path = Path("/proc"),
+    interface: str | None = None,
+    filesystems: Sequence[str] = DEFAULT_FILESYSTEMS,
+) -> HostFigures:
+    """Figures of the machine the exporter runs on: /proc/stat, /proc/net/dev,
+    /proc/meminfo and statvfs() of the watched filesystems that exist."""
     ticks = float(os.sysconf("SC_CLK_TCK"))
     try:
         stat = (root / "stat").read_text()
@@ -161,9 +203,41 @@ def read_proc(root: Path = Path("/proc"), interface: str | None = None) -> HostF
         raise PollError("parse", f"no cpu lines in {root / 'stat'}")
     if interface is not None and not found:
         raise PollError("parse", f"interface {interface!r} not in {root / 'net' / 'dev'}")
+    available, total = _meminfo(root / "meminfo")
     return HostFigures(
-        cpu_seconds=tuple(sorted(cpu.items())), cpu_count=count, transmit_bytes=tx, receive_bytes=rx
+        cpu_seconds=tuple(sorted(cpu.items())),
+        cpu_count=count,
+        transmit_bytes=tx,
+        receive_bytes=rx,
+        memory_available_bytes=available,
+        memory_total_bytes=total,
+        filesystems=tuple(fs for fs in map(_statvfs, filesystems) if fs is not None),
     )
+
+
+def _meminfo(path: Path) -> tuple[float | None, float | None]:
+    """MemAvailable and MemTotal in bytes (kB in the file); None for what is missing."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None, None
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if key in ("MemAvailable", "MemTotal") and fields and fields[0].isdigit():
+            found[key] = float(fields[0]) * 1024
+    return found.get("MemAvailable"), found.get("MemTotal")
+
+
+def _statvfs(mount: str) -> tuple[str, float, float] | None:
+    """(mount, bytes available to unprivileged users, size) as node_exporter reports them;
+    None when the path is not there (a JVB has no /var/bigbluebutton)."""
+    try:
+        st = os.statvfs(mount)
+    except OSError:
+        return None
+    return mount, float(st.f_bavail * st.f_frsize), float(st.f_blocks * st.f_frsize)
 
 
 def _proc_number(text: str) -> float:
@@ -177,12 +251,12 @@ def poll_host(
 ) -> HostFigures:
     """One poll of a node's host figures; raises PollError with the failure reason."""
     if source.node_exporter is None:
-        return read_proc(interface=source.interface)
+        return read_proc(interface=source.interface, filesystems=source.filesystems)
     sink = _LineSink()
     client.fetch(
         source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink, tls=source.tls
     )
-    return parse_node_exporter(sink.finish(), source.interface)
+    return parse_node_exporter(sink.finish(), source.interface, source.filesystems)
 
 
 class HostFamilies:
@@ -202,15 +276,41 @@ class HostFamilies:
             base,
         )
 
+        self._memory = [(g.field, gauge(g.metric, g.help, base)) for g in HOST_GAUGES]
+        self._fs_avail = gauge(
+            HOST_FILESYSTEM_AVAIL,
+            "Bytes available to non-root users on a watched filesystem (root, recordings).",
+            [*base, "mountpoint"],
+        )
+        self._fs_size = gauge(
+            HOST_FILESYSTEM_SIZE, "Size of a watched filesystem in bytes.", [*base, "mountpoint"]
+        )
+
     def add(self, figures: HostFigures, labels: dict[str, str]) -> None:
         for mode, seconds in figures.cpu_seconds:
             self._cpu.add({**labels, "mode": mode}, seconds)
         self._cpus.add(labels, figures.cpu_count)
         self._tx.add(labels, figures.transmit_bytes)
         self._rx.add(labels, figures.receive_bytes)
+        for key, family in self._memory:
+            value = getattr(figures, key)
+            if value is not None:
+                family.add(labels, value)
+        for mount, avail, size in figures.filesystems:
+            mount_labels = {**labels, "mountpoint": mount}
+            self._fs_avail.add(mount_labels, avail)
+            self._fs_size.add(mount_labels, size)
 
     def families(self) -> list[Family]:
-        return [self._cpu, self._cpus, self._tx, self._rx]
+        return [
+            self._cpu,
+            self._cpus,
+            self._tx,
+            self._rx,
+            *(f for _, f in self._memory),
+            self._fs_avail,
+            self._fs_size,
+        ]
 
 
 SOURCE = SourceKind(key="host", parse=parse_host, poll=poll_host, families=HostFamilies)

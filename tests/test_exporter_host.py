@@ -1,0 +1,71 @@
+"""Host memory and watched filesystems: node_exporter text, /proc + statvfs, config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from confscale.exporter.config import ConfigValueError, parse_config
+from confscale.exporter.exposition import render
+from confscale.exporter.host import HostFamilies, parse_node_exporter, read_proc
+from test_exporter_support import parse_text, value
+
+CPU = 'node_cpu_seconds_total{cpu="0",mode="idle"} 10\n'
+PAGE = (
+    CPU
+    + "node_memory_MemAvailable_bytes 2.5e+09\n"
+    + "node_memory_MemTotal_bytes 8e+09\n"
+    + "node_memory_MemFree_bytes 1e+08\n"
+    + 'node_filesystem_avail_bytes{device="/dev/sda1",fstype="ext4",mountpoint="/"} 4e+10\n'
+    + 'node_filesystem_size_bytes{device="/dev/sda1",fstype="ext4",mountpoint="/"} 1e+11\n'
+    + 'node_filesystem_avail_bytes{device="/dev/sdb1",fstype="xfs",'
+    + 'mountpoint="/var/bigbluebutton"} 5e+09\n'
+    + 'node_filesystem_size_bytes{device="/dev/sdb1",fstype="xfs",'
+    + 'mountpoint="/var/bigbluebutton"} 5e+11\n'
+    + 'node_filesystem_avail_bytes{device="tmpfs",fstype="tmpfs",mountpoint="/run"} 1e+08\n'
+)
+
+
+def test_memory_and_watched_filesystems_from_node_exporter() -> None:
+    figures = parse_node_exporter(PAGE.splitlines())
+    assert figures.memory_available_bytes == 2.5e9 and figures.memory_total_bytes == 8e9
+    assert figures.filesystems == (("/", 4e10, 1e11), ("/var/bigbluebutton", 5e9, 5e11))
+    narrowed = parse_node_exporter(PAGE.splitlines(), filesystems=("/var/bigbluebutton",))
+    assert [m for m, _, _ in narrowed.filesystems] == ["/var/bigbluebutton"]
+
+
+def test_missing_memory_and_filesystems_stay_absent() -> None:
+    figures = parse_node_exporter([CPU.strip()])
+    assert figures.memory_available_bytes is None and figures.filesystems == ()
+    families = HostFamilies(["node"])
+    families.add(figures, {"node": "n"})
+    samples = parse_text(render(families.families()).decode())
+    assert value(samples, "confscale_node_memory_available_bytes", node="n") is None
+    assert value(samples, "confscale_node_cpu_count", node="n") == 1
+
+
+def test_families_carry_the_mountpoint() -> None:
+    families = HostFamilies(["node"])
+    families.add(parse_node_exporter(PAGE.splitlines()), {"node": "n"})
+    samples = parse_text(render(families.families()).decode())
+    avail = "confscale_node_filesystem_avail_bytes"
+    assert value(samples, avail, node="n", mountpoint="/var/bigbluebutton") == 5e9
+    assert value(samples, "confscale_node_filesystem_size_bytes", node="n", mountpoint="/") == 1e11
+    assert value(samples, "confscale_node_memory_total_bytes", node="n") == 8e9
+
+
+def test_local_host_reads_meminfo_and_statvfs(tmp_path: Path) -> None:
+    figures = read_proc(filesystems=("/", str(tmp_path), "/no/such/mount"))
+    assert 0 < (figures.memory_available_bytes or 0) <= (figures.memory_total_bytes or 0)
+    mounts = {m: (a, s) for m, a, s in figures.filesystems}
+    assert set(mounts) == {"/", str(tmp_path)}  # a missing path is absent, not zero
+    st = os.statvfs("/")
+    assert mounts["/"][1] == st.f_blocks * st.f_frsize
+
+
+@pytest.mark.parametrize("bad", [[], ["relative"], "/", ["/"] * 9])
+def test_filesystems_config_is_checked(bad: object) -> None:
+    node = {"name": "n", "host": {"node_exporter": "http://n:9100/metrics", "filesystems": bad}}
+    with pytest.raises(ConfigValueError, match="filesystems"):
+        parse_config({"nodes": [node]}, "t.yml", {})
