@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
+from confscale.planner.packing import MeetingTable
 from confscale.planner.resources import KBIT, PRIOR_CAMERA_KBIT, PRIOR_OVERHEAD, ResourceModel
 
 from confscale.thresholds import FAILURE, MIN_SERVERS, PARTICIPANTS_PER_NODE, REDUNDANCY, TARGET
@@ -63,6 +65,8 @@ class WhatIf:
     min_servers: int = MIN_SERVERS
     cameras_per_viewer: float = 5.0  # pagination: what a viewer of the largest meeting sees
     band: int = 95  # which upper band is "demand"
+    # packing: the share of Monte Carlo placements allowed to pass a target (planner/packing.py)
+    packing_risk: float = 0.01
 
     def headroom(self, constraint: str) -> float:
         return float(getattr(self, f"headroom_{constraint}"))
@@ -91,6 +95,8 @@ class WhatIf:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.redundancy < 0 or self.min_servers < 0:
             raise ValueError("redundancy and min_servers must be ≥ 0")
+        if not 0 < self.packing_risk <= 0.5:
+            raise ValueError(f"packing_risk must be in (0, 0.5], got {self.packing_risk}")
         if self.band not in (50, 80, 95):
             raise ValueError(f"band must be 50, 80 or 95, got {self.band}")
         return self
@@ -154,6 +160,32 @@ def largest_meeting_load(mix: DemandMix, model: ResourceModel, what_if: WhatIf) 
         "cpu": _slopes(model.cpu, voice, listeners, fanout),
         "transmit": _transmit(model, voice, listeners, fanout, size, what_if),
     }
+
+
+def meeting_costs(table: MeetingTable, model: ResourceModel, what_if: WhatIf) -> np.ndarray:
+    """Per meeting of ``table``: participants, busy cores, transmit B/s (meetings × 3).
+
+    Priced as D_k is (same model and what-if); a what-if webcam share scales each
+    meeting's fan-out relative to the share it was recorded with, and every meeting is
+    capped at n viewers × ``cameras_per_viewer`` streams (pagination).
+    """
+    n, voice, listeners = table.participants, table.voice, table.listeners
+    fanout = table.fanout
+    if what_if.webcam_share is not None:
+        fanout = (
+            fanout * what_if.webcam_share / table.webcam_share
+            if table.webcam_share > 0
+            else what_if.webcam_share * n * np.maximum(n - 1, 0.0)
+        )
+    fanout = np.minimum(fanout, n * what_if.cameras_per_viewer)
+    return np.stack(
+        [
+            n,
+            _slopes(model.cpu, voice, listeners, fanout),
+            _transmit(model, voice, listeners, fanout, n, what_if),
+        ],
+        axis=1,
+    )
 
 
 def _fanout_per_participant(mix: DemandMix, what_if: WhatIf) -> float:

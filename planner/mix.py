@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
+from confscale.planner.packing import MeetingTable
 from confscale.planner.placement import PressureTargets
 from confscale.planner.sizing import DemandMix, NodeCapacity
 
@@ -77,4 +79,62 @@ def node_capacity(frame: pd.DataFrame, targets: PressureTargets) -> NodeCapacity
         participants=targets.participants,
         cpu_cores=cpus if cpus > 0 else NodeCapacity().cpu_cores,
         link_bytes_per_second=link if link > 0 else NodeCapacity().link_bytes_per_second,
+    )
+
+
+def meeting_table(
+    frame: pd.DataFrame,
+    pool: pd.DataFrame,
+    busy_share: float = 0.5,
+    weeks: int = 4,
+    max_rows: int = 4000,
+) -> MeetingTable | None:
+    """The pool's meetings at the busy instants :func:`demand_mix` uses (None: none seen).
+
+    Per node step (meetings m, participants p, largest meeting x): one meeting of x and
+    m − 1 of the remaining p − x shared out in whole participants; each gets the step's
+    audio and listener shares and webcams in proportion to its size, fan-out W·(n − 1)
+    scaled to the step's recorded total. At most ``max_rows`` evenly spaced steps.
+    """
+    if frame.empty or pool.empty or not (pool["participants"] > 0).any():
+        return None
+    recent = pool[pool.index >= pool.index[-1] - pd.Timedelta(weeks=weeks)]
+    busy = recent.index[recent["participants"] >= busy_share * recent["participants"].max()]
+    rows = frame[
+        frame["timestamp"].isin(busy) & (frame["participants"] > 0) & (frame["meetings"] >= 1)
+    ]
+    if rows.empty:
+        return None
+    if len(rows) > max_rows:
+        rows = rows.iloc[np.linspace(0, len(rows) - 1, max_rows).round().astype(int)]
+    p = rows["participants"].to_numpy(float).round()
+    m = np.maximum(rows["meetings"].to_numpy(float).round(), 1).astype(int)
+    big = np.clip(rows["participants_max"].to_numpy(float).round(), 1, p)
+    big = np.where(m == 1, p, big)  # one meeting holds everyone
+    rest, others = p - big, m - 1
+    m = np.where((rest > 0) | (others == 0), m, 1)  # no one left for the others
+    others = m - 1
+    row = np.repeat(np.arange(len(p)), m)
+    first = np.r_[0, np.cumsum(m)[:-1]]
+    rank = np.arange(row.size) - np.repeat(first, m)  # 0 = the largest meeting
+    base = np.floor_divide(rest, np.maximum(others, 1))
+    extra = rest - base * np.maximum(others, 1)
+    size = np.where(rank == 0, big[row], base[row] + ((rank - 1) < extra[row]).astype(float))
+    keep = size > 0
+    row, size = row[keep], size[keep]
+    share = lambda column: (rows[column].to_numpy(float) / p)[row]  # noqa: E731
+    webcams = share("video_participants") * size
+    raw = webcams * np.maximum(size - 1, 0)
+    recorded = rows["video_fanout"].to_numpy(float)
+    raw_total = np.bincount(row, raw, minlength=len(p))
+    scale = np.divide(recorded, raw_total, out=np.zeros(len(p)), where=raw_total > 0)
+    fallback = np.divide(recorded, p, out=np.zeros(len(p)), where=raw_total <= 0)
+    fanout = np.where(raw_total[row] > 0, raw * scale[row], size * fallback[row])
+    people = float(p.sum())
+    return MeetingTable(
+        participants=size,
+        voice=share("voice_participants") * size,
+        listeners=share("listeners") * size,
+        fanout=fanout,
+        webcam_share=float(rows["video_participants"].sum()) / people if people else 0.0,
     )

@@ -24,8 +24,10 @@ from confscale.planner.demand import (  # re-exported: the sizing API the planne
     constraint_demand,
     effective_capacity,
     largest_meeting_load,
+    meeting_costs,
     with_changes,
 )
+from confscale.planner.packing import MeetingTable, PackingResult, packing_servers
 from confscale.planner.resources import ResourceModel
 
 __all__ = [
@@ -150,6 +152,8 @@ class Sizing:
     # 1 − demand now ÷ (target × capacity of the online servers): no largest-meeting or
     # N+R term; the meaning alerts/ gives confscale_pool_headroom_ratio (docs/alerts.md)
     utilisation_headroom: dict[str, float | None] = field(default_factory=dict)
+    # per horizon: the packing-aware count, its fluid and analytic bounds, which was used
+    packing: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -164,6 +168,7 @@ class Sizing:
             "demand_at": dict(self.demand_at),
             "what_if": asdict(self.what_if),
             "notes": list(self.notes),
+            "packing": {h: dict(v) for h, v in self.packing.items()},
         }
 
 
@@ -206,8 +211,14 @@ def size_pool(
     servers_online: int,
     what_if: WhatIf | None = None,
     weekly_growth: float = 1.0,
+    meetings: MeetingTable | None = None,
 ) -> Sizing:
-    """Size the pool from a forecast frame (see :func:`planner.forecast.forecast_frame`)."""
+    """Size the pool from a forecast frame (see :func:`planner.forecast.forecast_frame`).
+
+    With ``meetings`` (the pool's own, :func:`planner.mix.meeting_table`) each horizon's
+    count is the packing-aware one (:mod:`planner.packing`), kept inside [fluid bound,
+    analytic bound]; without, the analytic count.
+    """
     what_if = (what_if or WhatIf()).validated()
     caps = effective_capacity(capacity, model, what_if)
     largest = largest_meeting_load(mix, model, what_if)
@@ -230,6 +241,9 @@ def size_pool(
         for k in CONSTRAINTS
     }
     demand_now: dict[str, float] = {}
+    packing: dict[str, dict[str, object]] = {}
+    use_packing = meetings is not None and len(meetings) > 0
+    priced = meeting_costs(meetings, model, what_if) if use_packing else None
     for horizon in HORIZONS:
         participants, _ = demand_points[horizon]
         if not math.isfinite(participants):
@@ -241,6 +255,13 @@ def size_pool(
             demand_now = demand
         per_horizon = servers_for(demand, largest, caps, what_if)
         total, binding = total_servers(per_horizon, what_if)
+        if priced is not None and total is not None:
+            result = packed_count(priced, meetings, participants, demand, caps, what_if, total)
+            packing[horizon] = {**result.as_dict(), "analytic_bound": total}
+            if result.servers is not None:
+                total = max(result.servers, what_if.min_servers)
+                binding = result.binding or binding
+            packing[horizon]["servers"] = total
         needed[horizon], binding_by[horizon] = total, binding
         for k in CONSTRAINTS:
             per[k]["demand"][horizon] = round(demand[k], 3)  # type: ignore[index]
@@ -293,7 +314,64 @@ def size_pool(
         what_if,
         tuple(notes),
         utilisation,
+        packing,
     )
+
+
+def fluid_bound(demand: dict[str, float], caps: dict[str, float], what_if: WhatIf) -> int:
+    """⌈D_k / T_k⌉ and ⌈D_k / F_k⌉ + R, the most over constraints: no packing does better."""
+    need = 0
+    for k in CONSTRAINTS:
+        target, failure = what_if.headroom(k) * caps[k], what_if.failure(k) * caps[k]
+        if target > 0:
+            need = max(need, math.ceil(demand[k] / target - 1e-9))
+        if failure > 0:
+            need = max(need, math.ceil(demand[k] / failure - 1e-9) + what_if.redundancy)
+    return need
+
+
+def packed_count(
+    priced: np.ndarray,
+    meetings: MeetingTable,
+    participants: float,
+    demand: dict[str, float],
+    caps: dict[str, float],
+    what_if: WhatIf,
+    analytic: int,
+) -> PackingResult:
+    """The packing-aware count for one horizon's pool participants (see planner.packing)."""
+    targets = np.array([what_if.headroom(k) * caps[k] for k in CONSTRAINTS])
+    failure = np.array([what_if.failure(k) * caps[k] for k in CONSTRAINTS])
+    fluid = min(fluid_bound(demand, caps, what_if), analytic)
+    key = (
+        round(participants * what_if.growth, 6),
+        hash(priced.tobytes()),
+        tuple(targets),
+        tuple(failure),
+        what_if.redundancy,
+        what_if.packing_risk,
+        fluid,
+        analytic,
+    )
+    cached = meetings.results.get(key)
+    if cached is not None:
+        return cached
+    index, mask = meetings.draw(participants * what_if.growth)
+    result = packing_servers(
+        priced[index],
+        mask,
+        constraints=CONSTRAINTS,
+        targets=np.where(targets > 0, targets, np.inf),
+        failure=np.where(failure > 0, failure, np.inf),
+        redundancy=what_if.redundancy,
+        risk=what_if.packing_risk,
+        fluid=fluid,
+        analytic=analytic,
+    )
+    if len(meetings.results) >= 256:
+        meetings.results.clear()
+    meetings.results[key] = result
+    return result
 
 
 def time_to_saturation(

@@ -25,8 +25,14 @@ from confscale.planner.forecast import (
     growth_factor,
 )
 from confscale.planner.history import derive_rates
-from confscale.planner.mix import demand_mix, node_capacity, with_largest_meeting_shares
+from confscale.planner.mix import (
+    demand_mix,
+    meeting_table,
+    node_capacity,
+    with_largest_meeting_shares,
+)
 from confscale.planner.nodes import node_table, readings_from_history
+from confscale.planner.packing import MeetingTable
 from confscale.planner.peaks import five_minute_peaks, hourly_peaks, pool_totals
 from confscale.planner.placement import (
     Hysteresis,
@@ -92,6 +98,8 @@ class Snapshot:
     # out-of-sample residuals: method, bucket, lead_hours, hour (local), error (scaled),
     # raw_error (participants), target_time (None: no backtest)
     residuals: pd.DataFrame | None = field(default=None, repr=False)
+    # the pool's meetings at busy instants (packing-aware sizing; the draw is cached on it)
+    meetings: MeetingTable | None = field(default=None, repr=False)
 
     @property
     def servers_online(self) -> int:
@@ -155,6 +163,7 @@ def what_if(snapshot: Snapshot, **changes: object) -> Sizing:
         servers_online=snapshot.servers_online,
         what_if=inputs,
         weekly_growth=snapshot.weekly_growth,
+        meetings=snapshot.meetings,
     )
 
 
@@ -223,6 +232,7 @@ def compute_snapshot(
         warnings.append("resource model uses priors: " + "; ".join(model.notes))
     mix = with_largest_meeting_shares(demand_mix(pool), sized)
     capacity = node_capacity(sized, config.targets)
+    meetings = meeting_table(sized, pool)
     sized_kind = "bbb" if is_bbb.any() else None
     online = servers_online(placement, sized_kind)
     sizing = size_pool(
@@ -233,6 +243,7 @@ def compute_snapshot(
         servers_online=online,
         what_if=config.what_if,
         weekly_growth=growth,
+        meetings=meetings,
     )
     return Snapshot(
         generated_at=now,
@@ -252,6 +263,7 @@ def compute_snapshot(
         backtest_by_horizon=by_horizon,
         past_forecasts=past,
         residuals=residual_frame,
+        meetings=meetings,
     )
 
 
@@ -281,6 +293,7 @@ def with_placement(snapshot: Snapshot, placement: Placement) -> Snapshot:
             servers_online=online,
             what_if=sizing.what_if,
             weekly_growth=snapshot.weekly_growth,
+            meetings=snapshot.meetings,
         )
     return replace(
         snapshot,

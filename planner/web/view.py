@@ -91,6 +91,9 @@ def overview_cards(snapshot: Snapshot, sizing: Sizing, lead_time_days: float) ->
         baseline = snapshot.sizing.servers_needed.get(key)
         if sizing is not snapshot.sizing and baseline != value:
             when = f"{when} · without what-if {fmt_servers(baseline)}"
+        bounds = packing_line(sizing, key)
+        if bounds:
+            when = f"{when} · {bounds}"
         cards.append(Card(key, title, str(value), when, tone))
     cards.append(
         Card(
@@ -124,6 +127,18 @@ def overview_cards(snapshot: Snapshot, sizing: Sizing, lead_time_days: float) ->
     )
     cards.append(forecast_health(snapshot))
     return cards
+
+
+def packing_line(sizing: Sizing, horizon: str) -> str:
+    """``packed 12 (fluid 8, analytic 13)``: the packing-aware count and its bounds."""
+    packing = sizing.packing.get(horizon)
+    if not packing:
+        return ""
+    used = {"packing": "packed", "fluid": "fluid bound", "analytic": "analytic bound"}
+    return (
+        f"{used.get(str(packing['used']), packing['used'])} · fluid "
+        f"{fmt_servers(packing['fluid_bound'])}, analytic {fmt_servers(packing['analytic_bound'])}"
+    )
 
 
 def forecast_health(snapshot: Snapshot) -> Card:
