@@ -4,23 +4,32 @@ One urllib3 PoolManager serves every worker thread: it is thread-safe, keeps con
 alive per host, and costs about a third of a ``requests.Session`` call in CPU (measured in
 bench/bench_exporter.py; at 1,000 nodes that is most of a core-second per cycle).
 
-The deadline covers connect, headers and every body read, so a server that drips one
-byte a second still costs at most the node's timeout. Error messages never carry the URL
-(its query holds the checksum) nor anything the server sent.
+One deadline covers connect, TLS handshake, status line, headers and every body read
+(exporter/deadline.py shuts the socket down when it passes), so a server that drips one
+byte a second, in its headers or its body, still costs at most the node's timeout; and
+``close`` ends every exchange in flight at once. Status line and header lines are bounded
+by http.client (64 KiB a line, 100 lines): more is reason ``http``, "headers too large".
+Error messages never carry the URL (its query holds the checksum) nor anything the
+server sent.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import time
+import contextvars
+import http.client
+import ssl
 from collections.abc import Callable
+from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconnected
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import urllib3
+from confscale.exporter.deadline import Guard, Reaper
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    HeaderParsingError,
     HTTPError,
     InsecureRequestWarning,
     NewConnectionError,
@@ -28,11 +37,15 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.util import parse_url
+from urllib3.util.response import assert_header_parsing
 
 if TYPE_CHECKING:
     from confscale.exporter.config import TlsOptions
 
 CHUNK = 64 * 1024
+# http.client's own limits on an answer's head (it raises LineTooLong / HTTPException)
+MAX_HEADER_LINE_BYTES = 65536
+MAX_HEADER_LINES = 100
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # Compressed answers could expand past the cap inside one read; ask for plain bytes.
 _HEADERS = MappingProxyType({"Accept-Encoding": "identity", "User-Agent": "confscale-exporter"})
@@ -60,6 +73,75 @@ class PollError(Exception):
         self.detail = detail
 
 
+class MalformedHeaders(HTTPException):
+    """A header block that does not parse (a line with no colon, a stray continuation)."""
+
+
+class _StrictResponse(http.client.HTTPResponse):
+    """Refuses a head that does not parse instead of reading on with headers lost.
+
+    http.client keeps going after a bad line and drops every header after it
+    (Content-Length, Content-Encoding), and urllib3 then logs a warning naming the URL.
+    """
+
+    def begin(self) -> None:
+        super().begin()
+        try:
+            assert_header_parsing(self.msg)
+        except HeaderParsingError:
+            raise MalformedHeaders("malformed header line") from None
+
+
+class _Guarded:
+    """A urllib3 connection that puts itself under the current exchange's deadline.
+
+    It attaches when it connects (the TCP socket exists before the TLS handshake), when
+    a request is sent on it (a reused keep-alive connection) and before the status line
+    and headers are read, so the deadline covers every phase of the exchange.
+    """
+
+    def connect(self) -> None:
+        _attach(self)
+        super().connect()  # type: ignore[misc]
+        _attach(self)
+
+    def request(self, *args: object, **kwargs: object) -> None:
+        _attach(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self) -> urllib3.BaseHTTPResponse:
+        _attach(self)
+        return super().getresponse()  # type: ignore[misc]
+
+
+class _GuardedHTTPConnection(_Guarded, HTTPConnection):
+    response_class = _StrictResponse
+
+
+class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):
+    response_class = _StrictResponse
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+# (reaper, guard) of the exchange the current thread is in, for _Guarded to attach to
+_EXCHANGE: contextvars.ContextVar[tuple[Reaper, Guard] | None] = contextvars.ContextVar(
+    "confscale_exchange", default=None
+)
+
+
+def _attach(connection: object) -> None:
+    exchange = _EXCHANGE.get()
+    if exchange is not None:
+        exchange[0].watch(exchange[1], connection)  # type: ignore[arg-type]
+
+
 class HttpClient:
     """Keep-alive connections for every node, shared by the worker threads."""
 
@@ -71,6 +153,8 @@ class HttpClient:
             retries=False,
             headers=dict(_HEADERS),
         )
+        self._pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self._reaper = Reaper("confscale-fetch-deadline")
 
     def fetch(
         self,
@@ -83,18 +167,37 @@ class HttpClient:
     ) -> int:
         """GET ``url`` and hand each body chunk to ``sink``; returns the body size.
 
-        Raises PollError with reason timeout, connect, http or too_large; whatever
-        ``sink`` raises passes through. ``tls`` overrides how an https certificate is
-        checked (its connections live in their own pool, keyed by those options).
+        One deadline of ``timeout`` seconds covers connect, TLS handshake, status line,
+        headers and body. Raises PollError with reason timeout, connect, http or
+        too_large; whatever ``sink`` raises passes through. ``tls`` overrides how an https
+        certificate is checked (its connections live in their own pool, keyed by those
+        options).
         """
-        deadline = time.monotonic() + timeout
+        with self._reaper.guard(timeout) as guard:
+            token = _EXCHANGE.set((self._reaper, guard))
+            try:
+                return self._exchange(url, guard, timeout, max_bytes, sink, tls)
+            finally:
+                _EXCHANGE.reset(token)
+
+    def _exchange(
+        self,
+        url: str,
+        guard: Guard,
+        timeout: float,
+        max_bytes: int,
+        sink: Callable[[bytes], None],
+        tls: TlsOptions | None,
+    ) -> int:
         options = {
             "preload_content": False,
             "redirect": False,
             "retries": False,
-            "timeout": urllib3.Timeout(connect=timeout, read=timeout, total=timeout),
+            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
         }
         try:
+            if guard.expired:
+                raise TimeoutError  # stopping: nothing new is sent
             if tls is None:
                 response = self._pool.request("GET", url, **options)
             else:
@@ -102,15 +205,11 @@ class HttpClient:
                 response = pool.urlopen(
                     "GET", parse_url(url).request_uri, headers=dict(_HEADERS), **options
                 )
-        except NewConnectionError as exc:  # before its base class ConnectTimeoutError
-            raise PollError("connect", _connect_detail(exc)) from None
-        except (ConnectTimeoutError, ReadTimeoutError, TimeoutError):
-            raise PollError("timeout", f"no answer within {timeout:g}s") from None
-        except SSLError:
-            raise PollError("connect", "TLS handshake failed") from None
-        except (HTTPError, OSError) as exc:
-            raise PollError("connect", _connect_detail(exc)) from None
+        except Exception as exc:
+            raise _request_error(exc, guard, timeout) from None
         try:
+            if guard.expired:
+                raise PollError("timeout", f"no answer within {timeout:g}s")
             if response.status != 200:
                 raise PollError("http", f"HTTP status {response.status}")
             encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
@@ -122,7 +221,7 @@ class HttpClient:
                 raise PollError(
                     "too_large", f"body of {length} bytes exceeds the cap of {max_bytes} bytes"
                 )
-            size = _stream(response, deadline, timeout, max_bytes, sink)
+            size = _stream(response, guard, timeout, max_bytes, sink)
         except BaseException:
             response.close()  # a half-read connection cannot be reused
             raise
@@ -131,7 +230,57 @@ class HttpClient:
         return size
 
     def close(self) -> None:
+        """Abort every exchange in flight (each ends as a timeout at once), drop the pools."""
+        self._reaper.close()
         self._pool.clear()
+
+
+def _request_error(exc: Exception, guard: Guard, timeout: float) -> PollError:
+    """The PollError for an exception raised before the status line and headers were in."""
+    if isinstance(exc, PollError):
+        return exc
+    timed_out = isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError)
+    # NewConnectionError is a ConnectTimeoutError to urllib3, but it is a refusal
+    if (guard.expired or timed_out) and not isinstance(exc, NewConnectionError):
+        return PollError("timeout", f"no answer within {timeout:g}s")
+    causes = _causes(exc)
+    for cause in causes:
+        if isinstance(cause, LineTooLong):
+            what = "status line" if "status" in str(cause) else "a header line"
+            return PollError(
+                "http", f"headers too large: {what} over {MAX_HEADER_LINE_BYTES} bytes"
+            )
+        if isinstance(cause, HTTPException) and "more than" in str(cause):
+            return PollError(
+                "http", f"headers too large: more than {MAX_HEADER_LINES} header lines"
+            )
+        if isinstance(cause, MalformedHeaders):
+            return PollError("http", "malformed header line")
+        if isinstance(cause, RemoteDisconnected):
+            return PollError("connect", "connection closed without an answer")
+        if isinstance(cause, BadStatusLine):
+            return PollError("http", "not an HTTP answer (bad status line)")
+    if any(isinstance(cause, SSLError | ssl.SSLError) for cause in causes):
+        return PollError("connect", "TLS handshake failed")
+    if isinstance(exc, HTTPError | OSError):
+        return PollError("connect", _connect_detail(exc))
+    raise exc
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc``, the exceptions urllib3 wrapped in it (args, cause, context), depth-first."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 16:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                todo.append(linked)
+    return seen
 
 
 def _tls_kwargs(tls: TlsOptions) -> dict[str, object]:
@@ -144,39 +293,31 @@ def _tls_kwargs(tls: TlsOptions) -> dict[str, object]:
 
 def _stream(
     response: urllib3.BaseHTTPResponse,
-    deadline: float,
+    guard: Guard,
     timeout: float,
     max_bytes: int,
     sink: Callable[[bytes], None],
 ) -> int:
-    sock = _socket_of(response)
     total = 0
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if guard.remaining() <= 0 or guard.expired:
             raise PollError("timeout", f"body not complete within {timeout:g}s")
         try:
-            if sock is not None:
-                sock.settimeout(remaining)  # OSError when the peer's close already shut it
             chunk = response.read1(CHUNK)
         except (ReadTimeoutError, TimeoutError):
             raise PollError("timeout", f"body not complete within {timeout:g}s") from None
         except (HTTPError, OSError):
+            if guard.expired:
+                raise PollError("timeout", f"body not complete within {timeout:g}s") from None
             raise PollError("connect", "connection broken while reading the body") from None
         if not chunk:
-            if sock is not None:
-                with contextlib.suppress(OSError):  # closed: the pool will not reuse it
-                    sock.settimeout(timeout)  # the connection goes back to the pool
+            if guard.expired:  # the reaper's shutdown reads as EOF: not a complete body
+                raise PollError("timeout", f"body not complete within {timeout:g}s")
             return total
         total += len(chunk)
         if total > max_bytes:
             raise PollError("too_large", f"body exceeds the cap of {max_bytes} bytes")
         sink(chunk)
-
-
-def _socket_of(response: urllib3.BaseHTTPResponse) -> socket.socket | None:
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    return sock if isinstance(sock, socket.socket) else None
 
 
 def _connect_detail(exc: BaseException) -> str:

@@ -281,12 +281,13 @@ class Poller:
             self._wake.clear()
 
     def stop(self) -> None:
+        """Stop at once: polls in flight end now (as timeouts), nothing new starts."""
         self._stop.set()
         self._wake.set()
+        self._client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         if self._thread is not None:
             self._thread.join(timeout=self._config.timeout + 5)
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
 
 
 def probe_node(
