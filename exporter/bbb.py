@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from confscale.exporter.config import BbbSource, parse_bbb
-from confscale.exporter.contract import BBB_GAUGES
+from confscale.exporter.contract import BBB_GAUGES, CLIENTS
 from confscale.exporter.exposition import Family, gauge
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.exporter.source import SourceKind
@@ -201,9 +201,7 @@ class BbbFamilies:
 
     def __init__(self, base: Sequence[str]) -> None:
         self._gauges = [(g.field, gauge(g.metric, g.help, base)) for g in BBB_GAUGES]
-        self._clients = gauge(
-            "bbb_meetings_participant_clients", "Attendees by client type.", [*base, "type"]
-        )
+        self._clients = gauge(CLIENTS.name, CLIENTS.help, [*base, "type"])
 
     def add(self, figures: BbbFigures, labels: dict[str, str]) -> None:
         for key, family in self._gauges:

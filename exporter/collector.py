@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
 
+from confscale.exporter import contract as c
 from confscale.exporter.config import PoolConfig
 from confscale.exporter.exposition import counter, gauge
 from confscale.exporter.poller import Snapshot
@@ -70,36 +71,14 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
     def labels(node: str, **extra: str) -> dict[str, str]:
         return {**node_labels.get(node, {"node": node}), **extra}
 
-    up = gauge(
-        "confscale_node_up", "1 when the last poll of the source succeeded.", [*base, "source"]
-    )
-    duration = gauge(
-        "confscale_node_poll_duration_seconds",
-        "Duration of the last poll of the source.",
-        [*base, "source"],
-    )
-    errors = counter(
-        "confscale_node_poll_errors",
-        "Failed polls by reason (see docs/exporter.md).",
-        [*base, "source", "reason"],
-    )
-    last = gauge(
-        "confscale_node_last_success_timestamp_seconds",
-        "Unix time of the last successful poll of the source.",
-        [*base, "source"],
-    )
-    link = gauge(
-        "confscale_node_link_capacity_bytes_per_second",
-        "Configured uplink capacity in bytes per second.",
-        base,
-    )
+    up = gauge(c.NODE_UP.name, c.NODE_UP.help, [*base, "source"])
+    duration = gauge(c.POLL_DURATION.name, c.POLL_DURATION.help, [*base, "source"])
+    errors = counter(c.POLL_ERRORS.name, c.POLL_ERRORS.help, [*base, "source", "reason"])
+    last = gauge(c.LAST_SUCCESS.name, c.LAST_SUCCESS.help, [*base, "source"])
+    link = gauge(c.LINK_CAPACITY.name, c.LINK_CAPACITY.help, base)
     # Tags ride on one info series per node, not on every series: joins stay cheap
     # (``* on (node) group_left (tags) confscale_node_info``) and a retag is one series.
-    info = gauge(
-        "confscale_node_info",
-        "Per node its pool and balancer tags (tags=',a,b,'); the value is always 1.",
-        ["node", "pool", "tags"],
-    )
+    info = gauge(c.NODE_INFO.name, c.NODE_INFO.help, ["node", "pool", "tags"])
     for node in snapshot.config.nodes:
         link.add(node_labels[node.name], node.link_capacity_bytes_per_second)
         info.add({**node_labels[node.name], "tags": node.tags_label()}, 1)

@@ -1,7 +1,8 @@
-"""The BBB part of the metric contract (docs/design.md §2): one table, read by every component.
+"""The metric contract (docs/design.md §2): one table, read by every component.
 
-The exporter emits these gauges, the simulator writes them into its history, and the
-planner reads them back from Prometheus; each names the same field of a node's figures.
+The exporter emits these families (BBB, Jitsi, host, poll health), the simulator writes
+them into its history, and the planner reads them back from Prometheus or a scrape; a
+gauge names the same field of a node's figures in all of them.
 """
 
 from __future__ import annotations
@@ -110,3 +111,87 @@ HOST_FILESYSTEM_AVAIL = "confscale_node_filesystem_avail_bytes"
 HOST_FILESYSTEM_SIZE = "confscale_node_filesystem_size_bytes"
 # The filesystems watched by default: root and BBB's recordings (raw and published).
 DEFAULT_FILESYSTEMS = ("/", "/var/bigbluebutton")
+
+#: The placement signal's per-node readings that BBB and Jitsi both report, under their
+#: own names: (reading, BBB field, Jitsi field). The planner reads either.
+READING_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("meetings", "meetings", "conferences"),
+    ("participants", "participants", "participants"),
+    ("participants_max", "participants_max", "largest_conference"),
+    ("webcams", "video_participants", "endpoints_sending_video"),
+)
+
+
+class MetricSpec(NamedTuple):
+    """A family whose name is fixed by the contract; counters are named without ``_total``
+    (as prometheus_client's families are), their samples with it."""
+
+    name: str
+    type: str  # "gauge" | "counter"
+    help: str
+
+    @property
+    def sample(self) -> str:
+        return f"{self.name}_total" if self.type == "counter" else self.name
+
+
+# --- host: CPU and uplink of every node, from node_exporter or /proc ---------------------
+CPU_SECONDS = MetricSpec(
+    "confscale_node_cpu_seconds", "counter", "CPU seconds summed over CPUs, by mode."
+)
+CPU_COUNT = MetricSpec("confscale_node_cpu_count", "gauge", "Number of CPUs.")
+TRANSMIT_BYTES = MetricSpec(
+    "confscale_node_network_transmit_bytes", "counter", "Bytes sent on the uplink interface(s)."
+)
+RECEIVE_BYTES = MetricSpec(
+    "confscale_node_network_receive_bytes", "counter", "Bytes received on the uplink interface(s)."
+)
+LINK_CAPACITY = MetricSpec(
+    "confscale_node_link_capacity_bytes_per_second",
+    "gauge",
+    "Configured uplink capacity in bytes per second.",
+)
+
+# --- every node's poll health ---------------------------------------------------------
+NODE_UP = MetricSpec("confscale_node_up", "gauge", "1 when the last poll of the source succeeded.")
+POLL_DURATION = MetricSpec(
+    "confscale_node_poll_duration_seconds", "gauge", "Duration of the last poll of the source."
+)
+POLL_ERRORS = MetricSpec(
+    "confscale_node_poll_errors", "counter", "Failed polls by reason (see docs/exporter.md)."
+)
+LAST_SUCCESS = MetricSpec(
+    "confscale_node_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful poll of the source.",
+)
+NODE_INFO = MetricSpec(
+    "confscale_node_info",
+    "gauge",
+    "Per node its pool and balancer tags (tags=',a,b,'); the value is always 1.",
+)
+
+#: Attendees by client type (label ``type``), from the attendee lists of getMeetings.
+CLIENTS = MetricSpec("bbb_meetings_participant_clients", "gauge", "Attendees by client type.")
+
+#: Every family the exporter emits per node (each sample carries ``node``).
+NODE_FAMILIES: tuple[MetricSpec, ...] = (
+    *(MetricSpec(g.metric, "gauge", g.help) for g in BBB_GAUGES),
+    CLIENTS,
+    *(MetricSpec(g.metric, "gauge", g.help) for g in JITSI_GAUGES),
+    MetricSpec(JITSI_CONFERENCE_SIZES, "gauge", "Conferences with at most le endpoints."),
+    MetricSpec(JITSI_VERSION_INFO, "gauge", "The bridge's version; the value is always 1."),
+    *(MetricSpec(g.metric, "gauge", g.help) for g in HOST_GAUGES),
+    MetricSpec(HOST_FILESYSTEM_AVAIL, "gauge", "Bytes available on a watched filesystem."),
+    MetricSpec(HOST_FILESYSTEM_SIZE, "gauge", "Size of a watched filesystem in bytes."),
+    CPU_SECONDS,
+    CPU_COUNT,
+    TRANSMIT_BYTES,
+    RECEIVE_BYTES,
+    LINK_CAPACITY,
+    NODE_UP,
+    POLL_DURATION,
+    POLL_ERRORS,
+    LAST_SUCCESS,
+    NODE_INFO,
+)

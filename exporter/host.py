@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from confscale.exporter import contract as c
 from confscale.exporter.config import HostSource, parse_host
 from confscale.exporter.contract import (
     DEFAULT_FILESYSTEMS,
@@ -263,18 +264,10 @@ class HostFamilies:
     """CPU seconds, CPU count and uplink bytes of each node."""
 
     def __init__(self, base: Sequence[str]) -> None:
-        self._cpu = counter(
-            "confscale_node_cpu_seconds", "CPU seconds summed over CPUs, by mode.", [*base, "mode"]
-        )
-        self._cpus = gauge("confscale_node_cpu_count", "Number of CPUs.", base)
-        self._tx = counter(
-            "confscale_node_network_transmit_bytes", "Bytes sent on the uplink interface(s).", base
-        )
-        self._rx = counter(
-            "confscale_node_network_receive_bytes",
-            "Bytes received on the uplink interface(s).",
-            base,
-        )
+        self._cpu = counter(c.CPU_SECONDS.name, c.CPU_SECONDS.help, [*base, "mode"])
+        self._cpus = gauge(c.CPU_COUNT.name, c.CPU_COUNT.help, base)
+        self._tx = counter(c.TRANSMIT_BYTES.name, c.TRANSMIT_BYTES.help, base)
+        self._rx = counter(c.RECEIVE_BYTES.name, c.RECEIVE_BYTES.help, base)
 
         self._memory = [(g.field, gauge(g.metric, g.help, base)) for g in HOST_GAUGES]
         self._fs_avail = gauge(

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import requests
-from confscale.exporter.contract import BBB_METRICS
+from confscale.exporter import contract as c
+from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS, READING_FIELDS
 from confscale.planner.placement import NodeReading
 
 from confscale.redact import redact_url as redact
@@ -149,14 +150,14 @@ def _float(value: object) -> float:
 # never counted in two steps. Rates without the recording rules: the counter's change over
 # one step (step_delta_formulas), which every Prometheus-compatible store computes alike.
 GAUGES = BBB_METRICS  # column -> metric of the contract
-LINK_RAW = "max by (node) (confscale_node_link_capacity_bytes_per_second)"
+LINK_RAW = f"max by (node) ({c.LINK_CAPACITY.name})"
 
 
 def raw_formulas(window: str) -> dict[str, str]:
     """The recording rules' formulas on the raw contract series, with a rate window."""
-    cpu = "confscale_node_cpu_seconds_total"
-    tx = f"sum by (node) (rate(confscale_node_network_transmit_bytes_total[{window}]))"
-    rx = f"sum by (node) (rate(confscale_node_network_receive_bytes_total[{window}]))"
+    cpu = c.CPU_SECONDS.sample
+    tx = f"sum by (node) (rate({c.TRANSMIT_BYTES.sample}[{window}]))"
+    rx = f"sum by (node) (rate({c.RECEIVE_BYTES.sample}[{window}]))"
     return {
         "cpu_utilisation": f'1 - (sum by (node) (rate({cpu}{{mode="idle"}}[{window}])) / '
         f"sum by (node) (rate({cpu}[{window}])))",
@@ -180,10 +181,10 @@ def step_delta_formulas(seconds: int) -> dict[str, str]:
     def change(selector: str) -> str:
         return f"(({selector} - {selector} offset {seconds}s) >= 0)"
 
-    cpu = "confscale_node_cpu_seconds_total"
+    cpu = c.CPU_SECONDS.sample
     idle = change(cpu + '{mode="idle"}')
-    tx = f"sum by (node) {change('confscale_node_network_transmit_bytes_total')} / {seconds}"
-    rx = f"sum by (node) {change('confscale_node_network_receive_bytes_total')} / {seconds}"
+    tx = f"sum by (node) {change(c.TRANSMIT_BYTES.sample)} / {seconds}"
+    rx = f"sum by (node) {change(c.RECEIVE_BYTES.sample)} / {seconds}"
     return {
         "cpu_utilisation": f"1 - (sum by (node) {idle} / sum by (node) {change(cpu)})",
         "transmit_bytes_per_second": tx,
@@ -209,7 +210,7 @@ def history_queries(step: float) -> dict[str, tuple[str, ...]]:
         column: (f"max by (node) (max_over_time({metric}[{seconds - 1}s]))",)
         for column, metric in GAUGES.items()
     }
-    queries["cpu_count"] = ("max by (node) (confscale_node_cpu_count)",)
+    queries["cpu_count"] = (f"max by (node) ({c.CPU_COUNT.name})",)
     queries["link_capacity_bytes_per_second"] = (LINK_RAW,)
     raw = step_delta_formulas(seconds)
     for column, rule in RULES.items():
@@ -296,27 +297,18 @@ def load_prometheus_history(
 
 
 INSTANT_QUERIES: dict[str, tuple[str, ...]] = {
-    "up": ("min by (node) (confscale_node_up)",),
+    "up": (f"min by (node) ({c.NODE_UP.name})",),
     # when the exporter last succeeded; on backfilled data, the up sample's own time
     "timestamp": (
-        "min by (node) (confscale_node_last_success_timestamp_seconds)",
-        "min by (node) (timestamp(confscale_node_up))",
+        f"min by (node) ({c.LAST_SUCCESS.name})",
+        f"min by (node) (timestamp({c.NODE_UP.name}))",
     ),
     "pressure": ("max by (node) (node:confscale_pressure:ratio)",),
-    "meetings": ("max by (node) (bbb_meetings)", "max by (node) (jitsi_conferences)"),
-    "participants": (
-        "max by (node) (bbb_meetings_participants)",
-        "max by (node) (jitsi_participants)",
-    ),
-    "participants_max": (
-        "max by (node) (bbb_meetings_participants_max)",
-        "max by (node) (jitsi_largest_conference)",
-    ),
-    "webcams": (
-        "max by (node) (bbb_meetings_video_participants)",
-        "max by (node) (jitsi_endpoints_sending_video)",
-    ),
-    "jitsi_stress": ("max by (node) (jitsi_stress_level)",),
+    **{
+        reading: (f"max by (node) ({BBB_METRICS[bbb]})", f"max by (node) ({JITSI_METRICS[jvb]})")
+        for reading, bbb, jvb in READING_FIELDS
+    },
+    "jitsi_stress": (f"max by (node) ({JITSI_METRICS['stress_level']})",),
     **{
         k: (f"max by (node) ({RULES[k]})", raw)
         for k, raw in raw_formulas("5m").items()

@@ -13,21 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
+from confscale.exporter import contract as c
+from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS, READING_FIELDS
 from confscale.planner.placement import NodeReading
 from confscale.planner.prometheus import redact
 from prometheus_client.parser import text_string_to_metric_families
 
+# exported gauge -> the placement reading it fills (BBB and Jitsi names of one figure)
 GAUGES = {
-    "bbb_meetings": "meetings",
-    "jitsi_conferences": "meetings",
-    "bbb_meetings_participants": "participants",
-    "jitsi_participants": "participants",
-    "bbb_meetings_participants_max": "participants_max",
-    "jitsi_largest_conference": "participants_max",
-    "bbb_meetings_video_participants": "webcams",
-    "jitsi_endpoints_sending_video": "webcams",
-    "jitsi_stress_level": "jitsi_stress",
-    "confscale_node_link_capacity_bytes_per_second": "link",
+    **{BBB_METRICS[bbb]: reading for reading, bbb, _ in READING_FIELDS},
+    **{JITSI_METRICS[jvb]: reading for reading, _, jvb in READING_FIELDS},
+    JITSI_METRICS["stress_level"]: "jitsi_stress",
+    c.LINK_CAPACITY.name: "link",
 }
 MAX_BODY = 64 * 1024 * 1024
 
@@ -48,16 +45,16 @@ def parse_exposition(text: str) -> dict[str, dict[str, float]]:
             name = sample.name
             if name in GAUGES:
                 values[GAUGES[name]] = sample.value
-            elif name == "confscale_node_up":
+            elif name == c.NODE_UP.sample:
                 values["up"] = min(values.get("up", 1.0), sample.value)
-            elif name == "confscale_node_last_success_timestamp_seconds":
+            elif name == c.LAST_SUCCESS.sample:
                 values["ts"] = min(values.get("ts", math.inf), sample.value)
-            elif name == "confscale_node_cpu_seconds_total":
+            elif name == c.CPU_SECONDS.sample:
                 key = "cpu_idle" if sample.labels.get("mode") == "idle" else "cpu_busy"
                 values[key] = values.get(key, 0.0) + sample.value
-            elif name == "confscale_node_network_transmit_bytes_total":
+            elif name == c.TRANSMIT_BYTES.sample:
                 values["tx"] = values.get("tx", 0.0) + sample.value
-            elif name == "confscale_node_network_receive_bytes_total":
+            elif name == c.RECEIVE_BYTES.sample:
                 values["rx"] = values.get("rx", 0.0) + sample.value
             if family.name == "jitsi_stress_level" or name.startswith("jitsi_"):
                 values["jitsi"] = 1.0

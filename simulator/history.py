@@ -19,7 +19,8 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
-from confscale.exporter.contract import BBB_METRICS
+from confscale.exporter import contract as c
+from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS
 from confscale.simulator import model, node
 from confscale.simulator.pool import node_names
 from confscale.simulator.terms import CalendarError, TermCalendar, load_calendar
@@ -32,12 +33,12 @@ COLUMNS = (
     "receive_bytes_total", "link_capacity_bytes_per_second",
 )  # fmt: skip
 GAUGES = BBB_METRICS  # column -> metric of the contract (docs/design.md §2)
-JITSI_GAUGES = MappingProxyType(
+JITSI_GAUGES = MappingProxyType(  # history column -> the contract's Jitsi gauge
     {
-        "meetings": "jitsi_conferences",
-        "participants": "jitsi_participants",
-        "participants_max": "jitsi_largest_conference",
-        "video_participants": "jitsi_endpoints_sending_video",
+        "meetings": JITSI_METRICS["conferences"],
+        "participants": JITSI_METRICS["participants"],
+        "participants_max": JITSI_METRICS["largest_conference"],
+        "video_participants": JITSI_METRICS["endpoints_sending_video"],
     }
 )
 
@@ -206,40 +207,32 @@ def openmetrics_lines(
             yield f"# TYPE {metric} gauge\n"
             for name in targets:
                 yield from series(metric, f'{common},node="{name}"', data[name][column], "d")
-    yield "# TYPE confscale_node_cpu_seconds counter\n"
+    yield f"# TYPE {c.CPU_SECONDS.name} counter\n"
     for name, columns in data.items():
         busy, idle = columns["cpu_seconds_total"], columns["cpu_idle_seconds_total"]
-        yield from series(
-            "confscale_node_cpu_seconds_total", f'{common},mode="idle",node="{name}"', idle, ".3f"
-        )
+        yield from series(c.CPU_SECONDS.sample, f'{common},mode="idle",node="{name}"', idle, ".3f")
         for mode, share in node.CPU_MODE_SHARES.items():
             yield from series(
-                "confscale_node_cpu_seconds_total",
+                c.CPU_SECONDS.sample,
                 f'{common},mode="{mode}",node="{name}"',
                 busy * share,
                 ".3f",
             )
-    for metric, column, fmt, kind in (
-        ("confscale_node_cpu_count", "cpu_count", "d", "gauge"),
-        ("confscale_node_network_transmit_bytes", "transmit_bytes_total", ".0f", "counter"),
-        ("confscale_node_network_receive_bytes", "receive_bytes_total", ".0f", "counter"),
-        (
-            "confscale_node_link_capacity_bytes_per_second",
-            "link_capacity_bytes_per_second",
-            ".1f",
-            "gauge",
-        ),
+    for family, column, fmt in (
+        (c.CPU_COUNT, "cpu_count", "d"),
+        (c.TRANSMIT_BYTES, "transmit_bytes_total", ".0f"),
+        (c.RECEIVE_BYTES, "receive_bytes_total", ".0f"),
+        (c.LINK_CAPACITY, "link_capacity_bytes_per_second", ".1f"),
     ):
-        yield f"# TYPE {metric} {kind}\n"
-        sample = f"{metric}_total" if kind == "counter" else metric
+        yield f"# TYPE {family.name} {family.type}\n"
         for name, columns in data.items():
-            yield from series(sample, f'{common},node="{name}"', columns[column], fmt)
-    yield "# TYPE confscale_node_up gauge\n"
+            yield from series(family.sample, f'{common},node="{name}"', columns[column], fmt)
+    yield f"# TYPE {c.NODE_UP.name} gauge\n"
     for name in data:
         source = "bbb" if kinds[name] == "bbb" else "jitsi"
         for src in (source, "host"):
             yield from series(
-                "confscale_node_up",
+                c.NODE_UP.name,
                 f'{common},node="{name}",source="{src}"',
                 np.ones(len(grid), dtype=np.int64),
                 "d",

@@ -119,6 +119,18 @@ def test_families_follow_the_contract() -> None:
     assert series(samples, "confscale_exporter_build_info")
 
 
+def test_every_per_node_family_is_in_the_contract_table() -> None:
+    """The exporter emits exactly the contract's per-node families (exporter/contract.py)."""
+    from confscale.exporter.contract import NODE_FAMILIES
+
+    samples = collect(make_snapshot())
+    emitted = {name for name, labels in samples if "node" in dict(labels)}
+    contract = {family.sample for family in NODE_FAMILIES}
+    assert emitted <= contract, emitted - contract
+    # the fixture's bridge sends only some colibri fields; everything else is there
+    assert {n for n in contract - emitted if not n.startswith("jitsi_")} == set()
+
+
 def test_stale_snapshot_is_not_served_as_current() -> None:
     snapshot = make_snapshot()
     fresh = collect(snapshot, now=NOW + 2 * 15)
