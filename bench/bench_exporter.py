@@ -2,7 +2,7 @@
 
 Starts the pool simulator (frozen clock) on 127.0.0.1, gives every BBB node about ten
 25-attendee meetings (the simulator's ``huge`` answer at ~0.08 MB), writes the exporter
-configuration with the simulator's own ``--write-config``, then runs the exporter's poll
+configuration with the simulator's own ``--exporter.write-config``, then runs the exporter's poll
 cycle in a child process (so its CPU and peak RSS are the exporter's alone): one warm-up
 cycle, one measured cycle, and the ``/metrics`` render of the whole pool (ours and
 prometheus_client's generate_latest). The same child code with one worker is the
@@ -114,7 +114,7 @@ def run_child(config: Path, workers: int, nodes: int, sim_pid: int) -> dict[str,
             "--child",
             str(config),
             f"--workers={workers}",
-            f"--nodes={nodes}",
+            f"--pool.nodes={nodes}",
         ],
         capture_output=True,
         text=True,
@@ -131,10 +131,21 @@ def run_child(config: Path, workers: int, nodes: int, sim_pid: int) -> dict[str,
 
 def start_simulator(nodes: int, secret: str) -> tuple[subprocess.Popen[bytes], str, list[str]]:
     port = free_port()
-    args = [f"--nodes={nodes}", "--jitsi=0", "--frozen", "--start=2026-10-06T10:30:00Z"]
+    args = [
+        f"--pool.nodes={nodes}",
+        "--pool.jitsi=0",
+        "--clock.frozen",
+        "--clock.start=2026-10-06T10:30:00Z",
+    ]
     env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
     sim = subprocess.Popen(
-        [sys.executable, "-m", "confscale.simulator.cli", f"--listen=127.0.0.1:{port}", *args],
+        [
+            sys.executable,
+            "-m",
+            "confscale.simulator.cli",
+            f"--web.listen-address=127.0.0.1:{port}",
+            *args,
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -161,9 +172,9 @@ def prepare(url: str, args: list[str], secret: str, workdir: Path) -> Path:
             "-m",
             "confscale.simulator.cli",
             *args,
-            "--base-url",
+            "--exporter.base-url",
             url,
-            "--write-config",
+            "--exporter.write-config",
             str(config),
         ],
         cwd=REPO,

@@ -14,6 +14,7 @@ Each cycle polls a new simulated instant 15 s after the last, as the exporter wo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -38,24 +39,27 @@ def start_simulator(
             sys.executable,
             "-m",
             "confscale.simulator.cli",
-            "--listen=127.0.0.1:0",
-            f"--nodes={nodes}",
-            "--frozen",
-            "--checksum=sha256",
-            f"--load-scale={load_scale}",
-            f"--start={start}",
+            "--web.listen-address=127.0.0.1:0",
+            f"--pool.nodes={nodes}",
+            "--clock.frozen",
+            "--bbb.checksum=sha256",
+            f"--model.load-scale={load_scale}",
+            f"--clock.start={start}",
+            "--log.format=json",
             *extra,
         ],
-        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "CONFSCALE_SIM_SECRET": SECRET},
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
+    assert proc.stderr is not None
+    line = proc.stderr.readline().strip()
+    try:
+        address = json.loads(line)["address"]  # the "listening" line names the bound port
+    except (ValueError, KeyError):
         proc.kill()
-        raise RuntimeError(f"simulator did not start: {line!r}")
-    return proc, line.removeprefix("listening on "), time.perf_counter() - started
+        raise RuntimeError(f"simulator did not start: {line!r}") from None
+    return proc, address, time.perf_counter() - started
 
 
 def cycle(urls: list[str], threads: int) -> tuple[float, int]:
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv if argv is not None else [])
     cached_proc, url, startup = start_simulator(args.nodes, args.load_scale, args.start)
     plain_proc, plain_url, _ = start_simulator(
-        args.nodes, args.load_scale, args.start, "--no-render-cache"
+        args.nodes, args.load_scale, args.start, "--web.no-render-cache"
     )
     try:
         pool = SimPool(url, secret=SECRET)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import signal
 import sys
 import threading
@@ -18,20 +17,23 @@ from confscale.exporter.http import ExporterApp, serve
 from confscale.exporter.poller import DEFAULT_WORKERS, Poller
 from confscale.exporter.sharding import Shard, parse_shard
 
-from confscale import redact
+from confscale.flags import (
+    listen_address,
+    new_parser,
+    parse_command,
+    parse_listen_address,
+    positive_int,
+)
+from confscale.log import get_logger
 
-log = logging.getLogger("confscale.exporter")
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
+log = get_logger("confscale.exporter")
+# Old spellings that still work for one release, with a warning (docs/cli.md).
+RENAMED = {"--shard": "--poll.shard"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="confscale-exporter",
+    parser = new_parser(
+        "confscale-exporter",
         description="Poll every node of a BigBlueButton/Jitsi pool concurrently and serve "
         "the confscale metric contract on /metrics (and one node on "
         "/probe?node=NAME). SIGHUP or POST /-/reload re-reads the configuration "
@@ -49,20 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--web.listen-address",
         dest="listen",
         metavar="HOST:PORT",
-        default="127.0.0.1:9688",
-        help="HOST:PORT to serve on (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        default="info",
-        choices=list(LEVELS),
-        help="log verbosity (default: %(default)s)",
+        type=listen_address,
+        default=parse_listen_address("127.0.0.1:9688"),
+        help="HOST:PORT, [IPV6]:PORT or :PORT to serve on (default: %(default)s)",
     )
     parser.add_argument(
         "--poll.workers",
         dest="workers",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_WORKERS,
         metavar="N",
         help="concurrent polls: worker threads sharing one keep-alive HTTP client "
@@ -72,13 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll.max-body-bytes",
         dest="max_bytes",
         metavar="BYTES",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         help="largest answer accepted from a node; larger ones count as "
         "reason too_large (default: %(default)s)",
     )
     parser.add_argument(
-        "--shard",
+        "--poll.shard",
         dest="shard",
         metavar="I/N",
         type=_shard,
@@ -93,44 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate the configuration, print a summary and exit",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {build_version()}")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
 
 
 def _shard(text: str) -> Shard:
     try:
         return parse_shard(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard: ")) from exc
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT``; raises ValueError naming what was expected."""
-    host, _, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--web.listen-address: expected HOST:PORT, got {text!r}")
-    return host, int(port)
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--poll.shard: ")) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=LEVELS[args.log_level],
-        stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s msg=%(message)s",
-    )
-    # A getMeetings URL carries a checksum that stays valid forever (the query never
-    # changes); urllib3 prints URLs in its warnings and debug lines. Redact every record.
-    redact.install(logging.getLogger())
+    args = parse_command(build_parser(), argv, RENAMED)
+    listen = args.listen
     try:
-        host, port = parse_listen_address(args.listen)
         config = args.shard.select(load_config(args.config_file))
     except (ConfigError, ValueError) as exc:
         print(f"confscale-exporter: {exc}", file=sys.stderr)
@@ -154,14 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.error("reload failed, keeping the old configuration: %s", exc)
                 raise
             poller.replace_config(new)
-            log.info("configuration reloaded nodes=%d", len(new.nodes))
+            log.info("configuration reloaded", extra={"nodes": len(new.nodes)})
 
     try:
-        server = serve(ExporterApp(poller, reload), host, port)
+        server = serve(ExporterApp(poller, reload), listen.bind_host, listen.port)
     except OSError as exc:
-        print(
-            f"confscale-exporter: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr
-        )
+        print(f"confscale-exporter: cannot listen on {listen}: {exc.strerror}", file=sys.stderr)
         return 2
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
@@ -175,12 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
     poller.start()
     log.info(
-        "listening on http://%s:%d nodes=%d shard=%s version=%s",
-        host,
-        port,
-        len(config.nodes),
-        args.shard,
-        build_version(),
+        "listening",
+        extra={
+            "address": listen.url(server.server_port),
+            "nodes": len(config.nodes),
+            "shard": str(args.shard),
+            "version": build_version(),
+        },
     )
     try:
         server.serve_forever(poll_interval=0.5)

@@ -11,19 +11,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 from confscale.exporter.contract import DEFAULT_FILESYSTEMS
 
+from confscale import flags
+
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 DEFAULT_LINK_MBIT = 500.0
 DEFAULT_INTERVAL = 15.0
 DEFAULT_TIMEOUT = 5.0
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_DURATION_UNITS = MappingProxyType({"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0})
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 # Pool names and tags become label values and parts of the planner's API (?pool=, ?tag=,
@@ -171,16 +170,19 @@ class PoolConfig:
 
 
 def parse_duration(value: object, where: str) -> float:
-    """Seconds from ``15s``, ``500ms``, ``1m`` or a bare number of seconds."""
+    """Seconds from a duration (``15s``, ``500ms``, ``1m30s``: confscale.flags' grammar,
+    the same as on the command line) or a YAML number of seconds."""
     if isinstance(value, bool):
         raise ConfigValueError(f"{where}: expected a duration like 15s, got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value).strip())
-        if not match:
-            raise ConfigValueError(f"{where}: expected a duration like 15s or 500ms, got {value!r}")
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        try:
+            seconds = flags.parse_duration(str(value))
+        except ValueError:
+            raise ConfigValueError(
+                f"{where}: expected a duration like 15s, 500ms or 1m30s, got {value!r}"
+            ) from None
     if seconds <= 0:
         raise ConfigValueError(f"{where}: must be greater than zero, got {value!r}")
     return seconds

@@ -31,7 +31,7 @@ class Shard:
     def __post_init__(self) -> None:
         if not 0 < self.count <= MAX_SHARDS or not 0 <= self.index < self.count:
             raise ValueError(
-                f"--shard: expected I/N with 0 <= I < N <= {MAX_SHARDS}, "
+                f"--poll.shard: expected I/N with 0 <= I < N <= {MAX_SHARDS}, "
                 f"got {self.index}/{self.count}"
             )
 
@@ -55,7 +55,7 @@ def parse_shard(text: str) -> Shard:
     """``I/N`` (``0/2``, ``1/2``); ValueError naming what was expected."""
     match = _SHARD.match(text)
     if not match:
-        raise ValueError(f"--shard: expected I/N such as 0/2 (0-based), got {text!r}")
+        raise ValueError(f"--poll.shard: expected I/N such as 0/2 (0-based), got {text!r}")
     return Shard(int(match.group(1)), int(match.group(2)))
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from confscale.planner.adapters import ADAPTER_FLAGS_RENAMED
 from confscale.planner.backtest import rolling_origin
 from confscale.planner.calendar import CalendarError, RegimeCalendar, load_calendar
 from confscale.planner.forecast import WEEK_HOURS, ForecastConfig
@@ -35,50 +34,102 @@ from confscale.planner.prometheus import (
 from confscale.planner.sizing import WhatIf
 from confscale.planner.snapshot import PlannerConfig, compute_snapshot, json_safe, what_if
 
-log = logging.getLogger("confscale.planner")
+from confscale.flags import (
+    add_subcommand,
+    duration,
+    listen_address,
+    new_parser,
+    parse_command,
+    parse_duration,
+    parse_listen_address,
+)
+from confscale.log import get_logger
+
+log = get_logger("confscale.planner")
+
+
+def _what_if_flag(name: str) -> str:
+    """``--sizing.min-servers`` for the WhatIf field ``min_servers``."""
+    return "--sizing." + name.replace("_", "-")
+
+
 DEFAULT_LISTEN = "127.0.0.1:9689"
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Old spellings that still work for one release, with a warning (docs/cli.md).
+RENAMED = {
+    "--history": "--history.file",
+    "--prometheus": "--prometheus.url",
+    "--lookback": "--prometheus.lookback",
+    "--node-lookback": "--prometheus.node-lookback",
+    "--calendar": "--calendar.file",
+    "--country": "--calendar.country",
+    "--subdivision": "--calendar.subdivision",
+    "--timezone": "--calendar.timezone",
+    "--csv": "--csv.file",
+    "--time-column": "--csv.time-column",
+    "--value-column": "--csv.value-column",
+    "--horizon": "--backtest.horizon",
+    "--step": "--backtest.step",
+    "--exporter": "--exporter.url",
+    "--refit-interval": "--refit.interval",
+    "--placement-interval": "--placement.interval",
+    **{f"--{f.name.replace('_', '-')}": _what_if_flag(f.name) for f in fields(WhatIf)},
+    **ADAPTER_FLAGS_RENAMED,
+}
 
 
 class UsageError(ValueError):
     """Bad input a user can fix (printed as one line, exit status 2)."""
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``168h``, ``7d``, ``30s``, ``15m``, ``4w``."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 168h, 7d or 30s")
-    return float(match.group(1)) * _UNIT[match.group(2)]
+def _add_calendar_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calendar.file", dest="calendar", type=Path, help="term/holiday calendar YAML"
+    )
+    parser.add_argument(
+        "--calendar.timezone", dest="timezone", default="UTC", help="pool's local time zone"
+    )
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--history", type=Path, help="history file (CSV, CSV.gz, Parquet)")
-    source.add_argument("--prometheus", help="Prometheus-compatible base URL")
+    source.add_argument(
+        "--history.file", dest="history", type=Path, help="history file (CSV, CSV.gz, Parquet)"
+    )
+    source.add_argument(
+        "--prometheus.url", dest="prometheus", help="Prometheus-compatible base URL"
+    )
     parser.add_argument(
-        "--lookback",
-        type=parse_duration,
+        "--prometheus.lookback",
+        dest="lookback",
+        type=duration,
         default=parse_duration("12w"),
         help="history to read from Prometheus (default 12w): pool peaks for the forecast",
     )
     parser.add_argument(
-        "--node-lookback",
-        type=parse_duration,
+        "--prometheus.node-lookback",
+        dest="node_lookback",
+        type=duration,
         default=parse_duration("4w"),
         help="per-node 5-minute history for the resource fit and mix (default 4w)",
     )
-    parser.add_argument("--calendar", type=Path, help="term/holiday calendar YAML")
-    parser.add_argument("--country", help="country for school/public holidays (e.g. DE)")
-    parser.add_argument("--subdivision", help="state/subdivision for holidays (e.g. BY)")
-    parser.add_argument("--timezone", default="UTC", help="pool's local time zone")
+    _add_calendar_flags(parser)
+    parser.add_argument(
+        "--calendar.country", dest="country", help="country for school/public holidays (e.g. DE)"
+    )
+    parser.add_argument(
+        "--calendar.subdivision",
+        dest="subdivision",
+        help="state/subdivision for holidays (e.g. BY)",
+    )
     group = parser.add_argument_group("what-if inputs (no refit)")
     for item in fields(WhatIf):
-        flag = "--" + item.name.replace("_", "-")
         kind = int if item.name in ("redundancy", "min_servers", "band") else float
         group.add_argument(
-            flag, dest=item.name, type=kind, default=None, help=f"default {item.default}"
+            _what_if_flag(item.name),
+            dest=item.name,
+            type=kind,
+            default=None,
+            help=f"default {item.default}",
         )
 
 
@@ -159,7 +210,7 @@ def cmd_backtest(args: argparse.Namespace) -> dict[str, object]:
     hourly = series.resample("1h").max()
     horizon = int(args.horizon // 3600)
     if horizon < 1:
-        raise UsageError("--horizon must be at least 1h")
+        raise UsageError("--backtest.horizon must be at least 1h")
     config = ForecastConfig(timezone=args.timezone)
     calendar = load_calendar(args.calendar) if args.calendar else RegimeCalendar()
 
@@ -256,8 +307,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         web.mount(app, service, options)
     except ImportError:
         log.info("confscale.planner.web not available: serving the API only")
-    host, _, port = args.listen.rpartition(":")
-    server = make_server(host or "127.0.0.1", int(port), app, threaded=True)
+    listen = args.listen
+    server = make_server(listen.bind_host, listen.port, app, threaded=True)
     stop = threading.Event()
 
     def shutdown(*_: object) -> None:
@@ -267,7 +318,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     service.start()
-    print(f"listening on http://{host}:{server.server_port}", flush=True)
+    log.info("listening", extra={"address": listen.url(server.server_port)})
     try:
         server.serve_forever()
     finally:
@@ -276,35 +327,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="confscale-planner", description=__doc__)
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-    )
+    parser = new_parser("confscale-planner", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    backtest = sub.add_parser("backtest", help="rolling-origin backtest of a time series")
-    backtest.add_argument("--csv", type=Path, required=True)
-    backtest.add_argument("--time-column", required=True)
-    backtest.add_argument("--value-column", required=True)
-    backtest.add_argument("--horizon", type=parse_duration, default=parse_duration("168h"))
+    backtest = add_subcommand(sub, "backtest", help="rolling-origin backtest of a time series")
+    backtest.add_argument("--csv.file", dest="csv", type=Path, required=True)
+    backtest.add_argument("--csv.time-column", dest="time_column", required=True)
+    backtest.add_argument("--csv.value-column", dest="value_column", required=True)
     backtest.add_argument(
-        "--step",
-        type=parse_duration,
+        "--backtest.horizon",
+        dest="horizon",
+        type=duration,
+        default=parse_duration("168h"),
+        help="how far ahead each origin forecasts (default 168h)",
+    )
+    backtest.add_argument(
+        "--backtest.step",
+        dest="step",
+        type=duration,
         default=parse_duration("24h"),
         help="time between origins (default 24h)",
     )
-    backtest.add_argument("--calendar", type=Path)
-    backtest.add_argument("--timezone", default="UTC")
-    size = sub.add_parser("size", help="servers needed now, at the next peak, in 4 weeks")
+    _add_calendar_flags(backtest)
+    size = add_subcommand(sub, "size", help="servers needed now, at the next peak, in 4 weeks")
     _add_model_flags(size)
-    serve = sub.add_parser("serve", help="HTTP API, /metrics and the page")
+    serve = add_subcommand(sub, "serve", help="HTTP API, /metrics and the page")
     _add_model_flags(serve)
-    serve.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN)
-    serve.add_argument("--exporter", help="exporter /metrics URL for current data")
-    serve.add_argument("--refit-interval", type=parse_duration, default=900.0)
-    serve.add_argument("--placement-interval", type=parse_duration, default=30.0)
+    serve.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        metavar="HOST:PORT",
+        type=listen_address,
+        default=parse_listen_address(DEFAULT_LISTEN),
+        help="HOST:PORT, [IPV6]:PORT or :PORT to serve on (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--exporter.url", dest="exporter", help="exporter /metrics URL for current data"
+    )
+    serve.add_argument(
+        "--refit.interval",
+        dest="refit_interval",
+        type=duration,
+        default=900.0,
+        help="how often the forecast and fits are recomputed (default 15m)",
+    )
+    serve.add_argument(
+        "--placement.interval",
+        dest="placement_interval",
+        type=duration,
+        default=30.0,
+        help="how often placement is recomputed from current data (default 30s)",
+    )
     serve.add_argument(
         "--state.file",
         dest="state_file",
@@ -319,12 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    args = parse_command(build_parser(), argv, RENAMED)
     try:
         if args.command == "serve":
             return cmd_serve(args)

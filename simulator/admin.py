@@ -95,16 +95,16 @@ class SimPool:
         return float(response.json()["now"])
 
     def write_config(self, path: Path | str) -> Path:
-        """Run ``confscale-sim --write-config`` for this same pool; returns the path."""
+        """Run ``confscale-sim --exporter.write-config`` for this same pool; returns the path."""
         path = Path(path)
         args = [
             sys.executable,
             "-m",
             "confscale.simulator.cli",
             *self._serve_args,
-            "--base-url",
+            "--exporter.base-url",
             self.url,
-            "--write-config",
+            "--exporter.write-config",
             str(path),
         ]
         env = {**os.environ, "CONFSCALE_SIM_SECRET": self.secret}
@@ -112,7 +112,7 @@ class SimPool:
             args, capture_output=True, text=True, timeout=60, check=False, env=env
         )
         if done.returncode != 0:
-            raise RuntimeError(f"--write-config failed: {done.stderr.strip()}")
+            raise RuntimeError(f"--exporter.write-config failed: {done.stderr.strip()}")
         return path
 
     def close(self) -> None:

@@ -16,7 +16,35 @@ from confscale.simulator.config_writer import write_config
 from confscale.simulator.pool import FaultError, Pool, SimClock, parse_fault_flag
 from confscale.simulator.terms import CalendarError, TermCalendar, load_calendar
 
+from confscale.flags import ListenAddress, listen_address, new_parser, parse_command
+from confscale.log import get_logger
+
 DEFAULT_START = "2026-10-05T10:00:00Z"  # a Monday morning in term: meetings are running
+log = get_logger("confscale.simulator")
+# Old spellings that still work for one release, with a warning (docs/cli.md); the
+# history subcommand's are here too, so both read one table.
+RENAMED = {
+    "--listen": "--web.listen-address",
+    "--no-render-cache": "--web.no-render-cache",
+    "--nodes": "--pool.nodes",
+    "--jitsi": "--pool.jitsi",
+    "--fault": "--pool.fault",
+    "--secret": "--bbb.secret",
+    "--checksum": "--bbb.checksum",
+    "--seed": "--model.seed",
+    "--load-scale": "--model.load-scale",
+    "--counters": "--model.counters",
+    "--term-calendar": "--model.term-calendar",
+    "--speed": "--clock.speed",
+    "--start": "--clock.start",
+    "--frozen": "--clock.frozen",
+    "--write-config": "--exporter.write-config",
+    "--base-url": "--exporter.base-url",
+    "--weeks": "--history.weeks",
+    "--end": "--history.end",
+    "--out": "--output.file",
+    "--format": "--output.format",
+}
 
 
 def parse_time(text: str) -> float:
@@ -34,13 +62,6 @@ def parse_time(text: str) -> float:
     return value.timestamp()
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"--listen {text!r}: expected HOST:PORT")
-    return host or "127.0.0.1", int(port)
-
-
 def parse_checksums(text: str) -> tuple[str, ...]:
     names = tuple(a.strip().lower() for a in text.split(",") if a.strip())
     if text.strip().lower() == "all":
@@ -48,47 +69,69 @@ def parse_checksums(text: str) -> tuple[str, ...]:
     bad = [n for n in names if n not in bbbapi.ALL_ALGORITHMS]
     if bad or not names:
         raise argparse.ArgumentTypeError(
-            f"--checksum {text!r}: expected sha1, sha256, sha384, sha512 (comma-separated) or all"
+            f"--bbb.checksum {text!r}: expected sha1, sha256, sha384, sha512 "
+            "(comma-separated) or all"
         )
     return names
 
 
 def serve_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="confscale-sim",
+    p = new_parser(
+        "confscale-sim",
         description="Serve a simulated pool of BBB nodes and Jitsi bridges on one address. "
         "Also: `confscale-sim history --help`.",
     )
-    p.add_argument("--listen", type=parse_listen, help="HOST:PORT to serve on (port 0: any)")
-    p.add_argument("--nodes", type=int, default=20, help="BBB nodes (default 20)")
-    p.add_argument("--jitsi", type=int, default=0, help="Jitsi bridges (default 0)")
     p.add_argument(
-        "--secret",
+        "--web.listen-address",
+        dest="listen",
+        metavar="HOST:PORT",
+        type=listen_address,
+        help="HOST:PORT, [IPV6]:PORT or :PORT to serve on (port 0: any free one)",
+    )
+    p.add_argument(
+        "--pool.nodes", dest="nodes", type=int, default=20, help="BBB nodes (default 20)"
+    )
+    p.add_argument(
+        "--pool.jitsi", dest="jitsi", type=int, default=0, help="Jitsi bridges (default 0)"
+    )
+    p.add_argument(
+        "--bbb.secret",
+        dest="secret",
         default=os.environ.get("CONFSCALE_SIM_SECRET", ""),
         help="shared secret of every node (or env CONFSCALE_SIM_SECRET)",
     )
     p.add_argument(
-        "--checksum",
+        "--bbb.checksum",
+        dest="checksum",
         type=parse_checksums,
         default=bbbapi.ALL_ALGORITHMS,
         help="checksum algorithm(s) the nodes accept, comma-separated or 'all' "
-        "(default all); the first is written by --write-config",
+        "(default all); the first is written by --exporter.write-config",
     )
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--model.seed", dest="seed", type=int, default=1)
     p.add_argument(
-        "--speed", type=float, default=60.0, help="simulated seconds per wall second (default 60)"
+        "--clock.speed",
+        dest="speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per wall second (default 60)",
     )
     p.add_argument(
-        "--start",
+        "--clock.start",
+        dest="start",
         type=parse_time,
         default=parse_time(DEFAULT_START),
         help=f"simulated start time, ISO 8601 (default {DEFAULT_START})",
     )
     p.add_argument(
-        "--frozen", action="store_true", help="the clock moves only through POST /_admin/clock"
+        "--clock.frozen",
+        dest="frozen",
+        action="store_true",
+        help="the clock moves only through POST /_admin/clock",
     )
     p.add_argument(
-        "--counters",
+        "--model.counters",
+        dest="counters",
         choices=("simulated", "wall"),
         default="simulated",
         help="simulated: CPU and byte counters integrate the load over simulated time "
@@ -97,27 +140,35 @@ def serve_parser() -> argparse.ArgumentParser:
         "faster (default simulated)",
     )
     p.add_argument(
-        "--load-scale",
+        "--model.load-scale",
+        dest="load_scale",
         type=float,
         default=1.0,
         help="multiply the model's meetings per day (default 1; 4 ≈ 10 meetings per node "
         "on a term afternoon)",
     )
-    p.add_argument("--no-render-cache", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--fault", action="append", default=[], metavar="NODE=MODE[:ARG]")
     p.add_argument(
-        "--write-config",
+        "--web.no-render-cache", dest="no_render_cache", action="store_true", help=argparse.SUPPRESS
+    )
+    p.add_argument(
+        "--pool.fault", dest="fault", action="append", default=[], metavar="NODE=MODE[:ARG]"
+    )
+    p.add_argument(
+        "--exporter.write-config",
+        dest="write_config",
         type=Path,
         metavar="FILE",
         help="write the exporter's YAML (secret in FILE.secret)",
     )
     p.add_argument(
-        "--base-url",
-        help="URL the pool is reached at, for --write-config "
-        "without --listen (default http://127.0.0.1:8090)",
+        "--exporter.base-url",
+        dest="base_url",
+        help="URL the pool is reached at, for --exporter.write-config "
+        "without --web.listen-address (default http://127.0.0.1:8090)",
     )
     p.add_argument(
-        "--term-calendar",
+        "--model.term-calendar",
+        dest="term_calendar",
         type=Path,
         metavar="FILE",
         help="YAML with terms: [{start, end}] (default: built-in academic year)",
@@ -143,15 +194,15 @@ def build_pool(args: argparse.Namespace) -> Pool:
 
 def serve_main(argv: Sequence[str]) -> int:
     parser = serve_parser()
-    args = parser.parse_args(argv)
+    args = parse_command(parser, argv, RENAMED)
     if args.nodes < 0 or args.jitsi < 0 or args.nodes + args.jitsi == 0:
-        parser.error("--nodes and --jitsi must be >= 0 and at least one node in total")
+        parser.error("--pool.nodes and --pool.jitsi must be >= 0 and at least one node in total")
     if args.speed <= 0:
-        parser.error("--speed must be > 0")
+        parser.error("--clock.speed must be > 0")
     if args.load_scale < 0:
-        parser.error("--load-scale must be >= 0")
+        parser.error("--model.load-scale must be >= 0")
     if not args.secret and args.nodes:
-        parser.error("--secret (or CONFSCALE_SIM_SECRET) is required for BBB nodes")
+        parser.error("--bbb.secret (or CONFSCALE_SIM_SECRET) is required for BBB nodes")
     try:
         pool = build_pool(args)
         faults = [parse_fault_flag(f) for f in args.fault]
@@ -161,7 +212,9 @@ def serve_main(argv: Sequence[str]) -> int:
         parser.error(str(exc))
     if args.listen is None:
         if not args.write_config:
-            parser.error("give --listen HOST:PORT to serve, or --write-config FILE")
+            parser.error(
+                "give --web.listen-address HOST:PORT to serve, or --exporter.write-config FILE"
+            )
         base = args.base_url or "http://127.0.0.1:8090"
         write_config(
             args.write_config,
@@ -175,16 +228,18 @@ def serve_main(argv: Sequence[str]) -> int:
         return 0
     from confscale.simulator.server import Settings, serve
 
-    host, port = args.listen
+    listen: ListenAddress = args.listen
     try:
         server = serve(
-            pool, Settings(args.secret, args.checksum, not args.no_render_cache), host, port
+            pool,
+            Settings(args.secret, args.checksum, not args.no_render_cache),
+            listen.bind_host,
+            listen.port,
         )
     except OSError as exc:
-        print(f"confscale-sim: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        print(f"confscale-sim: cannot listen on {listen}: {exc}", file=sys.stderr)
         return 1
-    bound_host, bound_port = server.server_address[:2]
-    url = f"http://{bound_host}:{bound_port}"
+    url = listen.url(server.server_address[1])
     if args.write_config:
         write_config(
             args.write_config,
@@ -211,7 +266,7 @@ def run_forever(server: object, url: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
-    print(f"listening on {url}", flush=True)
+    log.info("listening", extra={"address": url})
     while not stop.wait(0.5):
         pass
     server.shutdown()

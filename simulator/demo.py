@@ -26,14 +26,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from confscale.simulator.cli import DEFAULT_START, parse_listen, parse_time
+from confscale.simulator.cli import DEFAULT_START, parse_time
 from confscale.simulator.config_writer import write_config
 from confscale.simulator.pool import Pool, SimClock
 from confscale.simulator.server import Settings, serve
 from confscale.simulator.terms import DEFAULT_TERMS
 
+from confscale.flags import listen_address, new_parser, parse_command, parse_listen_address
+
 STOP_TIMEOUT = 10.0  # seconds a child gets after SIGTERM before SIGKILL
 READY_TIMEOUT = 180.0  # the planner's first result on 12 weeks of history takes seconds
+# Old spellings that still work for one release, with a warning (docs/cli.md).
+RENAMED = {
+    "--listen": "--web.listen-address",
+    "--exporter-listen": "--exporter.listen-address",
+    "--planner-listen": "--planner.listen-address",
+    "--live-placement": "--planner.live-placement",
+    "--nodes": "--pool.nodes",
+    "--jitsi": "--pool.jitsi",
+    "--pool-only": "--pool.only",
+    "--speed": "--clock.speed",
+    "--start": "--clock.start",
+    "--seed": "--model.seed",
+    "--weeks": "--history.weeks",
+    "--config": "--exporter.config-file",
+}
 
 
 class DemoError(RuntimeError):
@@ -55,57 +72,71 @@ class Child:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="confscale-demo", description=__doc__.splitlines()[0])
+    p = new_parser("confscale-demo", description=__doc__.splitlines()[0])
     p.add_argument(
-        "--listen",
-        type=parse_listen,
-        default=("127.0.0.1", 8090),
+        "--web.listen-address",
+        dest="listen",
+        type=listen_address,
+        default=parse_listen_address("127.0.0.1:8090"),
         help="HOST:PORT of the simulated pool (default 127.0.0.1:8090)",
     )
     p.add_argument(
-        "--exporter-listen",
-        type=parse_listen,
-        default=("127.0.0.1", 9688),
+        "--exporter.listen-address",
+        dest="exporter_listen",
+        type=listen_address,
+        default=parse_listen_address("127.0.0.1:9688"),
         help="HOST:PORT of the exporter (default 127.0.0.1:9688; a free port if taken)",
     )
     p.add_argument(
-        "--planner-listen",
-        type=parse_listen,
-        default=("127.0.0.1", 9689),
+        "--planner.listen-address",
+        dest="planner_listen",
+        type=listen_address,
+        default=parse_listen_address("127.0.0.1:9689"),
         help="HOST:PORT of the planner page and API (default 127.0.0.1:9689; a free port if taken)",
     )
-    p.add_argument("--nodes", type=int, default=12, help="BBB nodes (default 12)")
-    p.add_argument("--jitsi", type=int, default=2, help="Jitsi bridges (default 2)")
     p.add_argument(
-        "--speed",
+        "--pool.nodes", dest="nodes", type=int, default=12, help="BBB nodes (default 12)"
+    )
+    p.add_argument(
+        "--pool.jitsi", dest="jitsi", type=int, default=2, help="Jitsi bridges (default 2)"
+    )
+    p.add_argument(
+        "--clock.speed",
+        dest="speed",
         type=float,
         default=600.0,
         help="simulated seconds per wall second (default 600: a day in 2.4 min)",
     )
-    p.add_argument("--start", type=parse_time, default=parse_time(DEFAULT_START))
-    p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--weeks",
+        "--clock.start", dest="start", type=parse_time, default=parse_time(DEFAULT_START)
+    )
+    p.add_argument("--model.seed", dest="seed", type=int, default=1)
+    p.add_argument(
+        "--history.weeks",
+        dest="weeks",
         type=int,
         default=12,
-        help="weeks of embedded history before --start (default 12; cached)",
+        help="weeks of embedded history before --clock.start (default 12; cached)",
     )
     p.add_argument(
-        "--config",
+        "--exporter.config-file",
+        dest="config",
         type=Path,
         default=Path("var/demo/exporter.yml"),
         help="where to write the exporter config (default var/demo/exporter.yml); the "
         "history cache and the children's logs go beside it",
     )
     p.add_argument(
-        "--live-placement",
+        "--planner.live-placement",
+        dest="live_placement",
         choices=("auto", "on", "off"),
         default="auto",
         help="planner node table from the live exporter (auto and on; the demo pool's "
         "counters grow at wall-clock rates) or, with off, from the history's last instant",
     )
     p.add_argument(
-        "--pool-only",
+        "--pool.only",
+        dest="pool_only",
         action="store_true",
         help="only the simulated pool and its exporter config (no exporter, no planner)",
     )
@@ -230,12 +261,12 @@ def ensure_history(
             "-m",
             "confscale.simulator.cli",
             "history",
-            f"--weeks={args.weeks}",
-            f"--nodes={args.nodes}",
-            f"--jitsi={args.jitsi}",
-            f"--seed={args.seed}",
-            f"--end={end}",
-            f"--out={partial}",
+            f"--history.weeks={args.weeks}",
+            f"--pool.nodes={args.nodes}",
+            f"--pool.jitsi={args.jitsi}",
+            f"--model.seed={args.seed}",
+            f"--history.end={end}",
+            f"--output.file={partial}",
         ],
         logs,
     )
@@ -252,7 +283,7 @@ def ensure_history(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_command(parser(), argv, RENAMED)
     stop = _stop_on_signals()
     clock = SimClock(args.start, speed=args.speed)
     # wall-rate counters: the meetings run --speed times faster, but CPU and link rates
@@ -265,18 +296,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         counter_scale=1.0 / args.speed,
     )
     secret = secrets.token_hex(16)  # fresh per run; only ever written to the 0600 file
-    host, port = args.listen
+    listen = args.listen
     try:
-        server = serve(pool, Settings(secret, ("sha1", "sha256", "sha384", "sha512")), host, port)
+        server = serve(
+            pool,
+            Settings(secret, ("sha1", "sha256", "sha384", "sha512")),
+            listen.bind_host,
+            listen.port,
+        )
     except OSError as exc:
         print(
-            f"confscale-demo: cannot listen on {host}:{port}: {exc} (try --listen)", file=sys.stderr
+            f"confscale-demo: cannot listen on {listen}: {exc} (try --web.listen-address)",
+            file=sys.stderr,
         )
         return 1
     thread = threading.Thread(target=server.serve_forever, name="pool", daemon=True)
     thread.start()
-    bound_host, bound_port = server.server_address[:2]
-    url = f"http://{bound_host}:{bound_port}"
+    url = listen.url(server.server_address[1])
     config = write_config(
         args.config,
         base_url=url,
@@ -329,9 +365,9 @@ def _run_stack(
 ) -> None:
     folder = config.parent
     logs = folder / "logs"
-    exporter_host, exporter_port = args.exporter_listen
+    exporter_host, exporter_port = args.exporter_listen.bind_host, args.exporter_listen.port
     exporter_port = _port_or_free(exporter_host, exporter_port)
-    exporter_url = f"http://{exporter_host}:{exporter_port}"
+    exporter_url = args.exporter_listen.url(exporter_port)
     exporter = _start(
         "exporter",
         [
@@ -339,7 +375,7 @@ def _run_stack(
             "-m",
             "confscale.exporter.cli",
             f"--config.file={config}",
-            f"--web.listen-address={exporter_host}:{exporter_port}",
+            f"--web.listen-address={args.exporter_listen._replace(port=exporter_port)}",
         ],
         logs,
     )
@@ -350,9 +386,9 @@ def _run_stack(
     history = history_file(folder, args)
     if not ensure_history(history, args, logs, stop, children):
         return
-    planner_host, planner_port = args.planner_listen
+    planner_host, planner_port = args.planner_listen.bind_host, args.planner_listen.port
     planner_port = _port_or_free(planner_host, planner_port)
-    planner_url = f"http://{planner_host}:{planner_port}"
+    planner_url = args.planner_listen.url(planner_port)
     live = args.live_placement != "off"
     calendar = write_calendar(folder / "calendar.yml", args.start)
     planner_args = [
@@ -360,12 +396,12 @@ def _run_stack(
         "-m",
         "confscale.planner.cli",
         "serve",
-        f"--history={history}",
-        f"--calendar={calendar}",
-        f"--web.listen-address={planner_host}:{planner_port}",
+        f"--history.file={history}",
+        f"--calendar.file={calendar}",
+        f"--web.listen-address={args.planner_listen._replace(port=planner_port)}",
     ]
     if live:
-        planner_args.append(f"--exporter={exporter_url}/metrics")
+        planner_args.append(f"--exporter.url={exporter_url}/metrics")
         source = f"demo history {history.name} + live exporter {exporter_url}"
     else:
         source = f"demo history {history.name}"

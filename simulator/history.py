@@ -25,6 +25,8 @@ from confscale.simulator import model, node
 from confscale.simulator.pool import node_names
 from confscale.simulator.terms import CalendarError, TermCalendar, load_calendar
 
+from confscale.flags import new_parser, parse_command
+
 STEP = 300.0
 COLUMNS = (
     "timestamp", "node", "kind", "meetings", "breakout_rooms", "participants", "moderators",
@@ -251,7 +253,7 @@ def detect_format(path: Path, given: str | None) -> str:
     if name.endswith((".om", ".txt")):
         return "openmetrics"
     raise ValueError(
-        f"{path}: cannot tell the format from the suffix; use --format "
+        f"{path}: cannot tell the format from the suffix; use --output.format "
         "csv|parquet|openmetrics (or name it .csv, .csv.gz, .parquet, .om, .txt)"
     )
 
@@ -259,27 +261,33 @@ def detect_format(path: Path, given: str | None) -> str:
 def parser() -> argparse.ArgumentParser:
     from confscale.simulator.cli import parse_time
 
-    p = argparse.ArgumentParser(
-        prog="confscale-sim history", description="Write the load model as a 5-minute history."
+    p = new_parser(
+        "confscale-sim history", description="Write the load model as a 5-minute history."
     )
-    p.add_argument("--weeks", type=float, default=12.0)
-    p.add_argument("--nodes", type=int, default=20)
-    p.add_argument("--jitsi", type=int, default=0)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--history.weeks", dest="weeks", type=float, default=12.0)
+    p.add_argument("--pool.nodes", dest="nodes", type=int, default=20)
+    p.add_argument("--pool.jitsi", dest="jitsi", type=int, default=0)
+    p.add_argument("--model.seed", dest="seed", type=int, default=1)
     p.add_argument(
-        "--end", type=parse_time, default=None, help="last sample, ISO 8601 (default: now)"
+        "--history.end",
+        dest="end",
+        type=parse_time,
+        default=None,
+        help="last sample, ISO 8601 (default: now)",
     )
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--format", choices=("csv", "parquet", "openmetrics"))
-    p.add_argument("--term-calendar", type=Path, metavar="FILE")
+    p.add_argument("--output.file", dest="out", type=Path, required=True)
+    p.add_argument("--output.format", dest="format", choices=("csv", "parquet", "openmetrics"))
+    p.add_argument("--model.term-calendar", dest="term_calendar", type=Path, metavar="FILE")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from confscale.simulator.cli import RENAMED
+
     p = parser()
-    args = p.parse_args(argv)
+    args = parse_command(p, argv, RENAMED)
     if args.weeks <= 0 or args.nodes < 0 or args.jitsi < 0 or args.nodes + args.jitsi == 0:
-        p.error("--weeks must be > 0 and the pool needs at least one node")
+        p.error("--history.weeks must be > 0 and the pool needs at least one node")
     try:
         fmt = detect_format(args.out, args.format)
         calendar = load_calendar(args.term_calendar) if args.term_calendar else TermCalendar()

@@ -274,4 +274,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def serve(pool: Pool, settings: Settings, host: str, port: int) -> SimServer:
     """Bind (port 0 picks a free one); the caller runs ``serve_forever``."""
-    return SimServer((host, port), pool, settings)
+    server_class = _SimServerV6 if ":" in host else SimServer
+    return server_class((host, port), pool, settings)
+
+
+class _SimServerV6(SimServer):
+    address_family = socket.AF_INET6

@@ -248,26 +248,28 @@ def simulator(
 ) -> Iterator[Any]:
     """Start confscale-sim on a free 127.0.0.1 port; yields a handle with .url,
     .node_url(name), .truth(), .set_fault(node, mode, arg=None), .clear_faults(node=None),
-    .advance(seconds), .write_config(path) (runs --write-config against the same pool
+    .advance(seconds), .write_config(path) (runs --exporter.write-config against the same pool
     and returns the path) and .names (BBB then Jitsi node names)."""
     from confscale.simulator.admin import SimPool
 
     port = free_port()
     pool_args = [
-        f"--nodes={nodes}",
-        f"--jitsi={jitsi}",
-        f"--seed={seed}",
-        f"--speed={speed}",
-        f"--checksum={checksum}",
+        f"--pool.nodes={nodes}",
+        f"--pool.jitsi={jitsi}",
+        f"--model.seed={seed}",
+        f"--clock.speed={speed}",
+        f"--bbb.checksum={checksum}",
         *extra_args,
     ]
     if frozen:
-        pool_args.append("--frozen")
+        pool_args.append("--clock.frozen")
     for fault in faults:
-        pool_args.append(f"--fault={fault}")
+        pool_args.append(f"--pool.fault={fault}")
     # the secret goes through the environment so it never shows in a process listing
     env = {"CONFSCALE_SIM_SECRET": secret}
-    args = python_module("confscale.simulator.cli", f"--listen=127.0.0.1:{port}", *pool_args)
+    args = python_module(
+        "confscale.simulator.cli", f"--web.listen-address=127.0.0.1:{port}", *pool_args
+    )
     url = f"http://127.0.0.1:{port}"
     with running(Proc("confscale-sim", args, cwd=REPO, env=env), f"{url}/_admin/health"):
         handle = SimPool(url, secret=secret, checksum=checksum, serve_args=pool_args)

@@ -23,12 +23,12 @@ def demo(tmp_path: Path, *extra: str) -> tuple[Proc, dict[str, int]]:
     ports = {"pool": free_port(), "exporter": free_port(), "planner": free_port()}
     args = python_module(
         "confscale.simulator.demo",
-        f"--listen=127.0.0.1:{ports['pool']}",
-        f"--exporter-listen=127.0.0.1:{ports['exporter']}",
-        f"--planner-listen=127.0.0.1:{ports['planner']}",
-        "--nodes=3",
-        "--jitsi=1",
-        f"--config={tmp_path / 'exporter.yml'}",
+        f"--web.listen-address=127.0.0.1:{ports['pool']}",
+        f"--exporter.listen-address=127.0.0.1:{ports['exporter']}",
+        f"--planner.listen-address=127.0.0.1:{ports['planner']}",
+        "--pool.nodes=3",
+        "--pool.jitsi=1",
+        f"--exporter.config-file={tmp_path / 'exporter.yml'}",
         *extra,
     )
     return Proc("confscale-demo", args, cwd=REPO), ports
@@ -49,7 +49,7 @@ def gone(pid: int) -> bool:
 
 
 def test_demo_brings_up_pool_exporter_planner_and_ctrl_c_stops_all(tmp_path):
-    proc, ports = demo(tmp_path, "--weeks=4", "--speed=3600")
+    proc, ports = demo(tmp_path, "--history.weeks=4", "--clock.speed=3600")
     try:
         wait_until(
             lambda: "Ctrl-C stops it." in proc.log() or not proc.alive(),
@@ -109,7 +109,7 @@ def test_demo_brings_up_pool_exporter_planner_and_ctrl_c_stops_all(tmp_path):
 
 
 def test_sigterm_while_history_is_generated_stops_cleanly_and_caches_nothing(tmp_path):
-    proc, _ = demo(tmp_path, "--weeks=30", "--speed=60")
+    proc, _ = demo(tmp_path, "--history.weeks=30", "--clock.speed=60")
     try:
         wait_until(lambda: "generating" in proc.log(), timeout=60, what="history generation")
         kids = children_of(proc.popen.pid)
@@ -127,7 +127,7 @@ def test_second_run_reuses_the_cached_history(tmp_path):
     cached = tmp_path / "history-3bbb-1jvb-4w-seed1-20261005T100000Z.csv.gz"
     logs = []
     for _ in range(2):
-        proc, ports = demo(tmp_path, "--weeks=4", "--speed=60")
+        proc, ports = demo(tmp_path, "--history.weeks=4", "--clock.speed=60")
         try:
             wait_http(f"http://127.0.0.1:{ports['planner']}/-/healthy", timeout=150)
             wait_until(
@@ -147,7 +147,7 @@ def test_accelerated_demo_places_on_the_live_exporter(tmp_path):
     # At 600x the meetings change ten times a wall second, yet the pool's counters grow
     # at wall-clock rates, so the planner's live pressures are true utilisations (with
     # simulated-time counters every node would read ~600x its link and be taken out).
-    proc, ports = demo(tmp_path, "--weeks=4", "--speed=600")
+    proc, ports = demo(tmp_path, "--history.weeks=4", "--clock.speed=600")
     planner = f"http://127.0.0.1:{ports['planner']}"
     try:
         wait_until(

@@ -114,8 +114,8 @@ def test_docker_compose_demo_profile_reads_the_simulators_config():
     services = compose_config("--env-file", "deploy/demo.env")["services"]
     assert "--config.file=/var/lib/confscale/demo/exporter.yml" in services["exporter"]["command"]
     simulator = " ".join(services["simulator"]["command"])
-    assert "--write-config /var/lib/confscale/demo/exporter.yml" in simulator
-    assert "--secret" not in simulator  # random per start, through the environment
+    assert "--exporter.write-config /var/lib/confscale/demo/exporter.yml" in simulator
+    assert "--bbb.secret" not in simulator  # random per start, through the environment
 
 
 def test_grafana_image_matches_the_schema_the_dashboards_are_validated_against():

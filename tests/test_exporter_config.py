@@ -246,7 +246,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("15s", 15), ("500ms", 0.5), ("1m", 60), ("2h", 7200), (3, 3), ("1.5s", 1.5)],
+    [("15s", 15), ("500ms", 0.5), ("1m", 60), ("2h", 7200), (3, 3), (1.5, 1.5), ("1m30s", 90)],
 )
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text, "key") == seconds

@@ -50,7 +50,7 @@ def exporter_config(
     timeout: str = "1500ms",
     auto_interface: bool = False,
 ) -> Path:
-    """The simulator's own --write-config output with test-friendly timing."""
+    """The simulator's own --exporter.write-config output with test-friendly timing."""
     sim.write_config(path)
     data = yaml.safe_load(path.read_text())
     data["interval"], data["timeout"] = interval, timeout

@@ -268,20 +268,6 @@ def test_real_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
     assert [r["metric"]["node"] for r in probed] == ["host-local"]
 
 
-def test_listen_address_forms() -> None:
-    from confscale.exporter.cli import parse_listen_address
-
-    assert parse_listen_address("127.0.0.1:9688") == ("127.0.0.1", 9688)
-    assert parse_listen_address("[::1]:9688") == ("::1", 9688)
-    for bad in ("9688", "host:", "host:70000", ":9688"):
-        try:
-            parse_listen_address(bad)
-        except ValueError as exc:
-            assert "--web.listen-address" in str(exc)
-        else:
-            raise AssertionError(f"{bad!r} accepted")
-
-
 def test_serves_on_ipv6_loopback(tmp_path: Path) -> None:
     config = write_pool(tmp_path, "  - name: me\n    host: local\n")
     port = free_port()

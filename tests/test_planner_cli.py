@@ -39,13 +39,13 @@ def test_backtest_command_prints_metrics_for_both_methods(tmp_path: Path) -> Non
     pool.to_csv(path, index=False)
     result = run(
         "backtest",
-        "--csv",
+        "--csv.file",
         str(path),
-        "--time-column",
+        "--csv.time-column",
         "when",
-        "--value-column",
+        "--csv.value-column",
         "users",
-        "--horizon",
+        "--backtest.horizon",
         "168h",
     )
     assert result.returncode == 0, result.stderr
@@ -67,22 +67,34 @@ def test_backtest_command_prints_metrics_for_both_methods(tmp_path: Path) -> Non
 def test_backtest_errors_are_one_actionable_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("when,users\n2026-01-01T00:00:00Z,3\n2026-01-01T01:00:00Z,lots\n")
-    result = run("backtest", "--csv", str(path), "--time-column", "when", "--value-column", "users")
+    result = run(
+        "backtest",
+        "--csv.file",
+        str(path),
+        "--csv.time-column",
+        "when",
+        "--csv.value-column",
+        "users",
+    )
     assert result.returncode == 2
     assert "bad.csv: line 3: column users: 'lots' is not a number" in result.stderr
     assert "Traceback" not in result.stderr
-    missing = run("backtest", "--csv", str(path), "--time-column", "t", "--value-column", "users")
+    missing = run(
+        "backtest", "--csv.file", str(path), "--csv.time-column", "t", "--csv.value-column", "users"
+    )
     assert missing.returncode == 2 and "no column 't'" in missing.stderr
     daily = tmp_path / "daily.csv"
     pd.DataFrame({"t": pd.date_range("2026-01-01", periods=60, freq="1D"), "v": 1}).to_csv(
         daily, index=False
     )
-    coarse = run("backtest", "--csv", str(daily), "--time-column", "t", "--value-column", "v")
+    coarse = run(
+        "backtest", "--csv.file", str(daily), "--csv.time-column", "t", "--csv.value-column", "v"
+    )
     assert coarse.returncode == 2 and "hourly or finer" in coarse.stderr
 
 
 def test_size_command_json_and_what_if(history_file: Path) -> None:
-    result = run("size", "--history", str(history_file))
+    result = run("size", "--history.file", str(history_file))
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     assert set(body["servers_needed"]) == {"now", "next_peak", "4w"}
@@ -93,7 +105,15 @@ def test_size_command_json_and_what_if(history_file: Path) -> None:
     assert "time_to_saturation_seconds" in body
     assert body["scope"]["sized_kind"] == "bbb" and body["scope"]["not_sized"] == {}
     bigger = json.loads(
-        run("size", "--history", str(history_file), "--growth", "3", "--redundancy", "2").stdout
+        run(
+            "size",
+            "--history.file",
+            str(history_file),
+            "--sizing.growth",
+            "3",
+            "--sizing.redundancy",
+            "2",
+        ).stdout
     )
     assert bigger["servers_needed"]["next_peak"] > body["servers_needed"]["next_peak"]
     assert bigger["what_if"]["redundancy"] == 2
@@ -102,11 +122,15 @@ def test_size_command_json_and_what_if(history_file: Path) -> None:
 def test_size_with_bad_history_fails_cleanly(tmp_path: Path) -> None:
     path = tmp_path / "h.csv"
     path.write_text("timestamp,node\n2026-01-01T00:00:00Z,bbb-01\n")
-    result = run("size", "--history", str(path))
+    result = run("size", "--history.file", str(path))
     assert result.returncode == 2
     assert "missing column(s) kind" in result.stderr
     gone = run(
-        "size", "--prometheus", f"http://127.0.0.1:{harness.free_port()}", "--lookback", "1d"
+        "size",
+        "--prometheus.url",
+        f"http://127.0.0.1:{harness.free_port()}",
+        "--prometheus.lookback",
+        "1d",
     )
     assert gone.returncode == 2
     assert "unreachable" in gone.stderr and "Traceback" not in gone.stderr
@@ -119,7 +143,7 @@ def test_serve_answers_api_and_metrics_from_the_same_snapshot(history_file: Path
         harness.python_module(
             "confscale.planner.cli",
             "serve",
-            "--history",
+            "--history.file",
             str(history_file),
             "--web.listen-address",
             f"127.0.0.1:{port}",
@@ -162,6 +186,8 @@ def test_serve_answers_api_and_metrics_from_the_same_snapshot(history_file: Path
 def test_serve_refuses_bad_flags_without_secret_leak(tmp_path: Path, history_file: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("s3cr3t-value\n")
-    result = run("serve", "--history", str(history_file), "--scalelite.url", "http://127.0.0.1:1")
+    result = run(
+        "serve", "--history.file", str(history_file), "--scalelite.url", "http://127.0.0.1:1"
+    )
     assert result.returncode == 2 and "--scalelite.secret-file" in result.stderr
     assert "s3cr3t" not in run("serve", "--help").stdout

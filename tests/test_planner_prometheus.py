@@ -41,15 +41,15 @@ def simulate(out: Path, end: str) -> None:
         harness.python_module(
             "confscale.simulator.cli",
             "history",
-            "--weeks",
+            "--history.weeks",
             str(WEEKS),
-            "--nodes",
+            "--pool.nodes",
             str(NODES),
-            "--seed",
+            "--model.seed",
             "7",
-            "--end",
+            "--history.end",
             end,
-            "--out",
+            "--output.file",
             str(out),
         ),
         check=True,
@@ -165,7 +165,12 @@ def test_planner_sizes_from_prometheus_and_reads_current_data(backfilled) -> Non
     assert all(isinstance(v, int) for v in snapshot.servers_needed.values())
     cli = subprocess.run(
         harness.python_module(
-            "confscale.planner.cli", "size", "--prometheus", backfilled["url"], "--lookback", "3w"
+            "confscale.planner.cli",
+            "size",
+            "--prometheus.url",
+            backfilled["url"],
+            "--prometheus.lookback",
+            "3w",
         ),
         capture_output=True,
         text=True,

@@ -95,10 +95,10 @@ def test_restarted_planner_answers_its_last_result_while_the_store_is_down(
         harness.python_module(
             "confscale.simulator.cli",
             "history",
-            "--weeks=3",
-            "--nodes=4",
-            "--seed=3",
-            f"--out={history}",
+            "--history.weeks=3",
+            "--pool.nodes=4",
+            "--model.seed=3",
+            f"--output.file={history}",
         ),
         check=True,
         cwd=harness.REPO,
@@ -108,7 +108,7 @@ def test_restarted_planner_answers_its_last_result_while_the_store_is_down(
     state = tmp_path / "state" / "planner.json"
     port = harness.free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = planner_serve(port, f"--history={history}", f"--state.file={state}")
+    proc = planner_serve(port, f"--history.file={history}", f"--state.file={state}")
     with harness.running(proc, f"{base}/-/healthy", timeout=60):
         harness.wait_until(
             lambda: requests.get(f"{base}/api/v1/capacity", timeout=5).status_code == 200,
@@ -120,7 +120,7 @@ def test_restarted_planner_answers_its_last_result_while_the_store_is_down(
     assert json.loads(state.read_text())["capacity"] == capacity
     # restart against a store that does not answer (a closed port)
     down = f"http://127.0.0.1:{harness.free_port()}"
-    proc = planner_serve(port, f"--prometheus={down}", f"--state.file={state}")
+    proc = planner_serve(port, f"--prometheus.url={down}", f"--state.file={state}")
     with harness.running(proc, f"{base}/-/healthy", timeout=60):
         harness.wait_until(
             lambda: requests.get(f"{base}/-/healthy", timeout=5).json()["last_error"],

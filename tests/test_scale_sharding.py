@@ -68,7 +68,7 @@ def test_parse_shard(text: str, expected: Shard) -> None:
 
 @pytest.mark.parametrize("text", ["2/2", "1", "a/b", "-1/2", "0/0", "1/2/3", "0/5000"])
 def test_bad_shard_says_what_was_expected(text: str) -> None:
-    with pytest.raises(ValueError, match=r"--shard: expected I/N"):
+    with pytest.raises(ValueError, match=r"--poll.shard: expected I/N"):
         parse_shard(text)
 
 
@@ -115,10 +115,10 @@ def test_config_check_reports_the_shard_and_a_bad_shard_exits_2(tmp_path) -> Non
         )
 
     for shard in range(3):
-        done = check(f"--shard={shard}/3")
+        done = check(f"--poll.shard={shard}/3")
         mine = sum(owner(n, 3) == shard for n in names)
         assert done.returncode == 0, done.stderr
         assert f"OK, {mine} nodes in shard {shard}/3," in done.stdout
-    bad = check("--shard=3/3")
+    bad = check("--poll.shard=3/3")
     assert bad.returncode == 2
-    assert "--shard: expected I/N with 0 <= I < N" in bad.stderr
+    assert "--poll.shard: expected I/N with 0 <= I < N" in bad.stderr

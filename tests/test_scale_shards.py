@@ -2,7 +2,7 @@
 
 Both layouts of docs/scaling.md, with the Prometheus configuration taken from that page
 (only host names, node names and intervals substituted): exporter shards
-(``--shard 0/2`` and ``1/2`` on the same pool file) and ``/probe`` targets spread over
+(``--poll.shard 0/2`` and ``1/2`` on the same pool file) and ``/probe`` targets spread over
 two exporters with ``hashmod``. Every documented configuration passes
 ``promtool check config``.
 """
@@ -121,8 +121,8 @@ def test_two_exporter_shards_cover_the_pool_exactly_once(pool, tmp_path: Path) -
     sim, path = pool
     names = sim.names
     with (
-        exporter(path, "--shard=0/2", log_level="info") as first,
-        exporter(path, "--shard=1/2", log_level="info") as second,
+        exporter(path, "--poll.shard=0/2", log_level="info") as first,
+        exporter(path, "--poll.shard=1/2", log_level="info") as second,
     ):
         polled = []
         for shard, running in enumerate((first, second)):

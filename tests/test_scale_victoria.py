@@ -108,7 +108,7 @@ def import_into_victoria(url: str, text_file: Path) -> None:
 def size(url: str) -> dict:
     run = subprocess.run(
         harness.python_module(
-            "confscale.planner.cli", "size", "--prometheus", url, "--lookback", "3w"
+            "confscale.planner.cli", "size", "--prometheus.url", url, "--prometheus.lookback", "3w"
         ),
         capture_output=True,
         text=True,
@@ -133,11 +133,11 @@ def history_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             harness.python_module(
                 "confscale.simulator.cli",
                 "history",
-                f"--weeks={WEEKS}",
-                f"--nodes={NODES}",
-                "--seed=7",
-                f"--end={end.isoformat()}",
-                f"--out={work / ('raw-' + name)}",
+                f"--history.weeks={WEEKS}",
+                f"--pool.nodes={NODES}",
+                "--model.seed=7",
+                f"--history.end={end.isoformat()}",
+                f"--output.file={work / ('raw-' + name)}",
             ),
             check=True,
             cwd=harness.REPO,

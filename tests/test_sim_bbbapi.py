@@ -159,7 +159,7 @@ def test_joining_a_modelled_meeting_keeps_its_breakout_rooms():
     from test_sim_xml import breakout_instant
 
     at = breakout_instant(1)
-    with simulator(nodes=1, seed=1, extra_args=[f"--start={at}"]) as sim:
+    with simulator(nodes=1, seed=1, extra_args=[f"--clock.start={at}"]) as sim:
         before = xml(call(sim, "bbb-01", "getMeetings"))
         parent = next(
             m for m in before.iterfind("meetings/meeting") if m.find("breakoutRooms") is not None

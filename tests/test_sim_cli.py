@@ -29,18 +29,18 @@ def sim(*args: str) -> subprocess.CompletedProcess:
 def test_help_never_shows_the_secret():
     done = sim("--help")
     assert done.returncode == 0
-    assert "--write-config" in done.stdout
+    assert "--exporter.write-config" in done.stdout
     assert SECRET not in done.stdout + done.stderr
 
 
 def test_write_config_without_listen_writes_and_exits(tmp_path):
     out = tmp_path / "pool.yml"
     done = sim(
-        "--nodes=2",
-        "--jitsi=1",
-        "--checksum=sha512,sha1",
-        "--base-url=http://sim:1/",
-        f"--write-config={out}",
+        "--pool.nodes=2",
+        "--pool.jitsi=1",
+        "--bbb.checksum=sha512,sha1",
+        "--exporter.base-url=http://sim:1/",
+        f"--exporter.write-config={out}",
     )
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout + done.stderr + out.read_text()
@@ -57,23 +57,33 @@ def test_write_config_without_listen_writes_and_exits(tmp_path):
 
 def test_node_names_are_zero_padded_to_the_pool_size(tmp_path):
     out = tmp_path / "pool.yml"
-    assert sim("--nodes=1000", f"--write-config={out}").returncode == 0
+    assert sim("--pool.nodes=1000", f"--exporter.write-config={out}").returncode == 0
     names = [n["name"] for n in yaml.safe_load(out.read_text())["nodes"]]
     assert names[0] == "bbb-0001" and names[-1] == "bbb-1000"
 
 
 def test_errors_say_what_was_expected(tmp_path):
-    bad_fault = sim("--nodes=2", "--fault=bbb-07=slow", f"--write-config={tmp_path / 'x.yml'}")
+    bad_fault = sim(
+        "--pool.nodes=2",
+        "--pool.fault=bbb-07=slow",
+        f"--exporter.write-config={tmp_path / 'x.yml'}",
+    )
     assert bad_fault.returncode != 0
     assert "bbb-07" in bad_fault.stderr and "bbb-01" in bad_fault.stderr
-    bad_mode = sim("--nodes=2", "--fault=bbb-01=melt", f"--write-config={tmp_path / 'x.yml'}")
+    bad_mode = sim(
+        "--pool.nodes=2",
+        "--pool.fault=bbb-01=melt",
+        f"--exporter.write-config={tmp_path / 'x.yml'}",
+    )
     assert "melt" in bad_mode.stderr and "timeout" in bad_mode.stderr
-    bad_flag = sim("--nodes=2", "--fault=bbb-01", f"--write-config={tmp_path / 'x.yml'}")
+    bad_flag = sim(
+        "--pool.nodes=2", "--pool.fault=bbb-01", f"--exporter.write-config={tmp_path / 'x.yml'}"
+    )
     assert "NODE=MODE[:ARG]" in bad_flag.stderr
-    bad_checksum = sim("--checksum=md5", f"--write-config={tmp_path / 'x.yml'}")
+    bad_checksum = sim("--bbb.checksum=md5", f"--exporter.write-config={tmp_path / 'x.yml'}")
     assert "md5" in bad_checksum.stderr and "sha256" in bad_checksum.stderr
-    nothing = sim("--nodes=2")
-    assert "--listen" in nothing.stderr
+    nothing = sim("--pool.nodes=2")
+    assert "--web.listen-address" in nothing.stderr
 
 
 def test_busy_port_is_reported():
@@ -81,6 +91,6 @@ def test_busy_port_is_reported():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = sim(f"--listen=127.0.0.1:{port}", "--nodes=1")
+        done = sim(f"--web.listen-address=127.0.0.1:{port}", "--pool.nodes=1")
     assert done.returncode == 1
     assert f"127.0.0.1:{port}" in done.stderr

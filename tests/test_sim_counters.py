@@ -1,4 +1,4 @@
-"""--counters wall: CPU and byte counters grow at the load's rate per wall-clock second."""
+"""--model.counters wall: CPU and byte counters grow at the load's rate per wall-clock second."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def deltas(extra: list[str]) -> dict[str, dict[str, float]]:
 
 
 def test_wall_counters_are_the_simulated_ones_divided_by_speed():
-    simulated = deltas(["--start=2026-11-18T13:00:00Z", "--counters=simulated"])
-    wall = deltas(["--start=2026-11-18T13:00:00Z", "--counters=wall"])
+    simulated = deltas(["--clock.start=2026-11-18T13:00:00Z", "--model.counters=simulated"])
+    wall = deltas(["--clock.start=2026-11-18T13:00:00Z", "--model.counters=wall"])
     assert simulated.keys() == wall.keys()
     for name, sim in simulated.items():
         assert sim["tx"] > 0 and sim["busy"] > 0, (name, sim)  # the hour carried load

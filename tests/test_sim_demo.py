@@ -13,11 +13,11 @@ def test_demo_runs_accelerated_and_stops_cleanly(tmp_path):
     config = tmp_path / "exporter.yml"
     args = python_module(
         "confscale.simulator.demo",
-        f"--listen=127.0.0.1:{port}",
-        "--nodes=3",
-        "--jitsi=1",
-        "--speed=3600",
-        f"--config={config}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--pool.nodes=3",
+        "--pool.jitsi=1",
+        "--clock.speed=3600",
+        f"--exporter.config-file={config}",
     )
     proc = Proc("confscale-demo", args)
     try:

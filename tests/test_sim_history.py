@@ -66,15 +66,15 @@ def test_history_counters_are_monotonic_and_consistent():
 def test_cli_writes_loadable_tables(tmp_path, suffix):
     out = tmp_path / f"history{suffix}"
     done = run(
-        "--weeks",
+        "--history.weeks",
         "0.5",
-        "--nodes",
+        "--pool.nodes",
         "2",
-        "--seed",
+        "--model.seed",
         "4",
-        "--end",
+        "--history.end",
         "2026-10-09T00:00:00Z",
-        "--out",
+        "--output.file",
         str(out),
     )
     assert done.returncode == 0, done.stderr
@@ -91,17 +91,17 @@ def test_openmetrics_parses_and_backfills_into_prometheus_blocks(tmp_path):
     promtool = require_tool("promtool")
     out = tmp_path / "history.om"
     done = run(
-        "--weeks",
+        "--history.weeks",
         str(1 / 7),
-        "--nodes",
+        "--pool.nodes",
         "2",
-        "--jitsi",
+        "--pool.jitsi",
         "1",
-        "--seed",
+        "--model.seed",
         "3",
-        "--end",
+        "--history.end",
         "2026-10-07T00:00:00Z",
-        "--out",
+        "--output.file",
         str(out),
     )
     assert done.returncode == 0, done.stderr
@@ -135,6 +135,6 @@ def test_openmetrics_parses_and_backfills_into_prometheus_blocks(tmp_path):
 
 
 def test_cli_errors_are_actionable(tmp_path):
-    done = run("--out", str(tmp_path / "history.xlsx"))
+    done = run("--output.file", str(tmp_path / "history.xlsx"))
     assert done.returncode != 0
-    assert "history.xlsx" in done.stderr and "--format" in done.stderr
+    assert "history.xlsx" in done.stderr and "--output.format" in done.stderr

@@ -45,7 +45,7 @@ def breakout_instant(seed: int) -> float:
 def test_get_meetings_has_the_fixtures_structure():
     seed = 1
     at = breakout_instant(seed)
-    with simulator(nodes=1, seed=seed, extra_args=[f"--start={at}"]) as sim:
+    with simulator(nodes=1, seed=seed, extra_args=[f"--clock.start={at}"]) as sim:
         info_url = None
         root = etree.fromstring(
             requests.get(sim.api_url("bbb-01", "getMeetings"), timeout=10).content
@@ -83,7 +83,7 @@ def test_get_meetings_has_the_fixtures_structure():
 def test_no_meetings_and_errors_have_the_fixtures_structure():
     # a holiday night: nothing runs
     at = dt.datetime(2026, 8, 9, 3, 0, tzinfo=dt.UTC).timestamp()
-    with simulator(nodes=1, extra_args=[f"--start={at}"]) as sim:
+    with simulator(nodes=1, extra_args=[f"--clock.start={at}"]) as sim:
         empty = etree.fromstring(
             requests.get(sim.api_url("bbb-01", "getMeetings"), timeout=10).content
         )

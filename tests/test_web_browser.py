@@ -53,12 +53,12 @@ def history(tmp_path_factory) -> Path:
     args = python_module(
         "confscale.simulator.cli",
         "history",
-        "--weeks=5",
-        "--nodes=4",
-        "--jitsi=1",
-        "--seed=3",
-        "--end=2026-11-20T12:00:00Z",
-        f"--out={out}",
+        "--history.weeks=5",
+        "--pool.nodes=4",
+        "--pool.jitsi=1",
+        "--model.seed=3",
+        "--history.end=2026-11-20T12:00:00Z",
+        f"--output.file={out}",
     )
     proc = Proc("sim-history", args, cwd=REPO)
     try:
@@ -76,14 +76,14 @@ def planner(*source: str, env: dict[str, str] | None = None) -> tuple[Proc, str]
         "serve",
         *source,
         f"--web.listen-address=127.0.0.1:{port}",
-        "--refit-interval=1h",
+        "--refit.interval=1h",
     )
     return Proc("planner-web", args, cwd=REPO, env=env), f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
 def page_url(history) -> Iterator[str]:
-    proc, url = planner(f"--history={history}")
+    proc, url = planner(f"--history.file={history}")
     with running(proc, f"{url}/-/healthy", timeout=60):
         wait_until(
             lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["ready"],
@@ -437,7 +437,7 @@ def test_webcam_share_moves_the_bandwidth_need_and_never_lowers_the_total(page_u
 
 def test_prometheus_unreachable_shows_the_message_not_a_traceback(browser):
     closed = free_port()  # nothing listens here
-    proc, url = planner(f"--prometheus=http://127.0.0.1:{closed}")
+    proc, url = planner(f"--prometheus.url=http://127.0.0.1:{closed}")
     with running(proc, f"{url}/-/healthy", timeout=60):
         wait_until(
             lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["last_error"],
@@ -470,7 +470,7 @@ def test_short_history_says_how_much_is_missing(browser, tmp_path):
 
     history = tmp_path / "week.csv"
     synthetic_history(nodes=2, weeks=1, start="2026-09-21").to_csv(history, index=False)
-    proc, url = planner(f"--history={history}")
+    proc, url = planner(f"--history.file={history}")
     with running(proc, f"{url}/-/healthy", timeout=60):
         wait_until(
             lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["ready"],

@@ -15,7 +15,7 @@ def test_basic_auth_guards_page_and_api_but_not_health(tmp_path):
     args = python_module(
         "confscale.planner.cli",
         "serve",
-        f"--history={history}",
+        f"--history.file={history}",
         f"--web.listen-address=127.0.0.1:{port}",
     )
     env = {"CONFSCALE_WEB_USER": "ops", "CONFSCALE_WEB_PASSWORD": password}
@@ -49,7 +49,7 @@ def test_bad_page_settings_stop_serve_with_a_message(tmp_path):
         args = python_module(
             "confscale.planner.cli",
             "serve",
-            f"--history={history}",
+            f"--history.file={history}",
             f"--web.listen-address=127.0.0.1:{free_port()}",
         )
         proc = Proc("planner-bad-env", args, cwd=REPO, env=env)

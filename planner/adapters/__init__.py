@@ -1,4 +1,4 @@
-"""Balancer adapters: Scalelite, b3lb, Jitsi. Dry-run unless ``--actuate`` is given.
+"""Balancer adapters: Scalelite, b3lb, Jitsi. Dry-run unless ``--adapters.actuate`` is given.
 
 Each adapter runs on its own worker thread (:mod:`.runner`), counts its requests and
 failures (:mod:`.health`, exposed on ``/metrics`` and the page), and sends every request
@@ -20,11 +20,15 @@ from confscale.planner.adapters.runner import AdapterRunner
 from confscale.planner.adapters.scalelite import ALGORITHMS, ScaleliteAdapter
 from confscale.planner.adapters.scalelite import RECORD_SCHEMA as SCALELITE_SCHEMA
 
+# Old spellings that still work for one release, with a warning (docs/cli.md).
+ADAPTER_FLAGS_RENAMED = {"--actuate": "--adapters.actuate", "--b3lb": "--b3lb.enable"}
+
 
 def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("balancer adapters (dry-run unless --actuate)")
+    group = parser.add_argument_group("balancer adapters (dry-run unless --adapters.actuate)")
     group.add_argument(
-        "--actuate",
+        "--adapters.actuate",
+        dest="actuate",
         action="store_true",
         help="really call the balancers (default: read them and log what would be done)",
     )
@@ -54,7 +58,9 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="YAML node: JVB REST base URL (http://jvb-01:8080)",
     )
-    group.add_argument("--b3lb", action="store_true", help="serve /<node>/b3lb/load")
+    group.add_argument(
+        "--b3lb.enable", dest="b3lb", action="store_true", help="serve /<node>/b3lb/load"
+    )
     group.add_argument(
         "--adapters.state-dir",
         dest="adapter_state_dir",
