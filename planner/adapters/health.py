@@ -46,7 +46,9 @@ class HealthView:
             return f"{name}: failing — {self.reason}"
         if self.state == "starting":
             return f"{name}: starting"
-        mode = "working" if self.actuating else "dry-run (changes nothing; --actuate to act)"
+        mode = (
+            "working" if self.actuating else "dry-run (changes nothing; --adapters.actuate to act)"
+        )
         out = f", holds out {', '.join(self.held_out)}" if self.held_out else ""
         ops = (
             f", left alone: {', '.join(sorted(self.held_by_operator))}"
