@@ -7,7 +7,7 @@ of nodes that are currently taken out and passes it back in (that is the hystere
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,21 +74,33 @@ class NodeReading:
 
 def reading_pressure(reading: NodeReading, targets: PressureTargets) -> float | None:
     """The node's pressure: the given one, else computed; None when nothing is known."""
-    if reading.pressure is not None and math.isfinite(reading.pressure):
-        return float(reading.pressure)
+    return reading_pressures([reading], targets)[0]
 
-    def arr(value: float | None) -> np.ndarray:
-        return np.array([np.nan if value is None else value], dtype=float)
 
-    value = pressure_array(
-        cpu=arr(reading.cpu_utilisation),
-        transmit=arr(reading.transmit_utilisation),
-        receive=arr(reading.receive_utilisation),
-        participants=arr(reading.participants),
-        jitsi_stress=arr(reading.jitsi_stress),
+def reading_pressures(
+    readings: Sequence[NodeReading], targets: PressureTargets
+) -> list[float | None]:
+    """:func:`reading_pressure` of many readings with one :func:`pressure_array` call."""
+
+    def arr(name: str) -> np.ndarray:
+        values = (getattr(r, name) for r in readings)
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+    computed = pressure_array(
+        cpu=arr("cpu_utilisation"),
+        transmit=arr("transmit_utilisation"),
+        receive=arr("receive_utilisation"),
+        participants=arr("participants"),
+        jitsi_stress=arr("jitsi_stress"),
         targets=targets,
-    )[0]
-    return None if math.isnan(value) else float(value)
+    )
+    result: list[float | None] = []
+    for reading, value in zip(readings, computed, strict=True):
+        if reading.pressure is not None and math.isfinite(reading.pressure):
+            result.append(float(reading.pressure))
+        else:
+            result.append(None if math.isnan(value) else float(value))
+    return result
 
 
 @dataclass(frozen=True)
@@ -158,8 +170,8 @@ def place(
     ≤ ``hysteresis.back``; between the two it keeps its previous state.
     """
     placed: list[NodePlacement] = []
-    for reading in readings:
-        pressure = reading_pressure(reading, targets)
+    readings = list(readings)
+    for reading, pressure in zip(readings, reading_pressures(readings, targets), strict=True):
         if not reading.up:
             state, reason = "down", "node is down"
         elif reading.timestamp is None or now - reading.timestamp > stale_after:

@@ -69,6 +69,16 @@ def service_for(pressures: dict[str, float] = PRESSURES, **kwargs: object):
     return service, clock, pool
 
 
+def water_fill(pressures: dict[str, float], delta: float, n: int) -> Counter:
+    """The ideal split of n rooms of pressure ``delta``: each to the emptiest node then."""
+    level, counts = dict(pressures), Counter()
+    for _ in range(n):
+        node = min(level, key=lambda k: (level[k], k))
+        level[node] += delta
+        counts[node] += 1
+    return counts
+
+
 def test_a_burst_of_50_creates_spreads_over_the_nodes_by_weight() -> None:
     service, clock, _ = service_for()
     weights = {n.node: n.weight for n in service.placement().nodes if n.state == "available"}
@@ -76,13 +86,29 @@ def test_a_burst_of_50_creates_spreads_over_the_nodes_by_weight() -> None:
     picks = []
     for i in range(50):  # one second, no new reading: only the reservations change
         clock.now = T0 + i * 0.02
-        picks.append(service.next_node(expected_participants=0.2)["node"])
+        picks.append(service.next_node(expected_participants=4)["node"])
     counts = Counter(picks)
-    total = sum(weights.values())
+    # each room reserves 4 of 200 participants (the binding term here): the burst fills
+    # the nodes' weight (headroom) from the emptiest down, never all onto the best one
+    ideal = water_fill({n: 1 - w for n, w in weights.items()}, 4 / 200, 50)
+    assert ideal["bbb-01"] > ideal["bbb-02"] > ideal["bbb-03"] > 0 == ideal["bbb-04"]
+    for node in weights:
+        assert abs(counts[node] - ideal[node]) <= 1.5, (node, counts, ideal)
+    assert counts["bbb-01"] < 50 and "bbb-05" not in counts
+    assert service.reservations.open_count() == 50
+
+
+def test_a_wider_spread_follows_the_weights_in_proportion() -> None:
+    from confscale.planner.reservations import ReservationPolicy
+    from confscale.planner.snapshot import PlannerConfig
+
+    config = PlannerConfig(reservations=ReservationPolicy(spread_meetings=1000.0))
+    service, _, _ = service_for(config=config)
+    weights = {n.node: n.weight for n in service.placement().nodes if n.state == "available"}
+    counts = Counter(service.next_node(expected_participants=0.2)["node"] for _ in range(50))
+    total = sum(weights.values())  # smooth weighted round-robin: within one per node
     for node, weight in weights.items():
         assert abs(counts[node] - 50 * weight / total) <= 1.5, (node, counts)
-    assert "bbb-05" not in counts
-    assert service.reservations.open_count() == 50
 
 
 def test_reservations_fill_nodes_so_a_burst_never_piles_onto_the_best_one() -> None:
@@ -187,10 +213,9 @@ def test_http_next_is_safe_under_concurrent_calls_and_validates_its_input() -> N
         ids = [a["reservation"]["id"] for a in answers]
         assert len(set(ids)) == 80 == service.reservations.open_count()
         counts = Counter(a["node"] for a in answers)
-        weights = {n.node: n.weight for n in service.placement().nodes}
-        total = sum(weights.values())
-        for node, weight in weights.items():  # concurrency keeps the proportions
-            assert abs(counts[node] - 80 * weight / total) <= 1.5, counts
+        ideal = water_fill(pressures, 0.5 / 200, 80)
+        for node in pressures:  # concurrent calls saw each other's reservations
+            assert abs(counts[node] - ideal[node]) <= 1.5, (counts, ideal)
         one = requests.get(base, params={"pool": "campus"}, timeout=10)
         assert one.status_code == 200 and one.json()["pool"] == "campus"
         body = one.json()
