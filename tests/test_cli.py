@@ -255,3 +255,15 @@ def test_listening_lines_parse(tmp_path: Path) -> None:
         exporter.terminate()
         exporter.wait(30)
     assert fields["msg"] == "listening" and fields["address"] == f"http://[::1]:{port}"
+
+
+def test_docs_list_every_renamed_flag() -> None:
+    from confscale.exporter.cli import RENAMED as EXPORTER
+    from confscale.planner.cli import RENAMED as PLANNER
+    from confscale.simulator.cli import RENAMED as SIM
+    from confscale.simulator.demo import RENAMED as DEMO
+
+    page = (REPO / "docs" / "cli.md").read_text()
+    for renamed in (EXPORTER, PLANNER, SIM, DEMO):
+        for old, new in renamed.items():
+            assert f"| `{old}` | `{new}` |" in page, f"docs/cli.md misses {old} -> {new}"
