@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from typing import Any
 
-from confscale.simulator import model
+from confscale.simulator import jvb, model
 from confscale.simulator.model import Meeting
 from confscale.simulator.node import RX_BASE_BYTES, TX_BASE_BYTES, NodeState, Snapshot
 
@@ -29,8 +27,17 @@ def _bytes(value: float) -> int:
     return int(value)
 
 
-def node_metrics(name: str, snap: Snapshot, t: float, load: float) -> bytes:
-    """node_exporter text format for one node (a realistic subset of families)."""
+def node_metrics(
+    name: str,
+    snap: Snapshot,
+    t: float,
+    load: float,
+    kind: str = "bbb",
+    fault: str = "",
+    arg: float = 0.0,
+) -> bytes:
+    """node_exporter text format for one node (a realistic subset of families) under the
+    fault mode ``fault`` (memory_low and disk_full change it)."""
     out = [NODE_EXPORTER_HEADER.format(boot=t - snap.uptime)]
     out.append("# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n")
     out.append("# TYPE node_cpu_seconds_total counter\n")
@@ -42,7 +49,24 @@ def node_metrics(name: str, snap: Snapshot, t: float, load: float) -> bytes:
     out.append(f"node_load1 {load:.2f}\n")
     out.append("# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.\n")
     out.append("# TYPE node_memory_MemTotal_bytes gauge\n")
-    out.append(f"node_memory_MemTotal_bytes {snap.cpu_count * 2 * 1024**3}\n")
+    host = host_state(kind, snap.cpu_count, load, fault, arg)
+    out.append(f"node_memory_MemTotal_bytes {float(host['memory_total_bytes'])!r}\n")
+    out.append(
+        "# HELP node_memory_MemAvailable_bytes Memory information field MemAvailable_bytes.\n"
+    )
+    out.append("# TYPE node_memory_MemAvailable_bytes gauge\n")
+    out.append(f"node_memory_MemAvailable_bytes {float(host['memory_available_bytes'])!r}\n")
+    # tmpfs mounts as on real hosts: only the watched mountpoints may be read
+    mounts = {**host["filesystems"], "/run": [200 * 1024**2, 400 * 1024**2]}
+    for stat, index in (("avail", 0), ("size", 1)):
+        family = f"node_filesystem_{stat}_bytes"
+        out.append(f"# HELP {family} Filesystem {stat} in bytes.\n# TYPE {family} gauge\n")
+        for mount, values in mounts.items():
+            device, fstype = ("tmpfs", "tmpfs") if mount == "/run" else ("/dev/vda1", "ext4")
+            out.append(
+                f'{family}{{device="{device}",fstype="{fstype}",mountpoint="{mount}"}} '
+                f"{float(values[index])!r}\n"
+            )
     # container bridges as on real BBB hosts: uplink auto-detection must skip them
     container = snap.lo * CONTAINER_SHARE_OF_LO
     devices = {
@@ -106,48 +130,6 @@ def bbb_truth(meetings: list[Meeting], t: float) -> dict[str, Any]:
     return result
 
 
-def jitsi_stats(
-    meetings: list[Meeting], t: float, snap_rates: tuple[float, float]
-) -> dict[str, Any]:
-    """JVB /colibri/stats fields (bit rates in kbit/s as the JVB reports them)."""
-    sizes = [m.attendance(t) for m in meetings]
-    participants = sum(a.participants for a in sizes)
-    senders = sum(a.video for a in sizes)
-    tx, rx = snap_rates
-    upload_kbps = round(tx * 8 / 1000)
-    download_kbps = round(rx * 8 / 1000)
-    # JVB's stress is packet rate over a nominal maximum; bit rate is a fair stand-in
-    stress = round(upload_kbps / 400_000, 4)
-    histogram = [0] * 22
-    for a in sizes:
-        histogram[min(a.participants, 21)] += 1
-    return {
-        "conferences": len(sizes),
-        "participants": participants,
-        "largest_conference": max((a.participants for a in sizes), default=0),
-        "endpoints_sending_video": senders,
-        "endpoints_sending_audio": sum(a.voice for a in sizes),
-        "receive_only_endpoints": sum(1 for a in sizes for _ in range(a.listeners)),
-        "videochannels": senders,
-        "conference_sizes": histogram,
-        "stress_level": stress,
-        "bit_rate_upload": upload_kbps,
-        "bit_rate_download": download_kbps,
-        "packet_rate_upload": round(upload_kbps / 9.6),
-        "packet_rate_download": round(download_kbps / 9.6),
-        "inactive_conferences": sum(1 for a in sizes if a.participants == 0),
-        "total_participants": participants,
-        "graceful_shutdown": False,
-        "drain": False,
-        "version": "2.3.92-g6f5c5dd6",
-        "current_timestamp": _jvb_time(t),
-    }
-
-
-def _jvb_time(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S.000", time.gmtime(t))
-
-
 def current_rates(node: NodeState, meetings: list[Meeting], t: float) -> tuple[float, float]:
     """Uplink tx/rx bytes per second at ``t`` (for the JVB's instantaneous bit rates)."""
     tx = TX_BASE_BYTES + sum(m.attendance(t).tx_bytes_per_second() for m in meetings)
@@ -158,24 +140,20 @@ def current_rates(node: NodeState, meetings: list[Meeting], t: float) -> tuple[f
     return tx, rx
 
 
-def node_truth(node: NodeState, t: float, link_capacity: float) -> dict[str, Any]:
-    """Ground truth of one node at ``t`` (the /_admin/truth entry)."""
+def node_truth(
+    node: NodeState, t: float, link_capacity: float, mode: str = "", arg: float = 0.0
+) -> dict[str, Any]:
+    """Ground truth of one node at ``t`` (the /_admin/truth entry) under fault ``mode``."""
     with node.lock:
         meetings = node.active(t)
         snap = node.snapshot(t)
         rates = current_rates(node, meetings, t)
+        load = load_average(meetings, t, node.cpu_count)
     if node.kind == "jitsi":
-        stats = jitsi_stats(meetings, t, rates)
-        keys = (
-            "conferences",
-            "participants",
-            "largest_conference",
-            "endpoints_sending_video",
-            "stress_level",
-            "bit_rate_upload",
-            "bit_rate_download",
-        )
-        result: dict[str, Any] = {"kind": "jitsi", **{k: stats[k] for k in keys}}
+        result: dict[str, Any] = {
+            "kind": "jitsi",
+            **jvb.truth(jvb.figures(meetings, t, rates, mode), node.name),
+        }
     else:
         result = bbb_truth(meetings, t)
     result.update(
@@ -184,15 +162,50 @@ def node_truth(node: NodeState, t: float, link_capacity: float) -> dict[str, Any
         transmit_bytes=_bytes(snap.tx),
         receive_bytes=_bytes(snap.rx),
         link_capacity_bytes_per_second=link_capacity,
+        **host_state(node.kind, snap.cpu_count, load, mode, arg),
     )
     return result
 
 
-def colibri_json(node: NodeState, t: float) -> bytes:
+def colibri_json(node: NodeState, t: float, mode: str = "") -> bytes:
+    return jvb.colibri_json(_jvb_figures(node, t, mode), node.name, t)
+
+
+def jvb_native_page(node: NodeState, t: float, mode: str = "") -> bytes:
+    return jvb.native_page(_jvb_figures(node, t, mode))
+
+
+def _jvb_figures(node: NodeState, t: float, mode: str) -> dict[str, Any]:
     with node.lock:
         meetings = node.active(t)
         rates = current_rates(node, meetings, t)
-    return json.dumps(jitsi_stats(meetings, t, rates)).encode()
+    return jvb.figures(meetings, t, rates, mode)
+
+
+GIB = 1024**3
+ROOT_SIZE = 100 * GIB
+RECORDINGS_SIZE = 500 * GIB
+HOST_FAULTS = ("memory_low", "disk_full")
+
+
+def host_state(kind: str, cpu_count: int, load: float, mode: str, arg: float) -> dict[str, Any]:
+    """Memory and the watched filesystems of a node: memory shrinks with load; BBB nodes
+    hold recordings on /var/bigbluebutton. ``memory_low`` / ``disk_full`` set the share
+    left (of memory / of the recordings filesystem, of / on a bridge)."""
+    total = cpu_count * 2 * GIB
+    busy = min(load / max(cpu_count, 1), 1.0)
+    available = total * (arg if mode == "memory_low" else 0.7 - 0.5 * busy)
+    filesystems = {"/": [int(ROOT_SIZE * 0.6), ROOT_SIZE]}
+    if kind == "bbb":
+        filesystems["/var/bigbluebutton"] = [int(RECORDINGS_SIZE * 0.55), RECORDINGS_SIZE]
+    if mode == "disk_full":
+        mount = "/var/bigbluebutton" if kind == "bbb" else "/"
+        filesystems[mount][0] = int(filesystems[mount][1] * arg)
+    return {
+        "memory_available_bytes": int(available),
+        "memory_total_bytes": total,
+        "filesystems": filesystems,
+    }
 
 
 def load_average(meetings: list[Meeting], t: float, cpu_count: int) -> float:

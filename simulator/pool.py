@@ -26,6 +26,11 @@ FAULT_DEFAULTS: dict[str, float | str | None] = MappingProxyType(
         "link_saturated": 1.05,
         "cpu_high": 0.95,
         "thousands": ",",
+        "jvb_unhealthy": None,
+        "jvb_graceful_shutdown": None,
+        "jvb_drain": None,
+        "memory_low": 0.04,
+        "disk_full": 0.03,
     }
 )
 LOAD_FAULTS = ("link_saturated", "cpu_high")

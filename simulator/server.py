@@ -59,7 +59,14 @@ def truth(pool: Pool, names: list[str] | None = None) -> dict[str, Any]:
     for name in wanted:
         node = pool.node(name)
         assert node is not None
-        nodes[name] = exposition.node_truth(node, t, exposition.model.LINK_CAPACITY_BYTES)
+        fault = pool.fault(name)
+        nodes[name] = exposition.node_truth(
+            node,
+            t,
+            exposition.model.LINK_CAPACITY_BYTES,
+            fault.mode if fault else "",
+            fault.number() if fault else 0.0,
+        )
     return {"now": t, "nodes": nodes}
 
 
@@ -234,10 +241,14 @@ class Handler(BaseHTTPRequestHandler):
             with node.lock:
                 snap = node.snapshot(t)
                 load = exposition.load_average(node.active(t), t, node.cpu_count)
-            body = exposition.node_metrics(name, snap, t, load)
+            arg = fault.number() if fault else 0.0
+            body = exposition.node_metrics(name, snap, t, load, node.kind, mode, arg)
             return 200, body, "text/plain; version=0.0.4; charset=utf-8", {}
         if rest in ("/colibri/stats", "/colibri/stats/") and node.kind == "jitsi":
-            return 200, exposition.colibri_json(node, t), "application/json", {}
+            return 200, exposition.colibri_json(node, t, mode), "application/json", {}
+        if rest == "/jvb/metrics" and node.kind == "jitsi":
+            body = exposition.jvb_native_page(node, t, mode)
+            return 200, body, "text/plain; version=0.0.4; charset=utf-8", {}
         if rest.startswith("/bigbluebutton/api") and node.kind == "bbb":
             call = rest[len("/bigbluebutton/api") :].strip("/")
             if not call:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from confscale.exporter.contract import JITSI_METRICS
 from confscale.exporter.fetch import REASONS
 from harness import simulator, wait_until
 from test_exporter_support import Exporter, Samples, exporter, parse_text, series, value
@@ -31,15 +32,7 @@ BBB_METRIC = {
     "breakout_rooms": "bbb_breakout_rooms",
     **{f: f"bbb_meetings_{f}" for f in BBB_FIELDS[2:]},
 }
-JITSI_FIELDS = (
-    "conferences",
-    "participants",
-    "largest_conference",
-    "endpoints_sending_video",
-    "stress_level",
-    "bit_rate_upload",
-    "bit_rate_download",
-)
+JITSI_METRIC = JITSI_METRICS  # field -> metric, the contract's table
 
 
 def exporter_config(
@@ -76,11 +69,25 @@ def assert_node_matches_truth(samples: Samples, node: str, truth: dict[str, Any]
         }
         assert clients == truth["clients"], node
     else:
-        for field in JITSI_FIELDS:
-            assert value(samples, f"jitsi_{field}", **labels) == pytest.approx(truth[field]), (
-                node,
-                field,
-            )
+        assert_bridge_matches_truth(samples, labels, truth)
+    assert (
+        value(samples, "confscale_node_memory_available_bytes", **labels)
+        == (truth["memory_available_bytes"])
+    )
+    assert (
+        value(samples, "confscale_node_memory_total_bytes", **labels)
+        == (truth["memory_total_bytes"])
+    )
+    avail = {
+        dict(k)["mountpoint"]: v
+        for k, v in series(samples, "confscale_node_filesystem_avail_bytes", **labels).items()
+    }
+    size = {
+        dict(k)["mountpoint"]: v
+        for k, v in series(samples, "confscale_node_filesystem_size_bytes", **labels).items()
+    }
+    assert avail == {m: a for m, (a, _) in truth["filesystems"].items()}, node
+    assert size == {m: s for m, (_, s) in truth["filesystems"].items()}, node
     cpu = {
         dict(k)["mode"]: v
         for k, v in series(samples, "confscale_node_cpu_seconds_total", **labels).items()
@@ -105,6 +112,24 @@ def assert_node_matches_truth(samples: Samples, node: str, truth: dict[str, Any]
     )
 
 
+def assert_bridge_matches_truth(samples: Samples, labels: dict, truth: dict[str, Any]) -> None:
+    """Every Jitsi contract field: present with the truth's value, or absent when the
+    bridge's generation does not send it (the field drift)."""
+    for field, metric in JITSI_METRIC.items():
+        got = value(samples, metric, **labels)
+        if field in truth:
+            assert got == pytest.approx(truth[field]), (labels, field)
+        else:
+            assert got is None, (labels, field, truth["style"])
+    versions = series(samples, "jitsi_version_info", **labels)
+    assert [dict(k)["version"] for k in versions] == [truth["version"]], labels
+    sizes = {
+        dict(k)["le"]: v
+        for k, v in series(samples, "jitsi_conferences_by_size_bucket", **labels).items()
+    }
+    assert sizes == (truth["conference_sizes"] or {}), (labels, truth["style"])
+
+
 @pytest.mark.parametrize("auto_interface", [False, True], ids=["interface-eth0", "auto-uplinks"])
 def test_every_contract_metric_equals_the_truth(tmp_path: Path, auto_interface: bool) -> None:
     with simulator(nodes=3, jitsi=2, secret=SECRET) as sim:
@@ -125,6 +150,45 @@ def test_every_contract_metric_equals_the_truth(tmp_path: Path, auto_interface: 
     assert moved != truth
     assert value(samples, "confscale_exporter_nodes", state="up") == 5
     assert SECRET not in log
+
+
+def test_state_faults_and_the_native_bridge_page_equal_the_truth(tmp_path: Path) -> None:
+    with simulator(nodes=2, jitsi=2, secret=SECRET) as sim:
+        config = exporter_config(sim, tmp_path / "pool.yml")
+        data = yaml.safe_load(config.read_text())
+        native = next(n for n in data["nodes"] if n["name"] == "jvb-01")
+        native["jitsi"] = {
+            "metrics": native["jitsi"]["url"].replace("colibri/stats", "jvb/metrics")
+        }
+        config.write_text(yaml.safe_dump(data))
+        for node, mode, arg in (
+            ("jvb-01", "jvb_graceful_shutdown", None),
+            ("jvb-02", "jvb_drain", None),
+            ("bbb-01", "disk_full", 0.02),
+            ("bbb-02", "memory_low", 0.03),
+        ):
+            sim.set_fault(node, mode, arg)
+        with exporter(config) as running:
+            samples = running.wait_cycles(1)
+            truth = sim.truth()["nodes"]
+    labels = {"pool": "sim"}
+    for node in ("bbb-01", "bbb-02", "jvb-02"):
+        assert_node_matches_truth(samples, node, truth[node])
+    assert truth["bbb-01"]["filesystems"]["/var/bigbluebutton"][0] < 0.03 * 500 * 1024**3
+    assert value(samples, "jitsi_drain", node="jvb-02", **labels) == 1
+    assert value(samples, "jitsi_graceful_shutdown", node="jvb-01", **labels) == 1
+    bridge = truth["jvb-01"]["native"]
+    for field, metric in JITSI_METRICS.items():
+        got = value(samples, metric, node="jvb-01", **labels)
+        assert got == (pytest.approx(bridge[field]) if field in bridge else None), field
+    sizes = {
+        dict(k)["le"]: v
+        for k, v in series(
+            samples, "jitsi_conferences_by_size_bucket", node="jvb-01", **labels
+        ).items()
+    }
+    assert sizes == bridge["conference_sizes"]
+    assert not series(samples, "jitsi_version_info", node="jvb-01", **labels)  # not native
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha384", "sha512"])
