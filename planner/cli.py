@@ -293,6 +293,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.state_file is not None:
         recorder.snapshot = service.snapshot
+    for runner in actuators:  # Scalelite's multiplier and b3lb's load see /next's reservations
+        if hasattr(getattr(runner, "adapter", None), "reserved"):
+            runner.adapter.reserved = service.reserved_pressure
     b3lb = next(
         (a.adapter for a in actuators if isinstance(getattr(a, "adapter", None), B3lbAdapter)),
         None,

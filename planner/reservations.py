@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -235,6 +235,31 @@ def total(costs: Iterable[tuple[MeetingCost, float]]) -> MeetingCost:
         t += cost.transmit * share
         r += cost.receive * share
     return MeetingCost(p, c, t, r, "reserved")
+
+
+def with_reserved(placement: Placement, reserved: Mapping[str, float]) -> Placement:
+    """The placement as the adapters should see it between readings (the adapters' hook).
+
+    Available nodes' pressure rises by what open ``/next`` reservations add (their weight
+    falls); states stay as the readings and the hysteresis made them (``/next`` itself
+    keeps reserved-full nodes out), so a balancer never cordons and re-enables a node
+    for reservations that fade within minutes.
+    """
+    if not any(v > 0 for v in reserved.values()):
+        return placement
+    nodes = []
+    for n in placement.nodes:
+        extra = reserved.get(n.node, 0.0)
+        if n.state == "available" and n.pressure is not None and extra > 0:
+            p = n.pressure + extra
+            n = replace(
+                n,
+                pressure=p,
+                weight=max(0.0, 1.0 - p),
+                reason=f"{n.reason}; +{extra:.2f} reserved by /next",
+            )
+        nodes.append(n)
+    return replace(placement, nodes=tuple(nodes))
 
 
 class NoNodeAvailable(RuntimeError):

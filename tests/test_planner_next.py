@@ -243,3 +243,36 @@ def test_next_before_any_reading_is_503_and_a_full_pool_says_why() -> None:
         assert r.status_code == 503 and "no bbb node" in r.json()["error"]
     finally:
         server.shutdown()
+
+
+def test_the_adapters_see_the_reservations_between_readings() -> None:
+    from confscale.planner.adapters.b3lb import B3lbAdapter
+    from confscale.planner.adapters.scalelite import Server, plan
+    from confscale.planner.reservations import with_reserved
+
+    service, _, _ = service_for({"bbb-01": 0.6, "bbb-02": 0.6})
+    b3lb = B3lbAdapter(dry_run=False, reserved=service.reserved_pressure)
+    b3lb.apply(service.placement())
+    assert b3lb.body("bbb-01") == "6000\n"
+    for _ in range(4):  # 4 rooms of 20: 2 per node, +0.2 pressure each
+        service.next_node(expected_participants=20)
+    assert service.reserved_pressure() == pytest.approx({"bbb-01": 0.2, "bbb-02": 0.2})
+    assert b3lb.body("bbb-01") == "8000\n"  # no new reading: the fetch sees the rooms
+    seen = with_reserved(service.placement(), service.reserved_pressure())
+    assert {n.node: n.state for n in seen.nodes} == {"bbb-01": "available", "bbb-02": "available"}
+    servers = {
+        n: Server(
+            id=n,
+            url=f"https://{n}.example.org/bigbluebutton/api",
+            state="enabled",
+            load_multiplier=1.0,
+            tag="",
+            online=True,
+        )
+        for n in ("bbb-01", "bbb-02")
+    }
+    before = plan(service.placement(), servers, {})
+    after = plan(seen, servers, {})
+    multiplier = lambda p: {a.node: a.server.get("load_multiplier") for a in p.actions}  # noqa: E731
+    assert multiplier(before) == {"bbb-01": 1.2, "bbb-02": 1.2}  # 1 + 2·(0.6 − 0.5)
+    assert multiplier(after) == {"bbb-01": 1.6, "bbb-02": 1.6}  # 0.8 with the reservations

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from confscale.planner.adapters.health import AdapterHealth
@@ -58,6 +58,9 @@ class B3lbAdapter:
     health: AdapterHealth = field(default_factory=lambda: AdapterHealth("b3lb"))
     clock: Callable[[], float] = time.time
     name: str = "b3lb"
+    # per node, what open /next reservations add to its pressure (service.reserved_pressure):
+    # read on every fetch, so b3lb sees them between readings
+    reserved: Callable[[], Mapping[str, float]] | None = field(default=None, repr=False)
     _values: dict[str, int] = field(default_factory=dict, repr=False)
     _started: float | None = field(default=None, repr=False)
     _last_fetch: float | None = field(default=None, repr=False)
@@ -98,5 +101,8 @@ class B3lbAdapter:
             value = self._values.get(node)
             if value is not None:
                 self._last_fetch = self.clock()
+        if value is not None and value < FULL and self.reserved is not None:
+            extra = self.reserved().get(node, 0.0)
+            value = min(FULL, value + max(0, round(extra * FULL)))
         self.health.count("ok" if value is not None else "not_found")
         return None if value is None else f"{value}\n"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -41,6 +41,7 @@ from confscale.planner.adapters.health import AdapterHealth
 from confscale.planner.adapters.http import AdapterError, call, install_log_redaction
 from confscale.planner.adapters.memory import NodeRecords
 from confscale.planner.placement import NodePlacement, Placement
+from confscale.planner.reservations import with_reserved
 
 log = logging.getLogger(__name__)
 API = "/scalelite/api"
@@ -222,6 +223,8 @@ class ScaleliteAdapter:
     memory: NodeRecords = field(default_factory=lambda: NodeRecords(RECORD_SCHEMA))
     health: AdapterHealth = field(default_factory=lambda: AdapterHealth("scalelite"))
     name: str = "scalelite"
+    # per node, what open /next reservations add to its pressure (service.reserved_pressure)
+    reserved: Callable[[], Mapping[str, float]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -299,6 +302,8 @@ class ScaleliteAdapter:
         self.health.count("ok")
 
     def apply(self, placement: Placement) -> list[Action]:
+        if self.reserved is not None:  # rooms sent by /next that the readings do not show yet
+            placement = with_reserved(placement, self.reserved())
         nodes = [n.node for n in placement.nodes if n.kind == "bbb"]
         servers = match_servers(nodes, self.servers(), self.mapping)
         result = plan(placement, servers, self.memory.snapshot())
