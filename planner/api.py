@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 
+from confscale.planner.adapters import adapter_health
 from confscale.planner.adapters.b3lb import B3lbAdapter
-from confscale.planner.metrics import PlannerCollector
+from confscale.planner.metrics import AdapterCollector, PlannerCollector
 from confscale.planner.reservations import NoNodeAvailable
 from confscale.planner.service import PlannerService
 from flask import Blueprint, Flask, Response, request
@@ -33,6 +34,9 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
     routes = Blueprint("confscale_planner_api", __name__)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PlannerCollector(service.snapshot, service.placement))
+    # adapter health changes between snapshots: its own registry, exposed on every scrape
+    adapters = CollectorRegistry(auto_describe=False)
+    adapters.register(AdapterCollector(lambda: adapter_health(service.actuators)))
     # The last exposition and the (snapshot, placement) it came from (held, not by id).
     cache: list[tuple[tuple[object, object], bytes]] = []
 
@@ -95,7 +99,7 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
         else:
             body = generate_latest(registry)  # the collector reads the same two objects
             cache[:] = [(key, body)]
-        return Response(body, mimetype=CONTENT_TYPE_LATEST)
+        return Response(body + generate_latest(adapters), mimetype=CONTENT_TYPE_LATEST)
 
     @routes.get("/-/healthy")
     def healthy() -> Response:

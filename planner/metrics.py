@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+from confscale.planner.adapters.health import HealthView
+from confscale.planner.adapters.http import RESULTS
 from confscale.planner.placement import Placement
 from confscale.planner.sizing import CONSTRAINTS
 from confscale.planner.snapshot import Snapshot
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
@@ -99,3 +101,49 @@ class PlannerCollector(Collector):
             "When the served placement was computed",
             value=placement.generated_at,
         )
+
+
+class AdapterCollector(Collector):
+    """Yields the balancer adapters' health (planner/adapters/health.py), read per scrape."""
+
+    def __init__(self, views: Callable[[], Sequence[HealthView]]) -> None:
+        self._views = views
+
+    def collect(self) -> Iterator[Metric]:
+        views = self._views()
+        if not views:
+            return
+        requests = CounterMetricFamily(
+            "confscale_planner_adapter_requests",
+            "Requests of each balancer adapter by result (b3lb: the load fetches it served)",
+            labels=["adapter", "result"],
+        )
+        last = GaugeMetricFamily(
+            "confscale_planner_adapter_last_success_timestamp_seconds",
+            "When the adapter's last cycle went through",
+            labels=["adapter"],
+        )
+        failing = GaugeMetricFamily(
+            "confscale_planner_adapter_failing",
+            "1 while the adapter's last cycle failed",
+            labels=["adapter"],
+        )
+        actuating = GaugeMetricFamily(
+            "confscale_planner_adapter_actuating",
+            "1 when the adapter changes its balancer (--actuate), 0 in dry-run",
+            labels=["adapter"],
+        )
+        held = GaugeMetricFamily(
+            "confscale_planner_adapter_nodes_held_out",
+            "Nodes the adapter holds out of its balancer now (cordoned, drained, load 10000)",
+            labels=["adapter"],
+        )
+        for view in views:
+            for result in RESULTS:
+                requests.add_metric([view.adapter, result], view.requests.get(result, 0))
+            if view.last_success is not None:
+                last.add_metric([view.adapter], view.last_success)
+            failing.add_metric([view.adapter], 1.0 if view.state == "failing" else 0.0)
+            actuating.add_metric([view.adapter], 1.0 if view.actuating else 0.0)
+            held.add_metric([view.adapter], len(view.held_out))
+        yield from (requests, last, failing, actuating, held)

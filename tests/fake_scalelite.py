@@ -108,6 +108,9 @@ class FakeScalelite:
     requests: list[Request] = field(default_factory=list)
     checksums: set[str] = field(default_factory=set)  # every checksum a client sent
     hang: threading.Event | None = None  # given: every request waits until it is set
+    # a fault in front of Scalelite (a proxy's 401/404/500, a broken body): not Scalelite's
+    fault: str | None = None
+    arrivals: int = 0  # requests received (counted before a hang)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, server: FakeServer) -> FakeServer:
@@ -153,6 +156,12 @@ class FakeScalelite:
     def handle(self, request: Request) -> tuple[int, str, bytes]:
         with self.lock:
             self.requests.append(request)
+        self.verify_checksum("", request.query)  # records the checksum that was sent
+        if self.fault in ("401", "404", "500"):
+            page = f"<html><body><h1>{self.fault}</h1></body></html>".encode()
+            return int(self.fault), "text/html", page
+        if self.fault == "badjson":
+            return 200, "application/json", b'[{"id": "id-1", "secret": "half'
         prefix = "/scalelite/api/"
         action = request.path[len(prefix) :] if request.path.startswith(prefix) else ""
         if (request.method, action) not in ROUTES:
@@ -233,6 +242,8 @@ def serve(fake: FakeScalelite) -> Iterator[str]:
             pass
 
         def _do(self) -> None:
+            with fake.lock:
+                fake.arrivals += 1
             if fake.hang is not None:
                 fake.hang.wait(30)
             parts = urlsplit(self.path)
@@ -249,7 +260,8 @@ def serve(fake: FakeScalelite) -> Iterator[str]:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body)  # a client that timed out has gone
 
         do_GET = do_POST = _do
 

@@ -7,7 +7,7 @@ URL *without* its query: a Scalelite checksum of a parameterless call is a stati
 replayable credential (the ``getServers`` checksum reads every BBB secret), so neither
 the query nor a checksum may reach a log line, an error, a metric or the page.
 urllib3 logs every request URL with its query at DEBUG; :func:`install_log_redaction`
-puts a filter on its logger that strips queries from those lines.
+turns on ``confscale.redact`` for every log record.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import re
 from typing import TYPE_CHECKING
 
 import requests
-from confscale.planner.prometheus import redact
+
+from confscale import redact
 
 if TYPE_CHECKING:
     from confscale.planner.adapters.health import AdapterHealth
@@ -35,9 +36,6 @@ RESULTS = (
     "bad_answer",  # 2xx that is not what the balancer's source says it answers
 )
 
-_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#\"']*|/[^\s?#\"']*)\?[^\s\"')]*", re.I)
-_CHECKSUM = re.compile(r"(checksum=)[^\s&\"')]*", re.I)
-
 
 class AdapterError(Exception):
     """A balancer call failed; ``str()`` is plain words without query or checksum."""
@@ -48,8 +46,8 @@ class AdapterError(Exception):
 
 
 def scrub(text: str) -> str:
-    """The text with every URL's query and every ``checksum=`` value removed."""
-    return _CHECKSUM.sub(r"\1…", _QUERY.sub(r"\1", text))
+    """The text with every URL query and credential pair (``checksum=…``) replaced."""
+    return redact.redact_text(text)
 
 
 def _cause(exc: requests.RequestException) -> tuple[str, str]:
@@ -91,7 +89,7 @@ def call(
     (``bad_answer``) after raising; here the 2xx is counted ``ok`` only once the caller
     accepted it, so this returns the response uncounted for 2xx and ``accept`` statuses.
     """
-    where = f"{method} {redact(url)}"
+    where = f"{method} {redact.redact_url(url)}"
     try:
         response = session.request(method, url, params=params, json=json_body, timeout=timeout)
     except requests.RequestException as exc:
@@ -105,26 +103,10 @@ def call(
     raise AdapterError(f"{where}: HTTP {response.status_code}", result)
 
 
-class QueryRedactingFilter(logging.Filter):
-    """Rewrites a record's message without URL queries or checksums (keeps the record)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: drop its arguments rather than leak them
-            message = str(record.msg)
-        cleaned = scrub(message)
-        if cleaned != message or record.args:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-_FILTER = QueryRedactingFilter()
-
-
 def install_log_redaction() -> None:
-    """Strip queries from urllib3's request lines (idempotent; DEBUG shows full URLs)."""
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    """Make sure every log record is redacted (confscale.redact; idempotent).
+
+    An adapter holds a credential, so it does not rely on the command having done it:
+    urllib3 logs every request URL with its query at DEBUG.
+    """
+    redact.install(logging.getLogger())

@@ -43,6 +43,8 @@ from confscale.planner.adapters.memory import NodeRecords
 from confscale.planner.placement import NodePlacement, Placement
 from confscale.planner.reservations import with_reserved
 
+from confscale import redact
+
 log = logging.getLogger(__name__)
 API = "/scalelite/api"
 ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
@@ -236,23 +238,33 @@ class ScaleliteAdapter:
         digest = checksum(action, "", self.secret, self.algorithm)
         return f"{self.url.rstrip('/')}{API}/{action}", {"checksum": digest}
 
+    def _where(self) -> str:
+        return redact.redact_url(self.url)
+
     def _json(self, response: requests.Response, action: str) -> object:
         """The JSON answer, or the reason Scalelite's XML FAILED body gives (HTTP 200)."""
         text = response.text
-        if text.lstrip().startswith("<"):
+        if "<returncode>" in text:
             key = text.split("<messageKey>", 1)[-1].split("</messageKey>", 1)[0][:64]
             result = "unauthorized" if key == "checksumError" else "bad_answer"
             self.health.count(result)
             why = {
                 "checksumError": "checksum rejected (wrong secret or checksum algorithm)",
                 "unsupportedRequest": "no such API (is this Scalelite ≥ 1.6 at this URL?)",
-            }.get(key, f"Scalelite answered {key or 'an XML error'}")
-            raise AdapterError(f"scalelite {action}: {why}", result)
+            }.get(key, f"Scalelite answered {key.strip('<>/ ') or 'an XML error'}")
+            raise AdapterError(f"scalelite {action} at {self._where()}: {why}", result)
         try:
             return response.json()
         except ValueError:
+            if response.status_code == 404:
+                self.health.count("not_found")
+                raise AdapterError(
+                    f"scalelite {action} at {self._where()}: HTTP 404", "not_found"
+                ) from None
             self.health.count("bad_answer")
-            raise AdapterError(f"scalelite {action}: the answer is not JSON") from None
+            raise AdapterError(
+                f"scalelite {action} at {self._where()}: the answer is not JSON"
+            ) from None
 
     def servers(self) -> list[Server]:
         """getServers, parsed (secrets dropped); an empty pool is an empty list."""

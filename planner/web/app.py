@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+from confscale.planner.adapters import adapter_health
 from confscale.planner.service import PlannerService
 from confscale.planner.web.auth import BasicAuth, auth_from_env, protect
 from confscale.planner.web.components import banners, waiting
 from confscale.planner.web.context import Context, WebOptions, safe
 from confscale.planner.web.pages import PAGES
-from confscale.planner.web.view import Message, messages
+from confscale.planner.web.view import Message, adapter_messages, adapter_status, messages
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Flask
 
@@ -61,14 +62,16 @@ def shell(ctx: Context) -> html.Div:
 def _status_line(ctx: Context) -> str:
     snapshot = ctx.snapshot()
     status = ctx.service.status()
-    if snapshot is None:
-        return f"source: {ctx.options.source}"
-    until = (
-        pd.Timestamp(snapshot.data_until, unit="s").strftime("%Y-%m-%d %H:%M UTC")
-        if snapshot.data_until
-        else "—"
-    )
-    return f"source: {ctx.options.source} · data until {until} · refits {status.refits}"
+    line = f"source: {ctx.options.source}"
+    if snapshot is not None:
+        until = (
+            pd.Timestamp(snapshot.data_until, unit="s").strftime("%Y-%m-%d %H:%M UTC")
+            if snapshot.data_until
+            else "—"
+        )
+        line += f" · data until {until} · refits {status.refits}"
+    adapters = adapter_status(adapter_health(ctx.service.actuators))
+    return f"{line} · {adapters}" if adapters else line
 
 
 def register_shell(app: Dash, ctx: Context) -> None:
@@ -86,7 +89,10 @@ def register_shell(app: Dash, ctx: Context) -> None:
         snapshot = ctx.snapshot()
         now_ready = snapshot is not None
         return (
-            banners(messages(snapshot, ctx.service.status(), ctx.options.source)),
+            banners(
+                messages(snapshot, ctx.service.status(), ctx.options.source)
+                + adapter_messages(adapter_health(ctx.service.actuators))
+            ),
             now_ready if now_ready != ready else no_update,
             _status_line(ctx),
         )

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
+from confscale.planner.adapters.health import HealthView
 from confscale.planner.forecast import LEAD_BUCKETS
 from confscale.planner.service import RefreshStatus
 from confscale.planner.sizing import Sizing
@@ -203,6 +204,33 @@ def messages(snapshot: Snapshot | None, status: RefreshStatus, source: str) -> l
     if scope["not_sized"]:
         out.append(Message("info", "Sizing covers the BBB part of the pool", str(scope["note"])))
     return out
+
+
+def adapter_messages(views: list[HealthView]) -> list[Message]:
+    """A banner per failing balancer adapter, in plain words (the status line has all)."""
+    out = []
+    for view in views:
+        if view.state != "failing":
+            continue
+        since = pd.Timestamp(view.failing_since, unit="s").strftime("%H:%M UTC")
+        effect = (
+            "the balancer keeps its last settings until it answers again"
+            if view.actuating
+            else "dry-run: nothing would change anyway"
+        )
+        out.append(
+            Message(
+                "bad" if view.actuating else "warn",
+                f"Balancer adapter {view.adapter} failing since {since}",
+                f"{view.reason}. Placement, API and page carry on; {effect}.",
+            )
+        )
+    return out
+
+
+def adapter_status(views: list[HealthView]) -> str:
+    """Each adapter's state for the status line: dry-run, working, failing (and why)."""
+    return " · ".join(view.summary() for view in views)
 
 
 NODE_TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
