@@ -130,7 +130,7 @@ class AdapterCollector(Collector):
         )
         actuating = GaugeMetricFamily(
             "confscale_planner_adapter_actuating",
-            "1 when the adapter changes its balancer (--actuate), 0 in dry-run",
+            "1 when the adapter changes its balancer (--adapters.actuate), 0 in dry-run",
             labels=["adapter"],
         )
         held = GaugeMetricFamily(
