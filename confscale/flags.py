@@ -228,7 +228,7 @@ def parse_command(
     args_in, warnings = rewrite_renamed(args_in, renamed or {})
     args = parser.parse_args(args_in)
     configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "logfmt"))
-    log = get_logger(parser.prog)
+    log = get_logger("confscale.flags")
     for note in warnings:
         log.warning(note)
     return args

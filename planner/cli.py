@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
@@ -33,6 +31,7 @@ from confscale.planner.prometheus import (
 )
 from confscale.planner.sizing import WhatIf
 from confscale.planner.snapshot import PlannerConfig, compute_snapshot, json_safe, what_if
+from confscale.planner.wsgi import DEFAULT_THREADS
 
 from confscale.flags import (
     add_subcommand,
@@ -42,6 +41,7 @@ from confscale.flags import (
     parse_command,
     parse_duration,
     parse_listen_address,
+    positive_int,
 )
 from confscale.log import get_logger
 
@@ -260,7 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from confscale.planner.api import create_app
     from confscale.planner.scrape import ExporterReader
     from confscale.planner.service import PlannerService
-    from werkzeug.serving import make_server
+    from confscale.planner.wsgi import PlannerServer
 
     config = _config(args)
     changes = _what_if(args)
@@ -311,19 +311,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         log.info("confscale.planner.web not available: serving the API only")
     listen = args.listen
-    server = make_server(listen.bind_host, listen.port, app, threaded=True)
-    stop = threading.Event()
-
-    def shutdown(*_: object) -> None:
-        stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    server = PlannerServer(app, listen, threads=args.web_threads)
     service.start()
-    log.info("listening", extra={"address": listen.url(server.server_port)})
+    log.info("listening", extra={"address": listen.url(server.port), "server": "waitress"})
     try:
-        server.serve_forever()
+        server.run()
     finally:
         service.stop()
     return 0
@@ -362,6 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=listen_address,
         default=parse_listen_address(DEFAULT_LISTEN),
         help="HOST:PORT, [IPV6]:PORT or :PORT to serve on (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--web.threads",
+        dest="web_threads",
+        type=positive_int,
+        default=DEFAULT_THREADS,
+        metavar="N",
+        help="threads answering HTTP requests (waitress; default %(default)s)",
     )
     serve.add_argument(
         "--exporter.url", dest="exporter", help="exporter /metrics URL for current data"
