@@ -1,65 +1,58 @@
-"""BigBlueButton getMeetings: signed URL, safe streaming parse, per-node figures.
+"""BigBlueButton getMeetings: signed URL, safe parse, per-node figures.
 
-The parser is fed the body chunk by chunk while it downloads, keeps only one meeting
-in memory at a time, never expands entities, never loads a DTD or anything from the
-network, and refuses any document that declares a DTD.
+Two parsers give the same figures (``bbbfigures.Tally`` does the arithmetic for both):
+
+- ``MeetingsParser``, the reference: lxml's pull parser, one meeting's tree at a time.
+- ``AnswerParser``, what a poll uses: the body goes through libxml2 with no tree and no
+  callbacks (well-formedness only, about a third of a tree build), is kept in memory up
+  to ``FAST_LIMIT``, and ``bbbscan`` reads the figures with a grammar of bbb-web's plain
+  shape; any other shape, or a larger body, goes to the reference parser.
+
+Both never expand entities, never load a DTD or anything from the network, and refuse
+any document that declares a DTD, before libxml2 sees the bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import re
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from types import MappingProxyType
 
+from confscale.exporter.bbbfigures import (
+    COUNTERS,
+    ORIGIN_KEY,
+    OTHER,
+    BbbFigures,
+    Tally,
+    parse_count,
+)
+from confscale.exporter.bbbscan import scan_meetings
 from confscale.exporter.config import BbbSource, parse_bbb
-from confscale.exporter.contract import BBB_GAUGES, CLIENTS
+from confscale.exporter.contract import (
+    BBB_GAUGES,
+    CLIENTS,
+    MEETING_SIZE_BOUNDS,
+    MEETING_SIZES,
+    ORIGINS,
+)
 from confscale.exporter.exposition import Family, gauge
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.exporter.source import SourceKind
 from lxml import etree
 
-_NOT_DIGIT = re.compile(r"[^0-9]")
-_MAX_COUNT_DIGITS = 12
+__all__ = ["AnswerParser", "BbbFigures", "MeetingsParser", "parse_count", "parse_meetings"]
+
 # A DTD is where entity bombs and external entities live; BBB never sends one.
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
 _FORBIDDEN_OVERLAP = max(len(m) for m in _FORBIDDEN) - 1
-_COUNTERS = MappingProxyType(
-    {
-        "participantCount": "participants",
-        "moderatorCount": "moderators",
-        "listenerCount": "listeners",
-        "voiceParticipantCount": "voice_participants",
-        "videoCount": "video_participants",
-    }
-)
-
-
-@dataclass(frozen=True)
-class BbbFigures:
-    """What one getMeetings answer says about a node (docs/design.md §2)."""
-
-    meetings: int = 0
-    breakout_rooms: int = 0
-    participants: int = 0
-    moderators: int = 0
-    listeners: int = 0
-    voice_participants: int = 0
-    video_participants: int = 0
-    participants_max: int = 0
-    video_fanout: int = 0
-    clients: tuple[tuple[str, int], ...] = ()
-
-
-def parse_count(text: str | None, field: str) -> int:
-    """A BBB count, tolerant of thousands separators (``1,202``, ``1.000``)."""
-    digits = _NOT_DIGIT.sub("", text or "")
-    if not digits or len(digits) > _MAX_COUNT_DIGITS:
-        shown = (text or "").strip()[:20]
-        raise PollError("parse", f"{field} is not a count: {shown!r}")
-    return int(digits)
+FAST_LIMIT = 4 * 1024 * 1024  # bodies held in memory for the scan; larger ones stream
+_PARSER_OPTIONS = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+}
 
 
 def signed_url(source: BbbSource, call: str = "getMeetings", query: str = "") -> str:
@@ -71,42 +64,42 @@ def signed_url(source: BbbSource, call: str = "getMeetings", query: str = "") ->
     return f"{source.url}{call}?{query}{separator}checksum={digest}"
 
 
+class _DtdGuard:
+    """Refuses a DTD or entity declaration, also when split across two chunks."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def check(self, chunk: bytes) -> None:
+        window = self._tail + chunk
+        if b"<!" in window and any(marker in window for marker in _FORBIDDEN):
+            raise PollError("parse", "the document declares a DTD or entities; refused")
+        self._tail = window[-_FORBIDDEN_OVERLAP:]
+
+
 class MeetingsParser:
-    """Incremental getMeetings parser: ``feed`` chunks, then ``close`` for the figures."""
+    """The reference parser: ``feed`` chunks, then ``close`` for the figures."""
 
     def __init__(self) -> None:
         self._parser = etree.XMLPullParser(
             events=("end",),
             tag="meeting",
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
             remove_comments=True,
             remove_pis=True,
             remove_blank_text=True,
             collect_ids=False,
+            **_PARSER_OPTIONS,
         )
         # Compiled per parser: lxml XPath objects must not be shared between threads.
         self._client_types = etree.XPath(
             "attendees/attendee/clientType/text()", smart_strings=False
         )
         self._attendee_count = etree.XPath("count(attendees/attendee)")
-        self._tail = b""
-        self._sums: Counter[str] = Counter()
-        self._clients: Counter[str] = Counter()
-        self._meetings = 0
-        self._breakouts = 0
-        self._max = 0
-        self._fanout = 0
+        self._guard = _DtdGuard()
+        self._tally = Tally()
 
     def feed(self, chunk: bytes) -> None:
-        # The markers are looked for in the chunk and across the seam with the last one.
-        seam = self._tail + chunk[:_FORBIDDEN_OVERLAP]
-        if any(marker in chunk or marker in seam for marker in _FORBIDDEN):
-            raise PollError("parse", "the document declares a DTD or entities; refused")
-        self._tail = (self._tail + chunk[-_FORBIDDEN_OVERLAP:])[-_FORBIDDEN_OVERLAP:]
+        self._guard.check(chunk)
         try:
             self._parser.feed(chunk)
         except etree.XMLSyntaxError as exc:
@@ -119,36 +112,21 @@ class MeetingsParser:
         except etree.XMLSyntaxError as exc:
             raise PollError("parse", f"invalid XML: {_syntax_detail(exc)}") from None
         self._drain()
-        if root.tag != "response":
-            raise PollError("parse", f"expected a <response> document, got <{_short(root.tag)}>")
-        returncode = (root.findtext("returncode") or "").strip()
-        if returncode == "FAILED":
-            key = (root.findtext("messageKey") or "").strip()
-            if key == "checksumError":
-                raise PollError("checksum", "BBB refused the checksum (checksumError)")
-            raise PollError("failed", f"BBB answered FAILED ({_short(key) or 'no messageKey'})")
-        if returncode != "SUCCESS":
-            raise PollError("parse", "no SUCCESS or FAILED returncode in the answer")
-        if self._meetings == 0 and root.find("participantCount") is not None:
+        _check_envelope(root)
+        if self._tally.meetings == 0 and root.find("participantCount") is not None:
             self._add_meeting(root)  # getMeetingInfo shape: one meeting's fields on the root
-        return BbbFigures(
-            meetings=self._meetings,
-            breakout_rooms=self._breakouts,
-            participants=self._sums["participants"],
-            moderators=self._sums["moderators"],
-            listeners=self._sums["listeners"],
-            voice_participants=self._sums["voice_participants"],
-            video_participants=self._sums["video_participants"],
-            participants_max=self._max,
-            video_fanout=self._fanout,
-            clients=tuple(sorted(self._clients.items())),
-        )
+        return self._tally.figures()
 
     def _drain(self) -> None:
         for _event, meeting in self._parser.read_events():
             parent = meeting.getparent()
-            # A <meeting> inside <metadata> is user data, not a meeting.
-            if parent is None or parent.tag != "meetings":
+            # Only <response><meetings><meeting>: one inside <metadata> is user data.
+            if (
+                parent is None
+                or parent.tag != "meetings"
+                or parent.getparent() is None
+                or parent.getparent().getparent() is not None
+            ):
                 continue
             self._add_meeting(meeting)
             meeting.clear()
@@ -156,44 +134,125 @@ class MeetingsParser:
                 del parent[0]
 
     def _add_meeting(self, meeting: etree._Element) -> None:
-        counts = {}
-        for tag, key in _COUNTERS.items():
+        counters = {}
+        for tag in COUNTERS:
             text = meeting.findtext(tag)  # None when the element is missing
             if text is not None:
-                counts[key] = parse_count(text, tag)
-        if (meeting.findtext("isBreakout") or "").strip().lower() == "true":
-            self._breakouts += 1
-        typed = 0
-        for client in self._client_types(meeting):
-            self._clients[str(client).strip()[:32] or "unknown"] += 1
-            typed += 1
-        untyped = int(self._attendee_count(meeting)) - typed  # XPath count() is a float
-        if untyped > 0:
-            self._clients["unknown"] += untyped
-        self._meetings += 1
-        self._sums.update(counts)
-        n, w = counts.get("participants", 0), counts.get("video_participants", 0)
-        self._max = max(self._max, n)
-        self._fanout += w * max(n - 1, 0)
+                counters[tag] = text
+        metadata = meeting.find("metadata")
+        self._tally.add(
+            counters,
+            breakout=meeting.findtext("isBreakout"),
+            internal_id=meeting.findtext("internalMeetingID"),
+            origin=None if metadata is None else metadata.findtext(ORIGIN_KEY),
+            clients=[str(c) for c in self._client_types(meeting)],
+            attendees=int(self._attendee_count(meeting)),  # XPath count() is a float
+        )
+
+
+class _NoTree:
+    """An lxml parser target without callbacks: libxml2 checks the XML, builds nothing."""
+
+    def close(self) -> None:
+        return None
+
+
+class AnswerParser:
+    """What a poll feeds: well-formedness by libxml2, figures by the scan (see module)."""
+
+    def __init__(self, fast_limit: int = FAST_LIMIT) -> None:
+        self._guard = _DtdGuard()
+        self._check = etree.XMLParser(target=_NoTree(), **_PARSER_OPTIONS)
+        self._chunks: list[bytes] | None = []
+        self._size = 0
+        self._limit = fast_limit
+        self._reference: MeetingsParser | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._reference is not None:
+            self._reference.feed(chunk)
+            return
+        self._guard.check(chunk)
+        assert self._chunks is not None
+        self._size += len(chunk)
+        if self._size > self._limit:
+            # Too large to hold: stream the rest through the reference parser instead.
+            self._reference = MeetingsParser()
+            for held in (*self._chunks, chunk):
+                self._reference.feed(held)
+            self._chunks = None
+            return
+        try:
+            self._check.feed(chunk)
+        except etree.XMLSyntaxError as exc:
+            raise PollError("parse", f"invalid XML: {_syntax_detail(exc)}") from None
+        self._chunks.append(chunk)
+
+    def close(self) -> BbbFigures:
+        if self._reference is not None:
+            return self._reference.close()
+        try:
+            self._check.close()
+        except etree.XMLSyntaxError as exc:
+            raise PollError("parse", f"invalid XML: {_syntax_detail(exc)}") from None
+        assert self._chunks is not None
+        document = b"".join(self._chunks)
+        self._chunks = None
+        figures = scan_meetings(document)
+        if figures is not None:
+            return figures
+        # Not bbb-web's plain shape (or FAILED, getMeetingInfo, ...): the reference decides.
+        reference = MeetingsParser()
+        reference.feed(document)
+        return reference.close()
+
+
+def _check_envelope(root: etree._Element) -> None:
+    if root.tag != "response":
+        raise PollError("parse", f"expected a <response> document, got <{_short(root.tag)}>")
+    returncode = (root.findtext("returncode") or "").strip()
+    if returncode == "FAILED":
+        key = (root.findtext("messageKey") or "").strip()
+        if key == "checksumError":
+            raise PollError("checksum", "BBB refused the checksum (checksumError)")
+        raise PollError("failed", f"BBB answered FAILED ({_short(key) or 'no messageKey'})")
+    if returncode != "SUCCESS":
+        raise PollError("parse", "no SUCCESS or FAILED returncode in the answer")
+
+
+def _feed_all(parser: AnswerParser | MeetingsParser, document: bytes, chunk: int) -> BbbFigures:
+    for start in range(0, len(document), chunk):
+        parser.feed(document[start : start + chunk])
+    return parser.close()
 
 
 def parse_meetings(document: bytes, chunk_size: int = 64 * 1024) -> BbbFigures:
-    """Figures of a whole getMeetings (or getMeetingInfo) document held in memory."""
-    parser = MeetingsParser()
-    for start in range(0, len(document), chunk_size):
-        parser.feed(document[start : start + chunk_size])
-    return parser.close()
+    """Figures of a whole getMeetings (or getMeetingInfo) document, as a poll gets them."""
+    return _feed_all(AnswerParser(), document, chunk_size)
+
+
+def parse_meetings_reference(document: bytes, chunk_size: int = 64 * 1024) -> BbbFigures:
+    """The same figures by the reference parser alone."""
+    return _feed_all(MeetingsParser(), document, chunk_size)
 
 
 def poll_bbb(
     client: HttpClient, source: BbbSource, *, timeout: float, max_bytes: int
 ) -> BbbFigures:
     """One getMeetings poll of one node; raises PollError with the failure reason."""
-    parser = MeetingsParser()
+    parser = AnswerParser()
     client.fetch(
         signed_url(source), timeout=timeout, max_bytes=max_bytes, sink=parser.feed, tls=source.tls
     )
-    return parser.close()
+    figures = parser.close()
+    return dataclasses.replace(figures, origins=top_origins(figures.origins, source.origins_top))
+
+
+def top_origins(origins: tuple[tuple[str, int], ...], top: int) -> tuple[tuple[str, int], ...]:
+    """The ``top`` origins by participants (ties by name); the rest summed as ``other``."""
+    ranked = sorted((o for o in origins if o[0] != OTHER), key=lambda o: (-o[1], o[0]))
+    rest = sum(n for o, n in origins if o == OTHER) + sum(n for _, n in ranked[top:])
+    return (*ranked[:top], *(((OTHER, rest),) if rest else ()))
 
 
 class BbbFamilies:
@@ -202,15 +261,26 @@ class BbbFamilies:
     def __init__(self, base: Sequence[str]) -> None:
         self._gauges = [(g.field, gauge(g.metric, g.help, base)) for g in BBB_GAUGES]
         self._clients = gauge(CLIENTS.name, CLIENTS.help, [*base, "type"])
+        self._sizes = gauge(MEETING_SIZES.name, MEETING_SIZES.help, [*base, "le"])
+        self._origins = gauge(ORIGINS.name, ORIGINS.help, [*base, "server"])
 
     def add(self, figures: BbbFigures, labels: dict[str, str]) -> None:
         for key, family in self._gauges:
             family.add(labels, getattr(figures, key))
         for client, count in figures.clients:
             self._clients.add({**labels, "type": client}, count)
+        total = 0
+        for bound, count in zip(_SIZE_LABELS, figures.sizes, strict=True):
+            total += count
+            self._sizes.add({**labels, "le": bound}, total)
+        for server, count in figures.origins:
+            self._origins.add({**labels, "server": server}, count)
 
     def families(self) -> list[Family]:
-        return [*(family for _, family in self._gauges), self._clients]
+        return [*(family for _, family in self._gauges), self._clients, self._sizes, self._origins]
+
+
+_SIZE_LABELS = (*(str(b) for b in MEETING_SIZE_BOUNDS), "+Inf")
 
 
 SOURCE = SourceKind(key="bbb", parse=parse_bbb, poll=poll_bbb, families=BbbFamilies)

@@ -88,6 +88,10 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
         last.add(labels(node, source=source), when)
     families: list[Metric] = [up, duration, errors, last, link, info]
     data = {kind.key: kind.families(base) for kind in SOURCES}
+    # meetings seen starting: state across cycles (poller.PollState), shown with the figures
+    started = [
+        counter(spec.name, spec.help, base) for spec in (c.MEETINGS_STARTED, c.BREAKOUTS_STARTED)
+    ]
     for result in snapshot.results:
         source_labels = labels(result.node, source=result.source)
         up.add(source_labels, 0 if stale or not result.ok else 1)
@@ -95,9 +99,13 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
         if stale or result.figures is None:
             continue  # absent, not zero
         data[result.source].add(result.figures, labels(result.node))
+        if result.source == "bbb" and result.node in snapshot.started:
+            for family, count in zip(started, snapshot.started[result.node], strict=True):
+                family.add(labels(result.node), count)
     if not stale:
         for family_set in data.values():
             families.extend(family_set.families())
+        families.extend(started)
     return families
 
 

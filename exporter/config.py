@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from confscale.exporter.contract import DEFAULT_FILESYSTEMS
+from confscale.exporter.contract import DEFAULT_FILESYSTEMS, DEFAULT_ORIGINS_TOP, MAX_ORIGINS_TOP
 
 from confscale import flags
 
@@ -32,7 +32,7 @@ MAX_TAGS_PER_NODE = 8  # a Scalelite server has one tag, a b3lb node one cluster
 MAX_TAGS_PER_FILE = 16  # each tag is a sub-pool the planner sizes on its own
 _TOP_KEYS = frozenset({"pool", "interval", "timeout", "nodes"})
 _NODE_KEYS = frozenset({"name", "pool", "tags", "link_capacity_mbit"})  # + source keys
-_BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum", "tls"})
+_BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum", "tls", "origins_top"})
 _HOST_KEYS = frozenset({"node_exporter", "interface", "filesystems", "tls"})
 _MAX_FILESYSTEMS = 8  # one series pair each: keep the mountpoint label bounded
 _JITSI_KEYS = frozenset({"url", "metrics", "tls"})
@@ -96,6 +96,7 @@ class BbbSource:
     secret: Secret = field(repr=False)
     checksum: str = "sha256"
     tls: TlsOptions | None = None
+    origins_top: int = DEFAULT_ORIGINS_TOP  # origins shown, the rest summed as "other"
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,12 @@ def parse_bbb(raw: object, where: str, context: ParseContext) -> BbbSource:
         )
     secret = _read_secret(raw, where, environ, base_dir)
     tls = _parse_tls(raw.get("tls"), url, f"{where}.tls", base_dir)
-    return BbbSource(url=url, secret=secret, checksum=checksum, tls=tls)
+    top = raw.get("origins_top", DEFAULT_ORIGINS_TOP)
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= MAX_ORIGINS_TOP:
+        raise ConfigValueError(
+            f"{where}.origins_top: expected a whole number from 0 to {MAX_ORIGINS_TOP}, got {top!r}"
+        )
+    return BbbSource(url=url, secret=secret, checksum=checksum, tls=tls, origins_top=top)
 
 
 def _parse_tls(raw: object, url: str, where: str, base_dir: Path | None) -> TlsOptions | None:

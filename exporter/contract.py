@@ -172,12 +172,50 @@ NODE_INFO = MetricSpec(
 )
 
 #: Attendees by client type (label ``type``), from the attendee lists of getMeetings.
-CLIENTS = MetricSpec("bbb_meetings_participant_clients", "gauge", "Attendees by client type.")
+CLIENTS = MetricSpec(
+    "bbb_meetings_participant_clients",
+    "gauge",
+    "Attendees by clientType, lower case (html5, dial-in; missing or empty: unknown).",
+)
+# Upper bounds (participants) of the meeting-size buckets; +Inf takes the rest. The 0
+# bucket keeps created-but-empty meetings apart from the 1-5 ones.
+MEETING_SIZE_BOUNDS: tuple[int, ...] = (0, 5, 25, 50, 100, 200)
+#: Meetings by participantCount (label ``le``: the bounds above and +Inf), cumulative, the
+#: bucket series of a gauge histogram as jitsi_conferences_by_size_bucket.
+MEETING_SIZES = MetricSpec(
+    "bbb_meetings_size_bucket",
+    "gauge",
+    "Meetings with at most le participants (le 0, 5, 25, 50, 100, 200, +Inf).",
+)
+#: Participants by the meetings' bbb-origin-server-name metadata (label ``server``).
+ORIGINS = MetricSpec(
+    "bbb_meetings_participants_origin",
+    "gauge",
+    "Participants by the meeting's bbb-origin-server-name metadata (the origins_top largest, "
+    "the rest as other; none without the metadata).",
+)
+DEFAULT_ORIGINS_TOP = 10  # origins per node by default (config key origins_top)
+MAX_ORIGINS_TOP = 64
+MEETINGS_STARTED = MetricSpec(
+    "bbb_meetings_started",
+    "counter",
+    "Meetings (not breakout rooms) seen starting: new internalMeetingIDs since the "
+    "exporter's first good poll of the node.",
+)
+BREAKOUTS_STARTED = MetricSpec(
+    "bbb_breakout_rooms_started",
+    "counter",
+    "Breakout rooms seen starting (new internalMeetingIDs).",
+)
 
 #: Every family the exporter emits per node (each sample carries ``node``).
 NODE_FAMILIES: tuple[MetricSpec, ...] = (
     *(MetricSpec(g.metric, "gauge", g.help) for g in BBB_GAUGES),
     CLIENTS,
+    MEETING_SIZES,
+    ORIGINS,
+    MEETINGS_STARTED,
+    BREAKOUTS_STARTED,
     *(MetricSpec(g.metric, "gauge", g.help) for g in JITSI_GAUGES),
     MetricSpec(JITSI_CONFERENCE_SIZES, "gauge", "Conferences with at most le endpoints."),
     MetricSpec(JITSI_VERSION_INFO, "gauge", "The bridge's version; the value is always 1."),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from confscale.exporter.bbbfigures import BbbFigures
 from confscale.exporter.config import NodeConfig, PoolConfig
 from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
 from confscale.exporter.registry import BY_KEY
@@ -55,6 +56,8 @@ class Snapshot:
     duration: float
     errors: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
     last_success: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    # node -> (meetings, breakout rooms) seen starting since the node's first good poll
+    started: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def is_stale(self, now: float) -> bool:
         """Data older than two intervals is not served as current."""
@@ -122,10 +125,28 @@ class PollState:
         self.errors: dict[tuple[str, str, str], int] = {}
         self.last_success: dict[tuple[str, str], float] = {}
         self.was_up: dict[tuple[str, str], bool] = {}
+        self.started: dict[str, tuple[int, int]] = {}
+        # the internal meeting IDs (64-bit digests, at most MAX_TRACKED_IDS per node) of
+        # the last good poll: a meeting is new when its ID was not there
+        self._seen: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
+
+    def _count_started(self, node: str, figures: BbbFigures) -> None:
+        seen = self._seen.get(node)
+        if seen is None:
+            self.started[node] = (0, 0)  # running before the first poll: not seen starting
+        else:
+            meetings, breakouts = self.started[node]
+            self.started[node] = (
+                meetings + len(figures.meeting_ids - seen[0]),
+                breakouts + len(figures.breakout_ids - seen[1]),
+            )
+        self._seen[node] = (figures.meeting_ids, figures.breakout_ids)
 
     def record(self, results: tuple[SourceResult, ...]) -> None:
         for result in results:
             key = (result.node, result.source)
+            if isinstance(result.figures, BbbFigures):
+                self._count_started(result.node, result.figures)
             if result.ok:
                 self.last_success[key] = result.finished_at
             else:
@@ -147,6 +168,9 @@ class PollState:
         self.errors = {k: v for k, v in self.errors.items() if (k[0], k[1]) in keep}
         self.last_success = {k: v for k, v in self.last_success.items() if k in keep}
         self.was_up = {k: v for k, v in self.was_up.items() if k in keep}
+        bbb = {n.name for n in config.nodes if "bbb" in n.sources()}
+        self.started = {k: v for k, v in self.started.items() if k in bbb}
+        self._seen = {k: v for k, v in self._seen.items() if k in bbb}
 
 
 class Poller:
@@ -245,6 +269,7 @@ class Poller:
                 duration=time.monotonic() - started,
                 errors=MappingProxyType(dict(self._state.errors)),
                 last_success=MappingProxyType(dict(self._state.last_success)),
+                started=MappingProxyType(dict(self._state.started)),
             )
             self._snapshot = snapshot
         log.debug("cycle done nodes=%d duration=%.3fs", len(config.nodes), snapshot.duration)

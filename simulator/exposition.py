@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from confscale.exporter.contract import MEETING_SIZE_BOUNDS
 from confscale.simulator import jvb, model
 from confscale.simulator.model import Meeting
 from confscale.simulator.node import RX_BASE_BYTES, TX_BASE_BYTES, NodeState, Snapshot
@@ -97,9 +98,19 @@ def bbb_truth(meetings: list[Meeting], t: float) -> dict[str, Any]:
     """The getMeetings sums of docs/design.md §2 for the meetings running at ``t``."""
     totals = Counter()
     clients: Counter[str] = Counter()
+    origins: Counter[str] = Counter()
+    sizes = [0] * (len(MEETING_SIZE_BOUNDS) + 1)
+    started: dict[str, list[str]] = {"meetings": [], "breakout_rooms": []}
     largest = 0
     for meeting in meetings:
         att = meeting.attendance(t)
+        sizes[
+            next((i for i, b in enumerate(MEETING_SIZE_BOUNDS) if att.participants <= b), -1)
+        ] += 1
+        if att.participants:
+            server = dict(meeting.metadata).get("bbb-origin-server-name", "")
+            origins[server.strip().lower() or "none"] += att.participants
+        started["breakout_rooms" if meeting.is_breakout else "meetings"].append(meeting.internal_id)
         totals["meetings"] += 1
         totals["breakout_rooms"] += int(meeting.is_breakout)
         totals["participants"] += att.participants
@@ -109,11 +120,12 @@ def bbb_truth(meetings: list[Meeting], t: float) -> dict[str, Any]:
         totals["video_participants"] += att.video
         totals["video_fanout"] += att.fanout
         largest = max(largest, att.participants)
-        # the same split bbbxml.attendees() renders: dial-in users, everyone else HTML5
+        # the same split bbbxml.attendees() renders (HTML5, DIAL-IN), spelt as the exporter
+        # reports client types: lower case
         if att.participants - att.dialin:
-            clients["HTML5"] += att.participants - att.dialin
+            clients["html5"] += att.participants - att.dialin
         if att.dialin:
-            clients["DIAL-IN"] += att.dialin
+            clients["dial-in"] += att.dialin
     keys = (
         "meetings",
         "breakout_rooms",
@@ -127,6 +139,9 @@ def bbb_truth(meetings: list[Meeting], t: float) -> dict[str, Any]:
     result["participants_max"] = largest
     result["video_fanout"] = totals["video_fanout"]
     result["clients"] = dict(sorted(clients.items()))
+    result["sizes"] = sizes  # meetings per bucket of MEETING_SIZE_BOUNDS, then the rest
+    result["origins"] = dict(sorted(origins.items()))  # participants by origin server
+    result["internal_ids"] = {k: sorted(v) for k, v in started.items()}
     return result
 
 

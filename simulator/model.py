@@ -286,7 +286,7 @@ def make_meeting(
         "voice_bridge": 10000 + seed % 89999,
         "recording": rng.random() < 0.3,
     }
-    metadata = (("bbb-origin", "Greenlight"), ("bbb-origin-server-name", "lms.example.edu"))
+    metadata = origin_metadata(seed)
     if not breakouts or duration < 50 * 60:
         segment = Segment(start, end, attendance)
         return [
@@ -350,6 +350,18 @@ def make_meeting(
         ),
     )
     return meetings
+
+
+# Front ends that create meetings (bbb-origin-server-name); every 7th meeting has none.
+ORIGIN_SERVERS = ("lms.example.edu", "moodle.example.org", "Greenlight.Example.COM")
+
+
+def origin_metadata(seed: int) -> tuple[tuple[str, str], ...]:
+    """The metadata a front end sends with create (none for plain API users)."""
+    if seed % 7 == 6:
+        return ()
+    server = ORIGIN_SERVERS[seed % len(ORIGIN_SERVERS)]
+    return (("bbb-origin", "Greenlight"), ("bbb-origin-server-name", server))
 
 
 def day_meetings(

@@ -47,6 +47,9 @@ def make_snapshot(pool: str | None = "campus", finished_at: float = NOW) -> Snap
         participants_max=30,
         video_fanout=120,
         clients=(("DIAL-IN", 1), ("HTML5", 39), ('we"ird\\cl\nient', 1)),
+        sizes=(1, 1, 0, 1, 0, 0, 0),
+        origins=(("a.example", 30), ("none", 11)),
+        meeting_ids=frozenset({1, 2}),
     )
     host = HostFigures(
         cpu_seconds=(("idle", 100.5), ("user", 20.25)),
@@ -73,6 +76,7 @@ def make_snapshot(pool: str | None = "campus", finished_at: float = NOW) -> Snap
         duration=5.0,
         errors=dict(state.errors),
         last_success=dict(state.last_success),
+        started=dict(state.started),
     )
 
 
@@ -117,6 +121,50 @@ def test_families_follow_the_contract() -> None:
     assert value(samples, "confscale_exporter_nodes", state="up") == 2
     assert value(samples, "confscale_exporter_cycle_duration_seconds") == 5.0
     assert series(samples, "confscale_exporter_build_info")
+
+
+def test_meeting_sizes_origins_and_started_counters() -> None:
+    samples = collect(make_snapshot())
+    one = {"node": "bbb-01", "pool": "campus"}
+    buckets = {
+        dict(k)["le"]: v for k, v in series(samples, "bbb_meetings_size_bucket", **one).items()
+    }
+    assert buckets == {"0": 1, "5": 2, "25": 2, "50": 3, "100": 3, "200": 3, "+Inf": 3}
+    origins = series(samples, "bbb_meetings_participants_origin", **one)
+    assert {dict(k)["server"]: v for k, v in origins.items()} == {"a.example": 30, "none": 11}
+    # the first good poll of a node starts its counters at 0 (those meetings were running)
+    assert value(samples, "bbb_meetings_started_total", **one) == 0
+    assert value(samples, "bbb_breakout_rooms_started_total", **one) == 0
+    two = {"node": "bbb-02", "pool": "campus"}  # its poll failed: absent, not zero
+    assert value(samples, "bbb_meetings_size_bucket", **two, le="+Inf") is None
+    assert value(samples, "bbb_meetings_started_total", **two) is None
+
+
+def test_top_origins_fold_the_rest_into_other() -> None:
+    from confscale.exporter.bbb import top_origins
+
+    origins = (("a", 5), ("b", 9), ("c", 5), ("other", 2), ("none", 1))
+    assert top_origins(origins, 2) == (("b", 9), ("a", 5), ("other", 8))
+    assert top_origins(origins, 10) == (("b", 9), ("a", 5), ("c", 5), ("none", 1), ("other", 2))
+    assert top_origins(origins, 0) == (("other", 22),)
+    assert top_origins((), 3) == ()
+
+
+def test_meetings_seen_starting_count_new_internal_ids_only() -> None:
+    def result(ids: set[int], breakouts: frozenset[int] = frozenset(), ok: bool = True):
+        figures = BbbFigures(meeting_ids=frozenset(ids), breakout_ids=frozenset(breakouts))
+        return SourceResult(
+            "bbb-01", "bbb", 0.1, NOW, figures if ok else None, None if ok else "timeout"
+        )
+
+    state = PollState()
+    state.record((result({1, 2}),))
+    assert state.started["bbb-01"] == (0, 0)
+    state.record((result({2, 3, 4}, frozenset({9})),))  # 3 and 4 started, 1 ended; room 9
+    assert state.started["bbb-01"] == (2, 1)
+    state.record((result(set(), ok=False),))  # a failed poll forgets nothing
+    state.record((result({2, 3, 4, 5}, frozenset({9})),))
+    assert state.started["bbb-01"] == (3, 1)
 
 
 def test_every_per_node_family_is_in_the_contract_table() -> None:

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from confscale.exporter.contract import JITSI_METRICS
+from confscale.exporter.contract import (
+    BREAKOUTS_STARTED,
+    CLIENTS,
+    JITSI_METRICS,
+    MEETING_SIZES,
+    MEETINGS_STARTED,
+    ORIGINS,
+)
 from confscale.exporter.fetch import REASONS
 from harness import simulator, wait_until
 from test_exporter_support import Exporter, Samples, exporter, parse_text, series, value
@@ -68,6 +75,17 @@ def assert_node_matches_truth(samples: Samples, node: str, truth: dict[str, Any]
             for k, v in series(samples, "bbb_meetings_participant_clients", **labels).items()
         }
         assert clients == truth["clients"], node
+        cumulative = [sum(truth["sizes"][: i + 1]) for i in range(len(truth["sizes"]))]
+        buckets = [
+            value(samples, "bbb_meetings_size_bucket", **labels, le=le)
+            for le in ("0", "5", "25", "50", "100", "200", "+Inf")
+        ]
+        assert buckets == cumulative, node
+        origins = {
+            dict(k)["server"]: v
+            for k, v in series(samples, "bbb_meetings_participants_origin", **labels).items()
+        }
+        assert origins == truth["origins"], node  # at most 4 origins: none folded into other
     else:
         assert_bridge_matches_truth(samples, labels, truth)
     assert (
@@ -217,7 +235,14 @@ HEALTHY = ("bbb-08", "bbb-09", "jvb-01")
 
 def bbb_gauges(samples: Samples, node: str) -> dict:
     found = {}
-    for name in (*BBB_METRIC.values(), "bbb_meetings_participant_clients"):
+    for name in (
+        *BBB_METRIC.values(),
+        CLIENTS.name,
+        MEETING_SIZES.name,
+        ORIGINS.name,
+        MEETINGS_STARTED.sample,
+        BREAKOUTS_STARTED.sample,
+    ):
         found.update(series(samples, name, node=node))
     return found
 

@@ -12,17 +12,34 @@ from confscale.exporter.bbb import (
     MeetingsParser,
     parse_count,
     parse_meetings,
+    parse_meetings_reference,
     signed_url,
 )
+from confscale.exporter.bbbfigures import meeting_digest
 from confscale.exporter.config import BbbSource, Secret
 from confscale.exporter.fetch import PollError
 from confscale.exporter.host import is_uplink, parse_node_exporter
 from confscale.exporter.jitsi import parse_colibri
 from harness import fixture_path
 
+
+def ids(*internal: str) -> frozenset[int]:
+    return frozenset(meeting_digest(i) for i in internal)
+
+
+def sizes(**buckets: int) -> tuple[int, ...]:
+    """Meetings per size bucket: sizes(empty=1, upto5=2) and so on."""
+    names = ("empty", "upto5", "upto25", "upto50", "upto100", "upto200", "more")
+    return tuple(buckets.get(n, 0) for n in names)
+
+
 # Expected figures worked out by hand from each fixture (see its README).
 FIXTURES = {
-    "getMeetings_bbbdocs_1meeting_idle.xml": BbbFigures(meetings=1),
+    "getMeetings_bbbdocs_1meeting_idle.xml": BbbFigures(
+        meetings=1,
+        sizes=sizes(empty=1),
+        meeting_ids=ids("183f0bf3a0982a127bdb8161e0c44eb696b3e75c-1531241258036"),
+    ),
     "getMeetings_scalelite_noMeetings.xml": BbbFigures(),
     "getMeetings_apiphp_3meetings_breakout.xml": BbbFigures(
         meetings=3,
@@ -34,6 +51,13 @@ FIXTURES = {
         video_participants=3,
         participants_max=5,
         video_fanout=3 * (5 - 1),
+        sizes=sizes(empty=2, upto5=1),
+        origins=(("none", 5),),
+        meeting_ids=ids(
+            "bf32e77309232abb44627ddbb5edd47e0e13e7b8-1554729625768",
+            "b97b512f2c92c0ffe7a3476152525807daa1c676-1524213158682",
+        ),
+        breakout_ids=ids("8299be7b3bc6693c3b747fe5178a5f7b6e417ac7-1554729632085"),
     ),
     "getMeetingInfo_bbbdocs_1attendee_greenlight_metadata.xml": BbbFigures(
         meetings=1,
@@ -43,7 +67,10 @@ FIXTURES = {
         video_participants=1,
         participants_max=1,
         video_fanout=0,
-        clients=(("HTML5", 1),),
+        clients=(("html5", 1),),
+        sizes=sizes(upto5=1),
+        origins=(("test30.bigbluebutton.org", 1),),
+        meeting_ids=ids("a0715c95000a2bcb90604ecc7097dbc94592c690-1715261728123"),
     ),
     "getMeetingInfo_apiphp_4attendees_clienttypes.xml": BbbFigures(
         meetings=1,
@@ -54,7 +81,10 @@ FIXTURES = {
         video_participants=1,
         participants_max=2,
         video_fanout=1 * (2 - 1),
-        clients=(("FLASH", 1), ("HTML5", 3)),
+        clients=(("flash", 1), ("html5", 3)),
+        sizes=sizes(upto5=1),
+        origins=(("none", 2),),
+        meeting_ids=ids("178757fcedd9449054536162cdfe861ddebc70ba-1453206317376"),
     ),
 }
 
@@ -64,6 +94,7 @@ FIXTURES = {
 def test_every_fixture_parses_to_the_right_figures(name: str, chunk: int) -> None:
     document = fixture_path("bbb", name).read_bytes()
     assert parse_meetings(document, chunk_size=chunk) == FIXTURES[name]
+    assert parse_meetings_reference(document, chunk_size=chunk) == FIXTURES[name]
 
 
 def test_checksum_error_fixture_is_reason_checksum() -> None:
@@ -360,4 +391,4 @@ def test_attendees_without_client_type_count_as_unknown() -> None:
         "<attendee><clientType>DIAL-IN</clientType></attendee></attendees>"
     )
     figures = parse_meetings(response(meeting("4", extra=people)))
-    assert figures.clients == (("DIAL-IN", 1), ("HTML5", 1), ("unknown", 2))
+    assert figures.clients == (("dial-in", 1), ("html5", 1), ("unknown", 2))

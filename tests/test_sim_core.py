@@ -58,7 +58,7 @@ def test_only_accepted_algorithms():
 
 def test_get_meetings_matches_truth(pool):
     truth = pool.truth()["nodes"]
-    assert any("DIAL-IN" in n.get("clients", {}) for n in truth.values())
+    assert any("dial-in" in n.get("clients", {}) for n in truth.values())
     for name in pool.names:
         if truth[name]["kind"] != "bbb":
             continue
@@ -78,9 +78,17 @@ def test_get_meetings_matches_truth(pool):
         }
         fanout = 0
         clients: dict[str, int] = {}
+        origins: dict[str, int] = {}
+        sizes = [0] * 7
         for meeting in meetings:
+            n = int(meeting.findtext("participantCount"))
+            sizes[sum(n > bound for bound in (0, 5, 25, 50, 100, 200))] += 1
+            if n:
+                server = (meeting.findtext("metadata/bbb-origin-server-name") or "").lower()
+                origins[server or "none"] = origins.get(server or "none", 0) + n
             for client in meeting.iterfind("attendees/attendee/clientType"):
-                clients[client.text] = clients.get(client.text, 0) + 1
+                # the truth spells client types as the exporter reports them: lower case
+                clients[client.text.lower()] = clients.get(client.text.lower(), 0) + 1
             for key in counts:
                 counts[key] += int(meeting.findtext(key))
             attendees = meeting.findall("attendees/attendee")
@@ -102,6 +110,10 @@ def test_get_meetings_matches_truth(pool):
         assert counts["moderatorCount"] == t["moderators"]
         assert fanout == t["video_fanout"]
         assert clients == t["clients"]
+        assert origins == t["origins"]
+        assert sizes == t["sizes"]
+        ids = sorted(m.findtext("internalMeetingID") for m in meetings)
+        assert ids == sorted([*t["internal_ids"]["meetings"], *t["internal_ids"]["breakout_rooms"]])
 
 
 def test_metrics_parse_and_match_truth(pool):
