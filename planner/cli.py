@@ -256,7 +256,7 @@ def cmd_size(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from confscale.planner.adapters import B3lbAdapter, build_actuators
+    from confscale.planner.adapters import B3lbAdapter, build_actuators, with_operator_holds
     from confscale.planner.api import create_app
     from confscale.planner.scrape import ExporterReader
     from confscale.planner.service import PlannerService
@@ -281,6 +281,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.prometheus:
         client = PrometheusClient(args.prometheus)
         read_current = lambda: read_prometheus_current(client)  # noqa: E731
+    if read_current is not None:  # nodes an operator holds out are not online capacity
+        read_current = with_operator_holds(read_current, actuators)
     service = PlannerService(
         loader,
         config,

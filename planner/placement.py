@@ -70,6 +70,9 @@ class NodeReading:
     receive_utilisation: float | None = None
     jitsi_stress: float | None = None
     pressure: float | None = None  # when a recording rule already gives it
+    # why the node's operator holds it out of its balancer (a Scalelite server they
+    # cordoned or disabled, a bridge they drained; planner.adapters): not online capacity
+    held: str | None = None
 
 
 def reading_pressure(reading: NodeReading, targets: PressureTargets) -> float | None:
@@ -105,7 +108,7 @@ def reading_pressures(
 
 @dataclass(frozen=True)
 class NodePlacement:
-    """One ranked node: ``state`` is available, out (pressure), stale or down."""
+    """One ranked node: ``state`` is available, out (pressure), held, stale or down."""
 
     node: str
     kind: str
@@ -150,7 +153,7 @@ class Placement:
         return {node.node: node.weight for node in self.nodes}
 
 
-_STATE_ORDER = {"available": 0, "out": 1, "stale": 2, "down": 3}
+_STATE_ORDER = {"available": 0, "out": 1, "held": 2, "stale": 3, "down": 4}
 
 
 def place(
@@ -165,7 +168,8 @@ def place(
     """Rank nodes for the next meeting.
 
     weight = 1 − pressure for available nodes (so ≥ 1 − ``hysteresis.out``), 0 for nodes
-    that are out, stale (no reading newer than ``stale_after`` seconds) or down.
+    that are out, held (by their operator in the balancer: ``NodeReading.held``), stale
+    (no reading newer than ``stale_after`` seconds) or down.
     A node goes out at pressure ≥ ``hysteresis.out`` and comes back only at
     ≤ ``hysteresis.back``; between the two it keeps its previous state.
     """
@@ -178,6 +182,8 @@ def place(
             state, reason = "stale", f"no reading in the last {stale_after:.0f}s"
         elif pressure is None:
             state, reason = "stale", "no load figures"
+        elif reading.held:
+            state, reason = "held", reading.held
         elif pressure >= hysteresis.out:
             state, reason = "out", f"pressure {pressure:.2f} ≥ {hysteresis.out}"
         elif reading.node in previous_out and pressure > hysteresis.back:
@@ -200,10 +206,10 @@ def place(
         )
     placed.sort(key=lambda p: (_STATE_ORDER[p.state], -p.weight, p.node))
     recommended = next((p.node for p in placed if p.state == "available"), None)
-    # A node that was out and is now stale or down stays remembered as out.
+    # A node that was out and is now held, stale or down stays remembered as out.
     out = frozenset(
         p.node
         for p in placed
-        if p.state == "out" or (p.state in ("stale", "down") and p.node in previous_out)
+        if p.state == "out" or (p.state in ("held", "stale", "down") and p.node in previous_out)
     )
     return Placement(now, tuple(placed), recommended, out)

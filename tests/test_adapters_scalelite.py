@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from adapter_support import placement_for
+from adapter_support import NOW, placement_for
+from confscale.planner.adapters import AdapterRunner, with_operator_holds
 from confscale.planner.adapters.http import AdapterError
 from confscale.planner.adapters.memory import NodeRecords
 from confscale.planner.adapters.scalelite import (
@@ -22,6 +23,8 @@ from confscale.planner.adapters.scalelite import (
     checksum,
     desired_factor,
 )
+from confscale.planner.placement import NodeReading, place
+from confscale.planner.snapshot import servers_online
 from fake_scalelite import FakeScalelite, FakeServer, serve
 
 SECRET = "lb-secret-0123456789"
@@ -201,3 +204,22 @@ def test_dry_run_reads_logs_and_changes_nothing(caplog: pytest.LogCaptureFixture
 def test_desired_factor_is_one_below_normal_and_grows_above() -> None:
     nodes = {n.node: n for n in placement_for({"a": 0.2, "b": 0.5, "c": 0.7, "d": 0.95}).nodes}
     assert [desired_factor(nodes[n]) for n in "abcd"] == [1.0, 1.0, 1.4, None]
+
+
+def test_operator_held_servers_are_not_online_capacity() -> None:
+    fake = pool()  # id-3 (bbb-03) disabled by the operator
+    readings = [
+        NodeReading(n, timestamp=NOW, pressure=0.3, participants=1.0)
+        for n in ("bbb-01", "bbb-02", "bbb-03")
+    ]
+    with serve(fake) as url:
+        runner = AdapterRunner(adapter(url))
+        read = with_operator_holds(lambda: readings, [runner])
+        before = place(read(), now=NOW)
+        assert servers_online(before, "bbb") == 3  # nothing known about Scalelite yet
+        assert runner.run_once(before)
+        after = place(read(), now=NOW)
+    states = {n.node: (n.state, n.reason, n.weight) for n in after.nodes}
+    assert states["bbb-03"] == ("held", "disabled by the operator in Scalelite (scalelite)", 0.0)
+    assert servers_online(after, "bbb") == 2
+    assert fake.servers["id-3"].state == "disabled"

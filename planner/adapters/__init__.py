@@ -8,6 +8,8 @@ through :mod:`.http` (timeouts; no URL query or checksum in any log line or erro
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -19,6 +21,7 @@ from confscale.planner.adapters.memory import NodeRecords
 from confscale.planner.adapters.runner import AdapterRunner
 from confscale.planner.adapters.scalelite import ALGORITHMS, ScaleliteAdapter
 from confscale.planner.adapters.scalelite import RECORD_SCHEMA as SCALELITE_SCHEMA
+from confscale.planner.placement import NodeReading
 
 # Old spellings that still work for one release, with a warning (docs/cli.md).
 ADAPTER_FLAGS_RENAMED = {"--actuate": "--adapters.actuate", "--b3lb": "--b3lb.enable"}
@@ -125,6 +128,25 @@ def build_actuators(args: argparse.Namespace) -> list[AdapterRunner]:
     return [AdapterRunner(adapter) for adapter in adapters]  # type: ignore[arg-type]
 
 
+def with_operator_holds(
+    read: Callable[[], Sequence[NodeReading]], actuators: Sequence[object]
+) -> Callable[[], list[NodeReading]]:
+    """``read`` with each reading's ``held`` set where an adapter saw its operator hold the
+    node out of the balancer (Scalelite cordoned/disabled, JVB drained by hand), so the
+    placement calls it ``held`` and the sizing does not count it as online capacity."""
+
+    def readings() -> list[NodeReading]:
+        holds: dict[str, str] = {}
+        for view in adapter_health(actuators):
+            for node, why in view.held_by_operator.items():
+                holds.setdefault(node, f"{why} ({view.adapter})")
+        return [
+            replace(r, held=holds[r.node]) if r.node in holds and not r.held else r for r in read()
+        ]
+
+    return readings
+
+
 def adapter_health(actuators: object) -> list[HealthView]:
     """The health of every adapter among ``actuators`` (for /metrics and the page)."""
     return [a.health.view() for a in actuators if isinstance(a, AdapterRunner)]  # type: ignore[attr-defined]
@@ -140,4 +162,5 @@ __all__ = [
     "adapter_health",
     "add_adapter_flags",
     "build_actuators",
+    "with_operator_holds",
 ]

@@ -49,7 +49,7 @@ def _thresholds() -> list[dict[str, object]]:
                 "fontWeight": "bold",
             }
         )
-    for state, colour in (("down", RED), ("stale", AMBER), ("out", AMBER)):
+    for state, colour in (("down", RED), ("stale", AMBER), ("out", AMBER), ("held", AMBER)):
         rules.append(
             {
                 "if": {"filter_query": f'{{state}} = "{state}"', "column_id": "state"},
