@@ -1,0 +1,270 @@
+"""The four placement policies of the closed-loop benchmark, each seeing the signal it
+really gets, when it gets it.
+
+1. ``scalelite``: Scalelite's own balancer, after blindsidenetworks/scalelite at
+   7498a81dc813efcb5116143c64d23493292f7b57 — ``lib/tasks/poll.rake`` (poll every 60 s:
+   load = Σ over non-breakout meetings of participantCount + moderatorCount, at least
+   ``LOAD_MIN_USER_COUNT`` = 15 while a meeting is younger than ``LOAD_JOIN_BUFFER_TIME``
+   = 15 min, × ``load_multiplier``; a server that fails ``SERVER_UNHEALTHY_THRESHOLD`` = 2
+   polls goes offline and its meetings are cleared; ``config/application.rb``),
+   ``app/models/server.rb`` (``find_available``: the enabled, online server of lowest
+   load; ``increment_load(n)`` adds n × multiplier) and
+   ``app/controllers/bigbluebutton_api_controller.rb`` (create and every join increment
+   the load by 1; a failed create leaves the meeting on its server, so a retry goes to
+   the same server until the poller takes it offline).
+2. ``seed``: the Scaleway seed's API: least CPU (the 5-minute rate from Prometheus) among
+   the nodes Prometheus has, the list refreshed every 30 s.
+3. ``scalelite+confscale``: (1) with confscale's Scalelite adapter (the real
+   ``planner.adapters.scalelite.plan``) setting cordon and ``load_multiplier`` after
+   every placement refresh.
+4. ``confscale-next``: a real :class:`~planner.service.PlannerService` fed the readings,
+   refreshed every placement interval, asked ``next_node()`` for every room.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import pandas as pd
+from confscale.planner.adapters.scalelite import Server, plan
+from confscale.planner.reservations import NoNodeAvailable
+from confscale.planner.service import PlannerService
+
+from bench.closedloop_pool import STEP, PoolLoad, Request
+
+SCALELITE_POLL_SECONDS = 60.0  # poll.rake's default interval
+LOAD_MIN_USER_COUNT = 15
+LOAD_JOIN_BUFFER_SECONDS = 15 * 60.0
+SERVER_UNHEALTHY_THRESHOLD = 2
+SEED_REFRESH_SECONDS = 30.0
+PLACEMENT_SECONDS = inspect.signature(PlannerService).parameters["placement_seconds"].default
+
+
+def every(seconds: float, step: int) -> bool:
+    return step % max(1, round(seconds / STEP)) == 0
+
+
+class Policy:
+    """Placement policy: ``tick`` once per step (polls), ``choose`` per create."""
+
+    name = "policy"
+
+    def tick(self, pool: PoolLoad, step: int) -> None: ...
+
+    def choose(self, pool: PoolLoad, step: int, request: Request) -> str:
+        raise NotImplementedError
+
+    def created(self, pool: PoolLoad, step: int, request: Request, node: str, ok: bool) -> None:
+        """Told whether the create on ``node`` worked (the node was up)."""
+
+
+@dataclass
+class ScaleliteServer:
+    load: float | None = 0.0
+    online: bool = True
+    state: str = "enabled"
+    load_multiplier: float = 1.0
+    unhealthy: int = 0
+
+
+@dataclass
+class Scalelite(Policy):
+    """Scalelite's own balancer (see the module docstring for the source it follows)."""
+
+    names: list[str]
+    name: str = "scalelite"
+    servers: dict[str, ScaleliteServer] = field(init=False)
+    pinned: dict[str, str] = field(default_factory=dict)  # failed creates stay on a server
+    _live: list = field(default_factory=list, repr=False)  # rooms not yet ended
+    _seen: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.servers = {n: ScaleliteServer() for n in self.names}
+
+    def tick(self, pool: PoolLoad, step: int) -> None:
+        if every(SCALELITE_POLL_SECONDS, step):
+            attendees = self._attendees(pool, step)
+            for name, server in self.servers.items():
+                if not pool.up(name, step):
+                    if server.online:
+                        server.unhealthy += 1
+                        if server.unhealthy >= SERVER_UNHEALTHY_THRESHOLD:
+                            server.online, server.load, server.unhealthy = False, None, 0
+                            self.pinned = {m: s for m, s in self.pinned.items() if s != name}
+                    continue
+                server.unhealthy = 0
+                server.online = True
+                server.load = attendees.get(name, 0.0) * server.load_multiplier
+                if server.state == "cordoned" and server.load == 0:
+                    server.state = "disabled"
+        # every join is an increment_load(1) on the meeting's server
+        for name, server in self.servers.items():
+            joins = pool.q["joins"][pool.index[name], step]
+            if joins and server.load is not None and server.state == "enabled" and server.online:
+                server.load += joins * server.load_multiplier
+
+    def _attendees(self, pool: PoolLoad, step: int) -> dict[str, float]:
+        """What getMeetings of each server gives poll.rake's total_attendees."""
+        placed = list(pool.placed.values())
+        self._live.extend(placed[self._seen :])  # rooms placed since the last poll
+        self._seen = len(placed)
+        self._live = [m for m in self._live if m[1] + m[2].steps > step]
+        totals: dict[str, float] = {}
+        for where, start, p, _ in self._live:
+            offset = step - start
+            if offset < 0 or not pool.up(where, step):
+                continue
+            attendees = p.participants[offset] + p.moderators[offset]
+            if offset * STEP < LOAD_JOIN_BUFFER_SECONDS:
+                attendees = max(attendees, LOAD_MIN_USER_COUNT)
+            totals[where] = totals.get(where, 0.0) + attendees
+        return totals
+
+    def choose(self, pool: PoolLoad, step: int, request: Request) -> str:
+        if request.meeting_id in self.pinned:
+            return self.pinned[request.meeting_id]
+        available = [
+            (s.load, n)
+            for n, s in self.servers.items()
+            if s.state == "enabled" and s.online and s.load is not None
+        ]
+        if not available:
+            raise NoNodeAvailable("Could not find any available servers.")
+        return min(available)[1]  # Redis zrange: by score, then member
+
+    def created(self, pool: PoolLoad, step: int, request: Request, node: str, ok: bool) -> None:
+        server = self.servers[node]
+        if server.load is not None and server.state == "enabled":
+            server.load += 1 * server.load_multiplier
+        if not ok:
+            self.pinned[request.meeting_id] = node
+        else:
+            self.pinned.pop(request.meeting_id, None)
+
+
+def confscale_service(pool: PoolLoad, clock: list[float]) -> PlannerService:
+    """A real planner service on the benchmark's readings and clock (no history)."""
+    return PlannerService(
+        lambda: pd.DataFrame(),
+        read_current=lambda: pool.readings(round(clock[0] / STEP)),
+        clock=lambda: clock[0],
+    )
+
+
+@dataclass
+class ScaleliteWithConfscale(Scalelite):
+    """Scalelite, with confscale's adapter (its real ``plan``) setting cordon and
+    load_multiplier after every placement refresh, as ``ScaleliteAdapter.apply`` does."""
+
+    name: str = "scalelite+confscale"
+    service: PlannerService | None = None
+    clock: list[float] = field(default_factory=lambda: [0.0])
+    memory: dict[str, dict] = field(default_factory=dict)  # the adapter's node records
+
+    def tick(self, pool: PoolLoad, step: int) -> None:
+        self.clock[0] = step * STEP
+        if self.service is None:
+            self.service = confscale_service(pool, self.clock)
+        if every(PLACEMENT_SECONDS, step) and step > 0:
+            placement = self.service.refresh_placement()
+            if placement is not None:
+                self._apply(placement)
+        super().tick(pool, step)
+
+    def _apply(self, placement) -> None:
+        view = {
+            n: Server(
+                n,
+                f"https://{n}.example.org/bigbluebutton/api/",
+                s.state,
+                s.load_multiplier,
+                "",
+                s.online,
+            )
+            for n, s in self.servers.items()
+        }
+        result = plan(placement, view, self.memory)
+        self.memory.update(result.records)
+        for action in result.actions:
+            server = self.servers[action.node]
+            state = action.server.get("state")
+            if state == "cordon":
+                server.state = "cordoned"
+            elif state == "enable":
+                server.state = "enabled"
+            if "load_multiplier" in action.server:
+                server.load_multiplier = float(action.server["load_multiplier"])
+            self.memory[action.node] = action.after
+
+
+@dataclass
+class Seed(Policy):
+    """Least CPU from Prometheus, the list refreshed every 30 s (no bookkeeping between)."""
+
+    name: str = "seed"
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def tick(self, pool: PoolLoad, step: int) -> None:
+        if every(SEED_REFRESH_SECONDS, step) and step > 0:
+            self.cpu = {
+                r.node: r.cpu_utilisation
+                for r in pool.readings(step)
+                if r.up and r.cpu_utilisation is not None
+            }
+
+    def choose(self, pool: PoolLoad, step: int, request: Request) -> str:
+        if not self.cpu:
+            return pool.names[step % len(pool.names)]  # before the first refresh
+        return min((v, n) for n, v in self.cpu.items())[1]
+
+
+@dataclass
+class ConfscaleNext(Policy):
+    """Every room asks ``/next`` of a real planner service (reservations and all)."""
+
+    name: str = "confscale-next"
+    service: PlannerService | None = None
+    clock: list[float] = field(default_factory=lambda: [0.0])
+    fallbacks: int = 0  # rooms /next could not place (every node full): the placement's best
+    sized: bool = False  # the front end passes ?expected_participants= (the room's size)
+    answers: int = 0  # nodes /next named (each with a reservation)
+
+    def tick(self, pool: PoolLoad, step: int) -> None:
+        self.clock[0] = step * STEP
+        if self.service is None:
+            self.service = confscale_service(pool, self.clock)
+        if (every(PLACEMENT_SECONDS, step) and step > 0) or self.service.placement() is None:
+            self.service.refresh_placement()
+
+    def choose(self, pool: PoolLoad, step: int, request: Request) -> str:
+        assert self.service is not None
+        size = request.size if self.sized and request.size > 0 else None
+        try:
+            node = str(self.service.next_node(expected_participants=size)["node"])
+            self.answers += 1
+            return node
+        except NoNodeAvailable:
+            self.fallbacks += 1
+            placement = self.service.placement()
+            ranked = [n for n in placement.nodes if n.kind == "bbb" and n.state != "down"]
+            if not ranked:
+                raise
+            return min(ranked, key=lambda n: (n.pressure or 0.0, n.node)).node
+
+
+POLICIES = ("scalelite", "seed", "scalelite+confscale", "confscale-next", "confscale-next+size")
+
+
+def make_policy(name: str, names: list[str]) -> Policy:
+    if name == "scalelite":
+        return Scalelite(list(names))
+    if name == "seed":
+        return Seed()
+    if name == "scalelite+confscale":
+        return ScaleliteWithConfscale(list(names))
+    if name == "confscale-next":
+        return ConfscaleNext()
+    if name == "confscale-next+size":
+        return ConfscaleNext(name=name, sized=True)
+    raise ValueError(f"unknown policy {name!r}; policies: {', '.join(POLICIES)}")
