@@ -7,6 +7,7 @@ rules of routes.rb and api_helper.rb. Behaviour: the issue's "done when" for Sca
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from adapter_support import NOW, placement_for
-from confscale.planner.adapters import AdapterRunner, with_operator_holds
+from confscale.planner.adapters import AdapterRunner, build_actuators, with_operator_holds
 from confscale.planner.adapters.http import AdapterError
 from confscale.planner.adapters.memory import NodeRecords
 from confscale.planner.adapters.scalelite import (
@@ -223,3 +224,26 @@ def test_operator_held_servers_are_not_online_capacity() -> None:
     assert states["bbb-03"] == ("held", "disabled by the operator in Scalelite (scalelite)", 0.0)
     assert servers_online(after, "bbb") == 2
     assert fake.servers["id-3"].state == "disabled"
+
+
+def test_a_state_dir_of_the_previous_version_is_read(tmp_path: Path) -> None:
+    (tmp_path / "scalelite-cordoned.json").write_text('["bbb-01"]')  # the old list format
+    args = argparse.Namespace(
+        actuate=True,
+        scalelite_url="http://127.0.0.1:9",
+        scalelite_secret_file=tmp_path / "secret",
+        scalelite_algorithm="sha256",
+        scalelite_map=None,
+        jitsi_bridges=None,
+        b3lb=False,
+        adapter_state_dir=tmp_path,
+    )
+    (tmp_path / "secret").write_text(SECRET)
+    (runner,) = build_actuators(args)
+    fake = pool()
+    fake.servers["id-1"].state = "disabled"  # auto-disabled while the old planner ran
+    with serve(fake) as url:
+        runner.adapter.url = url
+        assert runner.run_once(placement_for({"bbb-01": 0.3}))
+    assert fake.servers["id-1"].state == "enabled"  # ours, so re-enabled
+    assert json.loads((tmp_path / "scalelite.json").read_text())["bbb-01"]["cordoned"] is False

@@ -87,8 +87,13 @@ def _records(args: argparse.Namespace, name: str, schema: dict) -> NodeRecords:
     directory = getattr(args, "adapter_state_dir", None)
     if directory is None:
         return NodeRecords(schema)
-    legacy = {"scalelite": "scalelite-cordoned.json", "jitsi": "jitsi-drained.json"}[name]
-    return NodeRecords(schema, directory / f"{name}.json", legacy_path=directory / legacy)
+    legacy, field = {
+        "scalelite": ("scalelite-cordoned.json", "cordoned"),
+        "jitsi": ("jitsi-drained.json", "ours"),
+    }[name]
+    return NodeRecords(
+        schema, directory / f"{name}.json", legacy_path=directory / legacy, legacy_field=field
+    )
 
 
 def build_actuators(args: argparse.Namespace) -> list[AdapterRunner]:

@@ -45,7 +45,8 @@ class NodeRecords:
 
     schema: Schema
     path: Path | None = None
-    legacy_path: Path | None = None  # an old JSON list of node names: {"ours": True} each
+    legacy_path: Path | None = None  # an old JSON list of node names ...
+    legacy_field: str = "ours"  # ... each read as {legacy_field: True}
     records: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -59,7 +60,7 @@ class NodeRecords:
         except (OSError, ValueError) as exc:
             raise ValueError(f"{source}: cannot read adapter state: {exc}") from exc
         if source == self.legacy_path and isinstance(data, list):
-            data = {str(node): {"ours": True} for node in data}
+            data = {str(node): {self.legacy_field: True} for node in data}
         if not isinstance(data, dict):
             raise ValueError(f"{source}: adapter state must be a JSON object of node records")
         self.records = {n: _check(source, n, r, self.schema) for n, r in data.items()}
