@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import FrameType
 
 from confscale.exporter.collector import build_version
@@ -15,6 +14,7 @@ from confscale.exporter.config import ConfigError, load_config
 from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES
 from confscale.exporter.http import ExporterApp, serve
 from confscale.exporter.poller import DEFAULT_WORKERS, Poller
+from confscale.exporter.reload import Reloader
 from confscale.exporter.sharding import Shard, parse_shard
 
 from confscale.flags import (
@@ -116,26 +116,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     poller = Poller(config, workers=args.workers, max_bytes=args.max_bytes)
-    reload_lock = threading.Lock()
-
-    def reload() -> None:
-        with reload_lock:
-            try:
-                new = args.shard.select(load_config(args.config_file))
-            except ConfigError as exc:
-                log.error("reload failed, keeping the old configuration: %s", exc)
-                raise
-            poller.replace_config(new)
-            log.info("configuration reloaded", extra={"nodes": len(new.nodes)})
+    reloader = Reloader(
+        lambda: args.shard.select(load_config(args.config_file)), poller.replace_config
+    )
 
     try:
-        server = serve(ExporterApp(poller, reload), listen.bind_host, listen.port)
+        app = ExporterApp(poller, reloader.reload, collectors=(reloader,))
+        server = serve(app, listen.bind_host, listen.port)
     except OSError as exc:
         print(f"confscale-exporter: cannot listen on {listen}: {exc.strerror}", file=sys.stderr)
         return 2
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=_quiet(reload), name="confscale-reload", daemon=True).start()
+        threading.Thread(
+            target=reloader.reload_quietly, name="confscale-reload", daemon=True
+        ).start()
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, name="confscale-stop", daemon=True).start()
@@ -160,14 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         poller.stop()
         log.info("stopped")
     return 0
-
-
-def _quiet(reload: Callable[[], None]) -> Callable[[], None]:
-    def run() -> None:
-        with contextlib.suppress(ConfigError):  # already logged; the old config stays
-            reload()
-
-    return run
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ never appear in an error, a repr or a log line.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,10 @@ CHECKSUM_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 DEFAULT_LINK_MBIT = 500.0
 DEFAULT_INTERVAL = 15.0
 DEFAULT_TIMEOUT = 5.0
+MAX_DURATION = 24 * 3600.0  # interval and timeout: anything longer is a typo
+MAX_LINK_MBIT = 1e6  # 1 Tbit/s: more is a typo (and a larger float overflows to inf)
+MAX_SECRET_BYTES = 4096  # a BBB secret is 32-64 characters
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # about 50,000 nodes
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 # Pool names and tags become label values and parts of the planner's API (?pool=, ?tag=,
@@ -184,9 +190,36 @@ def parse_duration(value: object, where: str) -> float:
             raise ConfigValueError(
                 f"{where}: expected a duration like 15s, 500ms or 1m30s, got {value!r}"
             ) from None
+    if not math.isfinite(seconds):  # YAML's .nan and .inf are floats
+        raise ConfigValueError(f"{where}: expected a finite duration like 15s, got {value!r}")
     if seconds <= 0:
         raise ConfigValueError(f"{where}: must be greater than zero, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ConfigValueError(
+            f"{where}: at most {MAX_DURATION / 3600:g}h, got {value!r} ({seconds:g}s)"
+        )
     return seconds
+
+
+def read_small_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; OSError or ValueError naming
+    the problem otherwise. Opened without blocking, so a FIFO cannot hang the loader, and
+    read with a bound, so /dev/zero cannot fill memory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("is not a regular file")
+        if info.st_size > max_bytes:
+            raise ValueError(f"is larger than {max_bytes} bytes")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # grew while we read it
+        raise ValueError(f"is larger than {max_bytes} bytes")
+    return data
 
 
 def load_config(
@@ -195,9 +228,13 @@ def load_config(
     """Read and validate ``path``; raises a ConfigError naming file, node and key."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_small_file(file, MAX_CONFIG_BYTES).decode("utf-8")
     except OSError as exc:
         raise ConfigFileError(f"{file}: cannot read the configuration: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        raise ConfigFileError(f"{file}: cannot read the configuration: {exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -321,9 +358,15 @@ def _parse_node(
     pool = _pool_name(raw.get("pool"), f"{where}: key 'pool'") or file_pool
     tags = _parse_tags(raw.get("tags"), f"{where}: key 'tags'")
     link = raw.get("link_capacity_mbit", DEFAULT_LINK_MBIT)
-    if isinstance(link, bool) or not isinstance(link, int | float) or link <= 0:
+    if (
+        isinstance(link, bool)
+        or not isinstance(link, int | float)
+        or not math.isfinite(link)  # YAML's .nan and .inf are floats
+        or not 0 < link <= MAX_LINK_MBIT
+    ):
         raise ConfigValueError(
-            f"{where}: key 'link_capacity_mbit': expected a positive number of Mbit/s, got {link!r}"
+            f"{where}: key 'link_capacity_mbit': expected a positive number of Mbit/s "
+            f"up to {MAX_LINK_MBIT:g}, got {link!r}"
         )
     settings = {
         kind.key: kind.parse(raw[kind.key], f"{where}: key '{kind.key}'", context)
@@ -415,9 +458,13 @@ def _read_secret(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            value = read_small_file(path, MAX_SECRET_BYTES).decode("utf-8").strip()
         except OSError as exc:
             raise SecretError(f"{where}.secret_file: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SecretError(f"{where}.secret_file: {path} is not UTF-8 text") from None
+        except ValueError as exc:
+            raise SecretError(f"{where}.secret_file: {path} {exc}") from None
         if not value:
             raise SecretError(f"{where}.secret_file: {path} is empty")
         return Secret(value)

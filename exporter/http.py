@@ -1,21 +1,21 @@
-"""HTTP routes: /metrics, /probe, /-/healthy, /-/reload. Routing only, no logic."""
+"""HTTP routes: /metrics, /probe, /-/healthy, /-/reload. Routing only, no logic (the
+server and its limits are exporter/server.py)."""
 
 from __future__ import annotations
 
 import html
 import logging
-import socket
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from confscale.exporter.collector import SnapshotCollector
 from confscale.exporter.config import ConfigError
 from confscale.exporter.exposition import CONTENT_TYPE, render
 from confscale.exporter.page import MetricsPage
 from confscale.exporter.poller import Poller
+from confscale.exporter.server import BoundedWSGIServer, make_bounded_server
+from prometheus_client.registry import Collector
 
 log = logging.getLogger("confscale.exporter")
 StartResponse = Callable[..., Any]
@@ -25,18 +25,49 @@ _INDEX = b"""<html><head><title>confscale exporter</title></head><body>
 <li>/probe?node=NAME</li><li><a href="-/healthy">/-/healthy</a></li></ul></body></html>"""
 
 
-class ExporterApp:
-    """The WSGI application; ``reload`` is whatever re-reads the configuration."""
+# path -> the methods it answers (HEAD: the GET head without its body)
+_ROUTES = {
+    "/metrics": ("GET", "HEAD"),
+    "/probe": ("GET", "HEAD"),
+    "/-/healthy": ("GET", "HEAD"),
+    "/-/reload": ("POST",),
+    "/": ("GET", "HEAD"),
+}
 
-    def __init__(self, poller: Poller, reload: Callable[[], None]) -> None:
+
+class ExporterApp:
+    """The WSGI application; ``reload`` is whatever re-reads the configuration, and
+    ``collectors`` add families rendered fresh on every /metrics scrape."""
+
+    def __init__(
+        self,
+        poller: Poller,
+        reload: Callable[[], object],
+        *,
+        collectors: Sequence[Collector] = (),
+    ) -> None:
         self._poller = poller
         self._reload = reload
-        self._page = MetricsPage(poller.snapshot)
+        self._page = MetricsPage(poller.snapshot, extra=collectors)
         poller.on_snapshot(self._page.refresh)
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
+        allowed = _ROUTES.get(path)
+        if allowed is None:
+            return _text(start, "404 Not Found", "not found\n")
+        if method not in allowed:
+            return _text(
+                start,
+                "405 Method Not Allowed",
+                f"use {' or '.join(allowed)}\n",
+                [("Allow", ", ".join(allowed))],
+            )
+        body = self._route(path, environ, start)
+        return [] if method == "HEAD" else body
+
+    def _route(self, path: str, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         if path == "/metrics":
             return _body(start, self._page.body())
         if path == "/probe":
@@ -44,17 +75,16 @@ class ExporterApp:
         if path == "/-/healthy":
             return _text(start, "200 OK", "OK\n")
         if path == "/-/reload":
-            if method != "POST":
-                return _text(start, "405 Method Not Allowed", "use POST\n")
             try:
                 self._reload()
             except ConfigError as exc:
                 return _text(start, "500 Internal Server Error", f"reload failed: {exc}\n")
             return _text(start, "200 OK", "reloaded\n")
-        if path == "/":
-            start("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-            return [_INDEX]
-        return _text(start, "404 Not Found", "not found\n")
+        start(
+            "200 OK",
+            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(_INDEX)))],
+        )
+        return [_INDEX]
 
     def _probe(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         names = parse_qs(environ.get("QUERY_STRING", "")).get("node", [])
@@ -76,30 +106,15 @@ def _body(start: StartResponse, body: bytes) -> Iterable[bytes]:
     return [body]
 
 
-def _text(start: StartResponse, status: str, text: str) -> Iterable[bytes]:
+def _text(
+    start: StartResponse, status: str, text: str, extra: Sequence[tuple[str, str]] = ()
+) -> Iterable[bytes]:
     body = text.encode("utf-8")
-    start(
-        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    )
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start(status, [*headers, *extra])
     return [body]
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _ThreadingServerV6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        # Request lines are not logged: a /probe query names nodes, nothing more is useful.
-        return
-
-
-def serve(app: ExporterApp, host: str, port: int) -> WSGIServer:
-    """A threading HTTP server for ``app`` bound to host:port (not yet serving)."""
-    server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
-    return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+def serve(app: ExporterApp, host: str, port: int) -> BoundedWSGIServer:
+    """The bounded HTTP server (exporter/server.py) for ``app`` on host:port, not yet serving."""
+    return make_bounded_server(host, port, app)

@@ -3,33 +3,43 @@
 The poller hands each new snapshot over as soon as its cycle ends, so the render runs
 in the poller's thread and a scrape only copies bytes. A snapshot that goes stale is
 rendered once more in its stale form (up 0, no figures). The exporter's own process
-figures (CPU, memory, file descriptors) are small and rendered fresh on every scrape.
+figures (CPU, memory, file descriptors) and the ``extra`` collectors (the reload status)
+are small and rendered fresh on every scrape.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
 
 from confscale.exporter.collector import SnapshotCollector
 from confscale.exporter.exposition import render
 from confscale.exporter.poller import Snapshot
 from prometheus_client import PlatformCollector, ProcessCollector
+from prometheus_client.registry import Collector
 
 
 class MetricsPage:
     """Cached text exposition of the latest snapshot."""
 
     def __init__(
-        self, source: Callable[[], Snapshot | None], clock: Callable[[], float] = time.time
+        self,
+        source: Callable[[], Snapshot | None],
+        clock: Callable[[], float] = time.time,
+        *,
+        extra: Sequence[Collector] = (),
     ) -> None:
         self._source = source
         self._clock = clock
         self._lock = threading.Lock()
         self._rendered: tuple[Snapshot | None, bool, bytes] | None = None
-        self._process = (ProcessCollector(registry=None), PlatformCollector(registry=None))
+        self._process = (
+            *extra,
+            ProcessCollector(registry=None),
+            PlatformCollector(registry=None),
+        )
 
     def body(self) -> bytes:
         """The page for the current snapshot (rendered now only if not yet cached)."""

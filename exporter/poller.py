@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from confscale.exporter.bbbfigures import BbbFigures
+from confscale.exporter.coalesce import Coalescer
 from confscale.exporter.config import NodeConfig, PoolConfig
 from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
 from confscale.exporter.registry import BY_KEY
@@ -192,6 +193,7 @@ class Poller:
         )
         self._client = HttpClient(connections_per_host=workers, hosts=2 * len(config.nodes))
         self._state = PollState()
+        self._probes: Coalescer[Snapshot] = Coalescer()
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._stop = threading.Event()
@@ -229,9 +231,17 @@ class Poller:
         )
 
     def probe(self, node: NodeConfig) -> Snapshot:
-        """Poll one node now, outside the cycle, into a snapshot of its own (``/probe``)."""
-        return probe_node(
-            self._client, node, self._config, max_bytes=self._max_bytes, clock=self._clock
+        """Poll one node now, outside the cycle, into a snapshot of its own (``/probe``).
+
+        Concurrent probes of one node share one poll, and a probe finished less than
+        PROBE_REUSE_SECONDS ago is served again (exporter/coalesce.py).
+        """
+        config = self._config
+        return self._probes.get(
+            (node, config.pool, config.timeout),
+            lambda: probe_node(
+                self._client, node, config, max_bytes=self._max_bytes, clock=self._clock
+            ),
         )
 
     def run_cycle(self) -> Snapshot:

@@ -236,3 +236,17 @@ def silence() -> Behaviour:
 
 def https_url(url: str) -> str:
     return url.replace("http://", "https://", 1)
+
+
+def slow_answer(delay: float) -> Behaviour:
+    """A valid, empty getMeetings answer after ``delay`` seconds."""
+    answer = head_then(
+        b"HTTP/1.1 200 OK",
+        [b"Content-Type: text/xml", f"Content-Length: {len(GET_MEETINGS)}".encode()],
+    )
+
+    def run(conn: Conn) -> None:
+        conn.stop.wait(delay)
+        answer(conn)
+
+    return run

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 from confscale.exporter.config import (
+    MAX_SECRET_BYTES,
     ConfigError,
     ConfigFileError,
     ConfigValueError,
@@ -130,6 +132,24 @@ BAD = [
         "nodes: [{name: a, host: local, link_capacity_mbit: -5}]\n",
         ConfigValueError,
         ["node a", "link_capacity_mbit"],
+    ),
+    *(
+        (
+            f"link {value}",
+            f"nodes: [{{name: a, host: local, link_capacity_mbit: {value}}}]\n",
+            ConfigValueError,
+            ["node a", "link_capacity_mbit", "positive number"],
+        )
+        for value in (".nan", ".inf", "-.inf", "1.0e+308", "2000000")
+    ),
+    *(
+        (
+            f"{key} {value}",
+            f"{key}: {value}\nnodes: [{{name: a, host: local}}]\n",
+            ConfigValueError,
+            ["pool.yml", key],
+        )
+        for key, value in (("interval", ".nan"), ("interval", ".inf"), ("timeout", ".nan"))
     ),
     (
         "bad url",
@@ -268,3 +288,42 @@ def test_node_pool_overrides_the_file_pool_and_tags_are_sorted(tmp_path: Path) -
     )
     assert (b.pool, b.tags, b.tags_label()) == ("medicine", ("7",), ",7,")
     assert (c.pool, c.tags, c.tags_label()) == ("campus", (), "")
+
+
+BBB_WITH_SECRET_FILE = "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: s}}]\n"
+
+
+def secret_error(tmp_path: Path) -> str:
+    with pytest.raises(SecretError) as raised:
+        load_config(write(tmp_path, BBB_WITH_SECRET_FILE), environ={})
+    return str(raised.value)
+
+
+def test_a_fifo_as_secret_file_is_refused_not_waited_for(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "s")  # nobody writes: reading it would block for ever
+    message = secret_error(tmp_path)
+    assert "node a" in message and str(tmp_path / "s") in message
+    assert "not a regular file" in message
+
+
+def test_a_device_as_secret_file_is_refused_unread(tmp_path: Path) -> None:
+    (tmp_path / "s").symlink_to("/dev/zero")  # endless: read whole it fills memory
+    assert "not a regular file" in secret_error(tmp_path)
+
+
+def test_a_large_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s").write_bytes(b"x" * (MAX_SECRET_BYTES + 1))
+    assert f"larger than {MAX_SECRET_BYTES} bytes" in secret_error(tmp_path)
+
+
+def test_a_secret_file_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "s").write_bytes(b"\xff\xfe" + SECRET.encode("utf-16-le"))
+    message = secret_error(tmp_path)
+    assert "node a" in message and str(tmp_path / "s") in message
+    assert "not UTF-8" in message and SECRET not in message
+
+
+def test_a_fifo_as_config_file_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pool.yml")
+    with pytest.raises(ConfigFileError, match="not a regular file"):
+        load_config(tmp_path / "pool.yml", environ={})

@@ -7,14 +7,22 @@ simulator's healthy nodes with every hostile node beside them and few workers.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import hostile
 import pytest
+import requests
+import yaml
 from confscale.exporter.bbb import poll_bbb
 from confscale.exporter.config import BbbSource, Secret, TlsOptions
 from confscale.exporter.fetch import HttpClient, PollError
+from harness import simulator
+from test_exporter_e2e import assert_node_matches_truth, exporter_config
+from test_exporter_support import exporter, parse_text, series, value
 
 SECRET = "Hostile-Suite-Secret-93c1e0"
 TIMEOUT = 0.6
@@ -100,3 +108,61 @@ def test_close_ends_every_exchange_in_flight_at_once() -> None:
         assert not worker.is_alive(), "close() did not end the poll"
     assert len(outcome) == 1 and isinstance(outcome[0], PollError)
     assert outcome[0].reason == "timeout"
+
+
+def test_hostile_nodes_beside_healthy_ones_in_a_real_exporter(tmp_path: Path) -> None:
+    """Every hostile node down with its own reason, the simulator's healthy nodes exact and
+    up with three workers, /probe of a dripping node answers, SIGTERM is prompt, and no
+    output at debug level holds the secret or any checksum that was sent."""
+    with contextlib.ExitStack() as stack:
+        sim = stack.enter_context(simulator(nodes=3, secret=SECRET))
+        nodes = {
+            name: stack.enter_context(hostile.HostileNode(behaviour, hold=30, **options))
+            for name, (behaviour, options, _, _) in CASES.items()
+        }
+        config = exporter_config(sim, tmp_path / "pool.yml", interval="4s", timeout="1s")
+        data = yaml.safe_load(config.read_text())
+        secret_file = data["nodes"][0]["bbb"]["secret_file"]
+        for name, node in nodes.items():
+            bbb = {"url": bbb_source(node, name).url, "secret_file": secret_file}
+            if name == "tls-to-plain":
+                bbb["tls"] = {"insecure_skip_verify": True}
+            data["nodes"].append({"name": name, "bbb": bbb})
+        config.write_text(yaml.safe_dump(data))
+        running = stack.enter_context(exporter(config, "--poll.workers=3"))
+        samples = running.wait_cycles(2, timeout=60)
+        truth = sim.truth()["nodes"]
+        probe = requests.get(f"{running.url}/probe", params={"node": "header-drip"}, timeout=20)
+        page = requests.get(f"{running.url}/metrics", timeout=10).text
+        status = running.proc.stop()
+        log = running.proc.log_path.read_text(errors="replace")
+        sent = set().union(*(node.checksums() for node in nodes.values()))
+    for name in truth:
+        assert_node_matches_truth(samples, name, truth[name])
+    for name, (_, _, reason, _) in CASES.items():
+        assert value(samples, "confscale_node_up", node=name, pool="sim", source="bbb") == 0
+        reasons = {
+            dict(key)["reason"]
+            for key in series(samples, "confscale_node_poll_errors_total", node=name)
+        }
+        assert reasons == {reason}, name  # its own reason, never overrun
+    assert probe.status_code == 200
+    assert (
+        value(
+            parse_text(probe.text),
+            "confscale_node_up",
+            node="header-drip",
+            pool="sim",
+            source="bbb",
+        )
+        == 0
+    )
+    assert status == 0, "SIGTERM waited for a node (or the exporter crashed)"
+    # one secret for the pool, one getMeetings call: every node got the same checksum, and
+    # it is exactly the one the simulator's nodes got too
+    assert sent == {hashlib.sha256(f"getMeetings{SECRET}".encode()).hexdigest()}
+    assert "getMeetings?<redacted>" in log  # urllib3's debug request line, redacted
+    for text in (log, page, probe.text):
+        assert SECRET not in text
+        for checksum in sent:
+            assert checksum not in text
