@@ -72,3 +72,15 @@ def test_concurrent_probes_of_one_node_share_one_poll(tmp_path: Path) -> None:
     assert ups == [1] * 30
     # 30 concurrent probes, one poll (two if a late one came after the reuse window)
     assert 1 <= probes <= 2, probes
+
+
+def test_the_reload_metrics_are_documented() -> None:
+    from confscale.exporter.reload import Reloader
+    from harness import REPO
+
+    names = [family.name for family in Reloader(lambda: None, print).collect()]
+    assert len(names) == 2
+    for doc in ("exporter.md", "contracts.md"):
+        text = (REPO / "docs" / doc).read_text()
+        for name in names:
+            assert f"`{name}`" in text, (doc, name)
