@@ -108,3 +108,23 @@ PRESSURE_BAD = HYSTERESIS.out
 #: Utilisation colours: amber from 60 %, red at the CPU target.
 UTILISATION_WARN = 0.6
 UTILISATION_BAD = TARGET["cpu"]
+
+
+# --- health of the rest of a node (alerts/rules/confscale-health.yml) -----------------
+
+#: A recording whose meeting ended this long ago and is still processing is a backlog:
+#: bbb-record-core processes a recording in about its length on one core, so a two-hour
+#: lecture is done within about two hours unless the queue is stuck or starved.
+RECORDINGS_BACKLOG_SECONDS = 4 * 3600
+#: MemAvailable below this share of MemTotal: the kernel is about to reclaim hard or
+#: the OOM killer will pick FreeSWITCH or a bridge.
+MEMORY_AVAILABLE_MIN = 0.10
+#: Free space of a watched filesystem (root, recordings): warn while there is time to
+#: act (raw recordings of a busy afternoon are tens of GB), page when writes will fail.
+DISK_FREE = MappingProxyType({"warning": 0.10, "critical": 0.05})
+#: A bridge in graceful shutdown waits for its conferences to end: longer than a long
+#: meeting and it is stuck (an empty bridge exits at once).
+JVB_SHUTDOWN_STUCK = "1h"
+#: Different BBB versions in one pool for longer than this: an upgrade was left half done
+#: (a rolling upgrade of a pool takes hours, not days).
+VERSIONS_MIXED_FOR = "24h"

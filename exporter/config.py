@@ -38,7 +38,9 @@ MAX_TAGS_PER_NODE = 8  # a Scalelite server has one tag, a b3lb node one cluster
 MAX_TAGS_PER_FILE = 16  # each tag is a sub-pool the planner sizes on its own
 _TOP_KEYS = frozenset({"pool", "interval", "timeout", "nodes"})
 _NODE_KEYS = frozenset({"name", "pool", "tags", "link_capacity_mbit"})  # + source keys
-_BBB_KEYS = frozenset({"url", "secret", "secret_file", "checksum", "tls", "origins_top"})
+_BBB_KEYS = frozenset(
+    {"url", "secret", "secret_file", "checksum", "tls", "origins_top", "recordings"}
+)
 _HOST_KEYS = frozenset({"node_exporter", "interface", "filesystems", "tls"})
 _MAX_FILESYSTEMS = 8  # one series pair each: keep the mountpoint label bounded
 _JITSI_KEYS = frozenset({"url", "metrics", "tls"})
@@ -354,7 +356,7 @@ def _parse_node(
             f"{where}: key 'name': expected a node name (letters, digits, - _ . :), got {name!r}"
         )
     where = f"{where} (node {name})"
-    _reject_unknown(raw, _NODE_KEYS | {kind.key for kind in SOURCES}, where)
+    _reject_unknown(raw, _NODE_KEYS | {kind.yaml_key for kind in SOURCES}, where)
     pool = _pool_name(raw.get("pool"), f"{where}: key 'pool'") or file_pool
     tags = _parse_tags(raw.get("tags"), f"{where}: key 'tags'")
     link = raw.get("link_capacity_mbit", DEFAULT_LINK_MBIT)
@@ -368,15 +370,15 @@ def _parse_node(
             f"{where}: key 'link_capacity_mbit': expected a positive number of Mbit/s "
             f"up to {MAX_LINK_MBIT:g}, got {link!r}"
         )
-    settings = {
-        kind.key: kind.parse(raw[kind.key], f"{where}: key '{kind.key}'", context)
-        for kind in SOURCES
-        if raw.get(kind.key) is not None
-    }
+    settings = {}
+    for kind in SOURCES:
+        if raw.get(kind.yaml_key) is not None:
+            parsed = kind.parse(raw[kind.yaml_key], f"{where}: key '{kind.yaml_key}'", context)
+            if parsed is not None:
+                settings[kind.key] = parsed
     if not settings:
-        raise ConfigValueError(
-            f"{where}: no source; expected at least one of {', '.join(k.key for k in SOURCES)}"
-        )
+        keys = dict.fromkeys(k.yaml_key for k in SOURCES)
+        raise ConfigValueError(f"{where}: no source; expected at least one of {', '.join(keys)}")
     return NodeConfig(
         name=name,
         link_capacity_bytes_per_second=float(link) * 1e6 / 8,

@@ -43,6 +43,14 @@ BBB_GAUGES: tuple[Gauge, ...] = (
 BBB_METRICS = MappingProxyType({g.field: g.metric for g in BBB_GAUGES})
 
 
+# BBB beyond getMeetings: the API root's versions (exporter/bbb_version.py) and
+# getRecordings by state (exporter/recordings.py, optional and slower).
+BBB_VERSION_INFO = "bbb_version_info"
+BBB_RECORDINGS = "bbb_recordings"
+BBB_RECORDINGS_OLDEST_PROCESSING = "bbb_recordings_oldest_processing_timestamp_seconds"
+RECORDING_STATES = ("processing", "processed", "published", "unpublished", "deleted")
+
+
 # The Jitsi part: one gauge jitsi_<field> per field, from /colibri/stats or from the
 # bridge's own Prometheus page (exporter/jitsi_native.py maps its families onto these
 # fields). Names follow systemli's prometheus-jitsi-meet-exporter where it has one.
@@ -216,6 +224,9 @@ NODE_FAMILIES: tuple[MetricSpec, ...] = (
     ORIGINS,
     MEETINGS_STARTED,
     BREAKOUTS_STARTED,
+    MetricSpec(BBB_VERSION_INFO, "gauge", "The node's BBB and API versions; always 1."),
+    MetricSpec(BBB_RECORDINGS, "gauge", "Recordings on the node by state."),
+    MetricSpec(BBB_RECORDINGS_OLDEST_PROCESSING, "gauge", "Oldest recording still processing."),
     *(MetricSpec(g.metric, "gauge", g.help) for g in JITSI_GAUGES),
     MetricSpec(JITSI_CONFERENCE_SIZES, "gauge", "Conferences with at most le endpoints."),
     MetricSpec(JITSI_VERSION_INFO, "gauge", "The bridge's version; the value is always 1."),

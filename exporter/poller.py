@@ -142,6 +142,8 @@ class PollState:
                 breakouts + len(figures.breakout_ids - seen[1]),
             )
         self._seen[node] = (figures.meeting_ids, figures.breakout_ids)
+        # the last result of each slower source, reused until its next poll is due
+        self.held: dict[tuple[str, str], SourceResult] = {}
 
     def record(self, results: tuple[SourceResult, ...]) -> None:
         for result in results:
@@ -172,6 +174,27 @@ class PollState:
         bbb = {n.name for n in config.nodes if "bbb" in n.sources()}
         self.started = {k: v for k, v in self.started.items() if k in bbb}
         self._seen = {k: v for k, v in self._seen.items() if k in bbb}
+        self.held = {k: v for k, v in self.held.items() if k in keep}
+
+    def due(self, node: NodeConfig, source: str, now: float) -> SourceResult | None:
+        """The held result of a slower source that is not due yet, else None (poll it)."""
+        kind = BY_KEY.get(source)
+        every = kind.interval(node.source(source)) if kind is not None else None
+        held = self.held.get((node.name, source))
+        if every is None or held is None or now - held.finished_at >= every:
+            return None
+        return held
+
+    def hold(self, results: tuple[SourceResult, ...], nodes: dict[str, NodeConfig]) -> None:
+        """Keep the successes of slower sources; a failure is retried the next cycle."""
+        for result in results:
+            kind, node = BY_KEY.get(result.source), nodes.get(result.node)
+            if kind is None or node is None or kind.every is None:
+                continue
+            if result.ok:
+                self.held[(result.node, result.source)] = result
+            else:
+                self.held.pop((result.node, result.source), None)
 
 
 class Poller:
@@ -248,7 +271,10 @@ class Poller:
         """Poll every source of every node once and publish the snapshot."""
         config = self._config
         started_wall, started = self._clock(), time.monotonic()
-        tasks = [(node, source) for node in select_nodes(config) for source in node.sources()]
+        pairs = [(node, source) for node in select_nodes(config) for source in node.sources()]
+        with self._lock:
+            held = {(n.name, s): self._state.due(n, s, started_wall) for n, s in pairs}
+        tasks = [(node, source) for node, source in pairs if held[(node.name, source)] is None]
         futures = [
             self._executor.submit(self._task, node, source, config.timeout)
             for node, source in tasks
@@ -256,21 +282,25 @@ class Poller:
         # A cycle gets one interval: what the workers did not reach by then is an overrun
         # (too few workers for the pool), not a reason to delay every other node.
         done, _ = wait(futures, timeout=config.interval)
-        results = tuple(
-            future.result()
+        fresh = {
+            (node.name, source): future.result()
             if future in done
             else self._overrun(node, source, future, config.interval)
             for (node, source), future in zip(tasks, futures, strict=True)
-        )
+        }
+        polled = tuple(fresh.values())
+        results = tuple(fresh.get((n.name, s)) or held[(n.name, s)] for n, s in pairs)
         with self._lock:
             if config is not self._config:
                 # Reloaded meanwhile: publish (and count) only nodes still configured.
                 names = {node.name for node in self._config.nodes}
                 results = tuple(r for r in results if r.node in names)
+                polled = tuple(r for r in polled if r.node in names)
                 config = dataclasses.replace(
                     config, nodes=tuple(n for n in config.nodes if n.name in names)
                 )
-            self._state.record(results)
+            self._state.record(polled)  # a held result was counted when it was fresh
+            self._state.hold(polled, {n.name: n for n in config.nodes})
             snapshot = Snapshot(
                 config=config,
                 results=results,

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from confscale.exporter import bbb, host, jitsi
+from confscale.exporter import bbb, bbb_version, host, jitsi, recordings
 from confscale.exporter.source import SourceKind
 
 # The order is the order of a node's sources and of the families on the page.
-SOURCES: tuple[SourceKind, ...] = (bbb.SOURCE, jitsi.SOURCE, host.SOURCE)
+SOURCES: tuple[SourceKind, ...] = (
+    bbb.SOURCE,
+    bbb_version.SOURCE,
+    recordings.SOURCE,
+    jitsi.SOURCE,
+    host.SOURCE,
+)
 BY_KEY = MappingProxyType({kind.key: kind for kind in SOURCES})

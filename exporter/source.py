@@ -36,7 +36,21 @@ class Poll(Protocol):
 
 @dataclass(frozen=True)
 class SourceKind:
-    key: str  # the node's key in the pool file and the value of the `source` label
-    parse: Callable[[object, str, ParseContext], object]  # YAML value -> frozen settings
+    key: str  # the value of the `source` label (and the node's key in the pool file)
+    # YAML value -> frozen settings; None: the source is not enabled on this node
+    parse: Callable[[object, str, ParseContext], object | None]
     poll: Poll  # (client, settings) -> figures, or PollError
     families: Callable[[Sequence[str]], FamilySet]  # node label names -> empty family set
+    # The pool-file key whose value ``parse`` reads, when not ``key``: a source derived
+    # from another one's settings (``bbb_recordings`` reads ``bbb:``).
+    config_key: str | None = None
+    # Seconds between polls for these settings; None: every cycle. A slower source keeps
+    # its last result (and its up/error state) between its polls.
+    every: Callable[[Any], float | None] | None = None
+
+    @property
+    def yaml_key(self) -> str:
+        return self.config_key or self.key
+
+    def interval(self, settings: Any) -> float | None:
+        return self.every(settings) if self.every is not None else None

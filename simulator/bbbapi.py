@@ -17,13 +17,21 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import parse_qs, quote
 
-from confscale.simulator import bbbxml, model
+from confscale.simulator import bbbxml, model, recordings
 from confscale.simulator.model import Attendance, Meeting
 from confscale.simulator.node import NodeState, with_change
 
 ALGORITHMS = MappingProxyType({40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"})
 ALL_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
-CALLS = ("create", "join", "end", "isMeetingRunning", "getMeetingInfo", "getMeetings")
+CALLS = (
+    "create",
+    "join",
+    "end",
+    "isMeetingRunning",
+    "getMeetingInfo",
+    "getMeetings",
+    "getRecordings",
+)
 BBB_VERSION = "2.7.12"
 XML = MappingProxyType({"Content-Type": "text/xml;charset=utf-8"})
 MAX_AUDIENCE = 5000  # meta_confscale-audience cap (real bugs show at 1,202 participants)
@@ -61,8 +69,8 @@ def checksum_ok(call: str, query: str, secret: str, accepted: tuple[str, ...]) -
     return hmac.compare_digest(expected, given.lower())
 
 
-def api_root() -> Answer:
-    body = bbbxml.fields_only("SUCCESS", version="2.0", apiVersion="2.0", bbbVersion=BBB_VERSION)
+def api_root(version: str = BBB_VERSION) -> Answer:
+    body = bbbxml.fields_only("SUCCESS", version="2.0", apiVersion="2.0", bbbVersion=version)
     return Answer(200, XML, body)
 
 
@@ -77,13 +85,18 @@ def handle(
     base_url: str,
     separator: str = "",
     cache: bool = True,
+    mode: str = "",
+    arg: float = 0.0,
 ) -> Answer:
-    """Answer one API call on ``node`` at simulated time ``t``."""
+    """Answer one API call on ``node`` at simulated time ``t`` (under fault ``mode``)."""
     if call not in CALLS:
         return Answer(200, XML, bbbxml.message("FAILED", "unsupportedRequest"))
     if not checksum_ok(call, query, secret, accepted):
         return Answer(200, XML, bbbxml.message("FAILED", "checksumError"))
     params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    if call == "getRecordings":
+        library = recordings.library(node.name, t, mode, arg)
+        return Answer(200, XML, recordings.get_recordings(library, params))
     with node.lock:
         if call == "getMeetings":
             if not cache:

@@ -6,7 +6,8 @@ from collections import Counter
 from typing import Any
 
 from confscale.exporter.contract import MEETING_SIZE_BOUNDS
-from confscale.simulator import jvb, model
+from confscale.simulator import jvb, model, recordings
+from confscale.simulator.bbbapi import BBB_VERSION
 from confscale.simulator.model import Meeting
 from confscale.simulator.node import RX_BASE_BYTES, TX_BASE_BYTES, NodeState, Snapshot
 
@@ -156,7 +157,12 @@ def current_rates(node: NodeState, meetings: list[Meeting], t: float) -> tuple[f
 
 
 def node_truth(
-    node: NodeState, t: float, link_capacity: float, mode: str = "", arg: float = 0.0
+    node: NodeState,
+    t: float,
+    link_capacity: float,
+    mode: str = "",
+    arg: float = 0.0,
+    arg_text: str = "",
 ) -> dict[str, Any]:
     """Ground truth of one node at ``t`` (the /_admin/truth entry) under fault ``mode``."""
     with node.lock:
@@ -171,6 +177,8 @@ def node_truth(
         }
     else:
         result = bbb_truth(meetings, t)
+        result.update(recordings.truth(recordings.library(node.name, t, mode, arg)))
+        result["bbb_version"] = str(arg_text) if mode == "bbb_version" else BBB_VERSION
     result.update(
         cpu_count=snap.cpu_count,
         cpu_seconds=snap.cpu_seconds(),

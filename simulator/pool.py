@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +32,8 @@ FAULT_DEFAULTS: dict[str, float | str | None] = MappingProxyType(
         "jvb_drain": None,
         "memory_low": 0.04,
         "disk_full": 0.03,
+        "recordings_backlog": 6.0,
+        "bbb_version": "3.0.4",
     }
 )
 LOAD_FAULTS = ("link_saturated", "cpu_high")
@@ -195,6 +198,10 @@ def _fault_arg(mode: str, arg: object) -> float | str | None:
     if mode == "thousands":
         if str(arg) not in (",", ".", " ", "'"):
             raise FaultError("fault thousands takes ',' '.' ' ' or \"'\" as separator")
+        return str(arg)
+    if mode == "bbb_version":
+        if not re.match(r"^[0-9][0-9A-Za-z.+-]{0,31}$", str(arg)):
+            raise FaultError(f"fault bbb_version takes a version like 3.0.4, got {arg!r}")
         return str(arg)
     if default is None:
         raise FaultError(f"fault {mode} takes no argument")

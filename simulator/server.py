@@ -66,6 +66,7 @@ def truth(pool: Pool, names: list[str] | None = None) -> dict[str, Any]:
             exposition.model.LINK_CAPACITY_BYTES,
             fault.mode if fault else "",
             fault.number() if fault else 0.0,
+            str(fault.arg) if fault else "",
         )
     return {"now": t, "nodes": nodes}
 
@@ -252,7 +253,9 @@ class Handler(BaseHTTPRequestHandler):
         if rest.startswith("/bigbluebutton/api") and node.kind == "bbb":
             call = rest[len("/bigbluebutton/api") :].strip("/")
             if not call:
-                answer = bbbapi.api_root()
+                answer = bbbapi.api_root(
+                    str(fault.arg) if mode == "bbb_version" else bbbapi.BBB_VERSION
+                )
             elif mode == "checksum":
                 answer = bbbapi.Answer(
                     200, bbbapi.XML, bbbapi.bbbxml.message("FAILED", "checksumError")
@@ -278,6 +281,8 @@ class Handler(BaseHTTPRequestHandler):
                     base_url=f"http://{host}/{name}",
                     separator=separator,
                     cache=settings.render_cache,
+                    mode=mode,
+                    arg=fault.number() if fault else 0.0,
                 )
             return answer.status, answer.body, answer.headers["Content-Type"], answer.headers
         return 404, f"{name}: nothing at {rest}\n".encode(), "text/plain", {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from confscale.exporter.bbb import BbbFigures
+from confscale.exporter.bbb_version import BbbVersion
 from confscale.exporter.collector import SnapshotCollector, snapshot_families
 from confscale.exporter.config import (
     BbbSource,
@@ -16,6 +17,7 @@ from confscale.exporter.exposition import render
 from confscale.exporter.host import HostFigures
 from confscale.exporter.jitsi import JitsiFigures
 from confscale.exporter.poller import PollState, Snapshot, SourceResult, select_nodes
+from confscale.exporter.recordings import RecordingsFigures
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from test_exporter_support import Samples, parse_text, series, value
@@ -61,6 +63,17 @@ def make_snapshot(pool: str | None = "campus", finished_at: float = NOW) -> Snap
     results = (
         SourceResult("bbb-01", "bbb", 0.05, finished_at, bbb),
         SourceResult("bbb-01", "host", 0.01, finished_at, host),
+        SourceResult("bbb-01", "bbb_version", 0.01, finished_at, BbbVersion("3.0.4", "2.0")),
+        SourceResult(
+            "bbb-01",
+            "bbb_recordings",
+            0.2,
+            finished_at,
+            RecordingsFigures(
+                states=(("processing", 2), ("processed", 0), ("published", 7)),
+                oldest_processing=finished_at - 7200,
+            ),
+        ),
         SourceResult("bbb-02", "bbb", 5.0, finished_at, None, "timeout"),
         SourceResult("bbb-02", "host", 0.01, finished_at, host),
         SourceResult("jvb-01", "jitsi", 0.02, finished_at, jitsi),

@@ -75,7 +75,7 @@ def test_good_config_loads_into_immutable_values(tmp_path: Path) -> None:
     assert host2 is not None and host2.local
     assert bridge.sources() == ("jitsi", "host")
     assert host3 is not None and host3.local and host3.interface == "ens3"
-    assert first.sources() == ("bbb", "host")
+    assert first.sources() == ("bbb", "bbb_version", "host")  # versions come with bbb
     assert bridge.source("bbb") is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.name = "other"  # type: ignore[misc]

@@ -54,6 +54,9 @@ def exporter_config(
     sim.write_config(path)
     data = yaml.safe_load(path.read_text())
     data["interval"], data["timeout"] = interval, timeout
+    for node in data["nodes"]:
+        if "bbb" in node:  # getRecordings every cycle, so each cycle equals the truth
+            node["bbb"]["recordings"] = {"interval": "1s"}
     if auto_interface:
         for node in data["nodes"]:
             node.get("host", {}).pop("interface", None)
@@ -86,6 +89,14 @@ def assert_node_matches_truth(samples: Samples, node: str, truth: dict[str, Any]
             for k, v in series(samples, "bbb_meetings_participants_origin", **labels).items()
         }
         assert origins == truth["origins"], node  # at most 4 origins: none folded into other
+        states = {
+            dict(k)["state"]: v for k, v in series(samples, "bbb_recordings", **labels).items()
+        }
+        assert states == truth["recordings"], node
+        oldest = value(samples, "bbb_recordings_oldest_processing_timestamp_seconds", **labels)
+        assert oldest == truth["oldest_processing"], node
+        versions = series(samples, "bbb_version_info", **labels)
+        assert [dict(k)["bbb_version"] for k in versions] == [truth["bbb_version"]], node
     else:
         assert_bridge_matches_truth(samples, labels, truth)
     assert (
