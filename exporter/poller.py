@@ -130,6 +130,8 @@ class PollState:
         # the internal meeting IDs (64-bit digests, at most MAX_TRACKED_IDS per node) of
         # the last good poll: a meeting is new when its ID was not there
         self._seen: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
+        # the last result of each slower source, reused until its next poll is due
+        self.held: dict[tuple[str, str], SourceResult] = {}
 
     def _count_started(self, node: str, figures: BbbFigures) -> None:
         seen = self._seen.get(node)
@@ -142,8 +144,6 @@ class PollState:
                 breakouts + len(figures.breakout_ids - seen[1]),
             )
         self._seen[node] = (figures.meeting_ids, figures.breakout_ids)
-        # the last result of each slower source, reused until its next poll is due
-        self.held: dict[tuple[str, str], SourceResult] = {}
 
     def record(self, results: tuple[SourceResult, ...]) -> None:
         for result in results:
