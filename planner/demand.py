@@ -8,7 +8,10 @@ servers from them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 from confscale.planner.packing import MeetingTable
@@ -75,31 +78,79 @@ class WhatIf:
         return float(getattr(self, f"failure_{constraint}"))
 
     def validated(self) -> WhatIf:
-        """Self, or a ValueError naming the input that is out of range."""
-        for name in (
-            "headroom_participants",
-            "headroom_cpu",
-            "headroom_transmit",
-            "failure_participants",
-            "failure_cpu",
-            "failure_transmit",
-        ):
-            value = getattr(self, name)
-            if not 0 < value <= 1.5:
-                raise ValueError(f"{name} must be in (0, 1.5], got {value}")
-        if self.growth <= 0:
-            raise ValueError(f"growth must be > 0, got {self.growth}")
-        for name in ("webcam_share", "screen_share_share"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.redundancy < 0 or self.min_servers < 0:
-            raise ValueError("redundancy and min_servers must be ≥ 0")
-        if not 0 < self.packing_risk <= 0.5:
-            raise ValueError(f"packing_risk must be in (0, 0.5], got {self.packing_risk}")
-        if self.band not in (50, 80, 95):
-            raise ValueError(f"band must be 50, 80 or 95, got {self.band}")
-        return self
+        """A copy with each input checked for type and range (``WHAT_IF_RANGES``).
+
+        Whole-number inputs given as an integral float (``95.0``) become ints; anything
+        else out of place is a ValueError in plain words naming the input.
+        """
+        changes = {f.name: _checked(f.name, getattr(self, f.name)) for f in fields(self)}
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+class Range(NamedTuple):
+    """What one what-if input may be: whole or not, bounds, optional (None allowed)."""
+
+    low: float
+    high: float
+    whole: bool = False
+    optional: bool = False
+    low_open: bool = False  # low itself is not allowed
+    choices: tuple[int, ...] = ()
+
+
+#: Every what-if input's type and range; an input missing here must be a finite number ≥ 0.
+WHAT_IF_RANGES = MappingProxyType(
+    {
+        "growth": Range(0, 100, low_open=True),
+        "webcam_share": Range(0, 1, optional=True),
+        "camera_kbit": Range(0, 100_000, optional=True, low_open=True),
+        "screen_share_share": Range(0, 1),
+        "screen_share_kbit": Range(0, 100_000),
+        **{
+            f"{kind}_{constraint}": Range(0, 1.5, low_open=True)
+            for kind in ("headroom", "failure")
+            for constraint in ("participants", "cpu", "transmit")
+        },
+        "link_capacity_bytes_per_second": Range(0, 1.25e12, optional=True, low_open=True),
+        "redundancy": Range(0, 100, whole=True),
+        "min_servers": Range(0, 100_000, whole=True),
+        "cameras_per_viewer": Range(0, 1_000),
+        "band": Range(50, 95, whole=True, choices=(50, 80, 95)),
+        "packing_risk": Range(0, 0.5, low_open=True),
+    }
+)
+
+
+def _checked(name: str, value: object) -> object:
+    spec = WHAT_IF_RANGES.get(name, Range(0, math.inf))
+    if value is None and spec.optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {_shown(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {_shown(value)}")
+    if spec.whole:
+        if value != int(value):
+            raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
+        value = int(value)
+    if spec.choices and value not in spec.choices:
+        choices = ", ".join(str(c) for c in spec.choices[:-1]) + f" or {spec.choices[-1]}"
+        raise ValueError(f"{name} must be {choices}, got {_shown(value)}")
+    low_ok = value > spec.low if spec.low_open else value >= spec.low
+    if not low_ok or value > spec.high:
+        low = "(" if spec.low_open else "["
+        raise ValueError(
+            f"{name} must be in {low}{spec.low:g}, {spec.high:g}], got {_shown(value)}"
+        )
+    return value
+
+
+def _shown(value: object) -> str:
+    """A bad input as a person reads it, short (never a Python repr of a huge object)."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return f"{value:g}"
+    text = repr(value) if isinstance(value, str | bool) else type(value).__name__
+    return text[:40]
 
 
 def constraint_demand(

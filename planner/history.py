@@ -8,8 +8,14 @@ same figure from the file's counters.
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
+import io
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -41,6 +47,7 @@ COUNTER_COLUMNS: tuple[str, ...] = (
     "receive_bytes_total",
 )
 KINDS = frozenset({"bbb", "jitsi"})
+log = logging.getLogger(__name__)
 # Rates across a gap longer than this would smear an outage over hours: leave them empty.
 MAX_RATE_GAP_SECONDS = 900.0
 
@@ -50,17 +57,32 @@ class HistoryError(ValueError):
 
 
 def load_history(path: Path | str) -> pd.DataFrame:
-    """Read a history file (CSV, CSV.gz or Parquet) and validate it."""
+    """Read a history file (CSV, CSV.gz or Parquet) and validate it.
+
+    What one file may cost is bounded (``LIMITS``): a line longer than 64 KiB, more text
+    than 4 GiB once decompressed, or more than 20 million rows is refused with the file
+    and line, before it is held in memory.
+    """
     path = Path(path)
     if not path.exists():
         raise HistoryError(f"{path}: no such history file")
+    if not path.is_file():
+        raise HistoryError(f"{path}: not a regular file")
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
+            _check_parquet(path)
             frame = pd.read_parquet(path)
             first_line = 0
         elif name.endswith((".csv", ".csv.gz", ".txt")):
-            frame = pd.read_csv(path, dtype={"node": str, "kind": str, "timestamp": str})
+            with _BoundedText(path) as stream:
+                frame = pd.read_csv(
+                    stream,
+                    dtype={"node": str, "kind": str, "timestamp": str},
+                    nrows=LIMITS.rows + 1,
+                )
+            if len(frame) > LIMITS.rows:
+                raise HistoryError(f"{path}: more than {LIMITS.rows:,} rows")
             first_line = 2  # line 1 is the header
         else:
             raise HistoryError(
@@ -69,12 +91,117 @@ def load_history(path: Path | str) -> pd.DataFrame:
     except HistoryError:
         raise
     except Exception as exc:  # pandas raises many parser error types
-        raise HistoryError(f"{path}: cannot read history: {exc}") from exc
+        cause = exc.__context__ if isinstance(exc.__context__, HistoryError) else None
+        if cause is not None:
+            raise cause from None
+        raise HistoryError(f"{path}: cannot read history: {str(exc)[:300]}") from exc
     return validate_history(frame, source=str(path), first_line=first_line)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one history file may hold (docs/planner.md, History limits)."""
+
+    line_bytes: int = 64 * 1024
+    text_bytes: int = 4 * 1024**3
+    rows: int = 20_000_000
+    earliest_year: int = 2000
+    latest_year: int = 2100  # exclusive; planned terms may lie ahead of the clock
+    span_days: float = 730.0  # a longer history is refused (a stray row, not a pool)
+    gap_warn_seconds: float = 6 * 3600.0
+
+
+LIMITS = Limits()
+RANGE = f"a history lies between {LIMITS.earliest_year} and {LIMITS.latest_year}"
+
+# Largest plausible value per column: above it a row is an export error, not a pool.
+MAXIMA = MappingProxyType(
+    {
+        "meetings": 1e5,
+        "breakout_rooms": 1e5,
+        "participants": 1e6,
+        "moderators": 1e6,
+        "listeners": 1e6,
+        "voice_participants": 1e6,
+        "video_participants": 1e6,
+        "participants_max": 1e6,
+        "video_fanout": 1e12,
+        "cpu_count": 1e4,
+        "cpu_seconds_total": 1e15,
+        "transmit_bytes_total": 1e20,
+        "receive_bytes_total": 1e20,
+        "link_capacity_bytes_per_second": 1.25e12,  # 10 Tbit/s
+    }
+)
+
+
+class _BoundedText(io.RawIOBase):
+    """A (gzip-decompressed) file read through line-length and total-size checks."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
+        self._total = 0
+        self._line = 1
+        self._since_newline = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        view = memoryview(buffer)
+        try:
+            chunk = self._raw.read(min(len(view), 64 * 1024))
+        except (OSError, EOFError) as exc:  # gzip: truncated or not gzip at all
+            raise HistoryError(f"{self._path}: cannot decompress: {exc}") from None
+        self._check(chunk)
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def _check(self, chunk: bytes) -> None:
+        self._total += len(chunk)
+        if self._total > LIMITS.text_bytes:
+            raise HistoryError(
+                f"{self._path}: more than {LIMITS.text_bytes:,} bytes of text (decompressed)"
+            )
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._since_newline += len(chunk)
+        elif self._since_newline + first > LIMITS.line_bytes:
+            self._since_newline += first
+        else:
+            self._line += chunk.count(b"\n")
+            self._since_newline = len(chunk) - chunk.rfind(b"\n") - 1
+            return
+        if self._since_newline > LIMITS.line_bytes:
+            raise HistoryError(
+                f"{self._path}: line {self._line}: longer than {LIMITS.line_bytes:,} bytes"
+            )
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _check_parquet(path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:
+        raise HistoryError(f"{path}: not a Parquet file: {str(exc)[:200]}") from None
+    if meta.num_rows > LIMITS.rows:
+        raise HistoryError(f"{path}: {meta.num_rows:,} rows, more than {LIMITS.rows:,}")
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > LIMITS.text_bytes:
+        raise HistoryError(f"{path}: {size:,} bytes uncompressed, more than {LIMITS.text_bytes:,}")
+
+
 def validate_history(
-    frame: pd.DataFrame, *, source: str = "history", first_line: int = 0
+    frame: pd.DataFrame,
+    *,
+    source: str = "history",
+    first_line: int = 0,
 ) -> pd.DataFrame:
     """Check columns and values; return a typed copy sorted by node and time.
 
@@ -100,9 +227,31 @@ def validate_history(
         stamps = pd.to_datetime(raw_ts, utc=True, errors="coerce", format="ISO8601")
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if bad.size:
+        text = raw_ts.iloc[bad[0]]
+        what = (
+            f"is out of range ({RANGE})"
+            if _iso_time(text)
+            else "cannot be read as an ISO 8601 time"
+        )
         raise HistoryError(
-            f"{source}: {where(int(bad[0]))}: column timestamp: cannot read "
-            f"{raw_ts.iloc[bad[0]]!r} as an ISO 8601 time ({bad.size} bad row(s))"
+            f"{source}: {where(int(bad[0]))}: column timestamp: {str(text)[:80]!r} {what} "
+            f"({bad.size} bad row(s))"
+        )
+    earliest = pd.Timestamp(year=LIMITS.earliest_year, month=1, day=1, tz="UTC")
+    latest = pd.Timestamp(year=LIMITS.latest_year, month=1, day=1, tz="UTC")
+    bad = np.flatnonzero(((stamps < earliest) | (stamps >= latest)).to_numpy())
+    if bad.size:
+        raise HistoryError(
+            f"{source}: {where(int(bad[0]))}: column timestamp: {stamps.iloc[bad[0]]} is out "
+            f"of range ({RANGE}; {bad.size} such row(s))"
+        )
+    first, last = int(stamps.argmin()), int(stamps.argmax())
+    span = stamps.iloc[last] - stamps.iloc[first]
+    if span > pd.Timedelta(days=LIMITS.span_days):
+        raise HistoryError(
+            f"{source}: history spans {span.days} days, from {where(first)} "
+            f"({stamps.iloc[first]}) to {where(last)} ({stamps.iloc[last]}); at most "
+            f"{LIMITS.span_days:g} days are read (a stray row, or split the file)"
         )
     # Few distinct names: clean the categories, not millions of strings.
     nodes = _clean_labels(frame["node"], str.strip)
@@ -134,7 +283,70 @@ def validate_history(
                 f"{source}: {where(int(negative[0]))}: column {column}: "
                 f"{values.iloc[negative[0]]} is negative"
             )
+        absurd = np.flatnonzero((np.isinf(values) | (values > MAXIMA[column])).to_numpy())
+        if absurd.size:
+            raise HistoryError(
+                f"{source}: {where(int(absurd[0]))}: column {column}: "
+                f"{values.iloc[absurd[0]]:g} is not a plausible value (at most "
+                f"{MAXIMA[column]:g}; {absurd.size} such row(s))"
+            )
         columns[column] = values.to_numpy(dtype=float)
+    warnings: list[str] = []
+    missing_values = np.zeros(len(frame), dtype=bool)
+    for values in columns.values():
+        missing_values |= np.isnan(values)
+    keep = ~missing_values
+    if missing_values.any():
+        first = int(np.flatnonzero(missing_values)[0])
+        warnings.append(
+            f"{source}: {int(missing_values.sum())} row(s) with an empty or NaN figure "
+            f"dropped, the first at {where(first)}"
+        )
+    if not keep.all():
+        if not keep.any():
+            raise HistoryError(f"{source}: no usable rows ({warnings[0]})")
+        rows = np.flatnonzero(keep)
+        stamps = stamps.iloc[rows].reset_index(drop=True)
+        nodes = nodes.iloc[rows].reset_index(drop=True)
+        kinds = kinds.iloc[rows].reset_index(drop=True)
+        columns = {c: v[rows] for c, v in columns.items()}
+    warnings.extend(_gap_warnings(stamps, source))
+    for warning in warnings:
+        log.warning("%s", warning)
+    result = _sorted_frame(stamps, nodes, kinds, columns)
+    result.attrs["warnings"] = warnings
+    return result
+
+
+def _iso_time(text: object) -> bool:
+    """Whether ``text`` is an ISO 8601 time at all (pandas refuses years past 2262)."""
+    try:
+        dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _gap_warnings(stamps: pd.Series, source: str) -> list[str]:
+    """The pool's timeline has no row for longer than ``LIMITS.gap_warn_seconds``."""
+    times = np.unique(pd.DatetimeIndex(stamps).asi8) / 1e9
+    gaps = np.flatnonzero(np.diff(times) > LIMITS.gap_warn_seconds)
+    if not gaps.size:
+        return []
+
+    def when(t: float) -> str:
+        return pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+    longest = gaps[np.argmax(np.diff(times)[gaps])]
+    return [
+        f"{source}: {gaps.size} gap(s) longer than {LIMITS.gap_warn_seconds / 3600:g} h "
+        f"with no data; the longest from {when(times[longest])} to {when(times[longest + 1])}"
+    ]
+
+
+def _sorted_frame(
+    stamps: pd.Series, nodes: pd.Series, kinds: pd.Series, columns: dict[str, np.ndarray]
+) -> pd.DataFrame:
     # Sort by (node, time) and keep the last of duplicate rows, on integer keys.
     codes = pd.Categorical(nodes).codes.astype(np.int64)
     times = pd.DatetimeIndex(stamps).asi8
