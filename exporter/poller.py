@@ -65,11 +65,6 @@ class Snapshot:
         return now - self.finished_at > 2 * self.config.interval
 
 
-def select_nodes(config: PoolConfig) -> tuple[NodeConfig, ...]:
-    """The nodes this exporter polls (``--shard`` narrowed the configuration at load)."""
-    return config.nodes
-
-
 def poll_source(
     client: HttpClient,
     node: NodeConfig,
@@ -271,7 +266,7 @@ class Poller:
         """Poll every source of every node once and publish the snapshot."""
         config = self._config
         started_wall, started = self._clock(), time.monotonic()
-        pairs = [(node, source) for node in select_nodes(config) for source in node.sources()]
+        pairs = [(node, source) for node in config.nodes for source in node.sources()]
         with self._lock:
             held = {(n.name, s): self._state.due(n, s, started_wall) for n, s in pairs}
         tasks = [(node, source) for node, source in pairs if held[(node.name, source)] is None]

@@ -41,11 +41,6 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "link_capacity_bytes_per_second",
 )
 NUMERIC_COLUMNS: tuple[str, ...] = HISTORY_COLUMNS[3:]
-COUNTER_COLUMNS: tuple[str, ...] = (
-    "cpu_seconds_total",
-    "transmit_bytes_total",
-    "receive_bytes_total",
-)
 KINDS = frozenset({"bbb", "jitsi"})
 log = logging.getLogger(__name__)
 # Rates across a gap longer than this would smear an outage over hours: leave them empty.

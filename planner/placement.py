@@ -75,15 +75,11 @@ class NodeReading:
     held: str | None = None
 
 
-def reading_pressure(reading: NodeReading, targets: PressureTargets) -> float | None:
-    """The node's pressure: the given one, else computed; None when nothing is known."""
-    return reading_pressures([reading], targets)[0]
-
-
 def reading_pressures(
     readings: Sequence[NodeReading], targets: PressureTargets
 ) -> list[float | None]:
-    """:func:`reading_pressure` of many readings with one :func:`pressure_array` call."""
+    """Each node's pressure (the given one, else computed; None when nothing is known),
+    with one :func:`pressure_array` call for all of them."""
 
     def arr(name: str) -> np.ndarray:
         values = (getattr(r, name) for r in readings)
@@ -148,9 +144,6 @@ class Placement:
                 {"rank": index + 1, **node.as_dict()} for index, node in enumerate(self.nodes)
             ],
         }
-
-    def weights(self) -> dict[str, float]:
-        return {node.node: node.weight for node in self.nodes}
 
 
 _STATE_ORDER = {"available": 0, "out": 1, "held": 2, "stale": 3, "down": 4}

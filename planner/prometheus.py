@@ -28,7 +28,6 @@ from confscale.planner.placement import NodeReading
 
 from confscale.redact import redact_url as redact
 
-MAX_POINTS = 11_000  # Prometheus refuses more points per series per query
 CHUNK_POINTS = 10_000
 
 

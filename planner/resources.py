@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from confscale.thresholds import PARTICIPANTS_PER_NODE
-
 FEATURES: tuple[str, ...] = ("voice_participants", "listeners", "video_fanout")
 KBIT = 1000 / 8  # bytes per second in one kbit/s
 
@@ -22,7 +20,6 @@ KBIT = 1000 / 8  # bytes per second in one kbit/s
 PRIOR_OVERHEAD = 1.25
 PRIOR_AUDIO_KBIT = 40.0
 PRIOR_CAMERA_KBIT = 200.0
-PRIOR_PARTICIPANTS_PER_NODE = PARTICIPANTS_PER_NODE
 # CPU prior (an assumption, marked as a prior in every answer that uses it): an 8-core
 # node at its 75 % target carries ~300 talking or ~600 listening users, and a forwarded
 # webcam stream costs a twentieth of a talking user; so with a typical mix the participant

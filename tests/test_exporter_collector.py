@@ -16,7 +16,7 @@ from confscale.exporter.config import (
 from confscale.exporter.exposition import render
 from confscale.exporter.host import HostFigures
 from confscale.exporter.jitsi import JitsiFigures
-from confscale.exporter.poller import PollState, Snapshot, SourceResult, select_nodes
+from confscale.exporter.poller import PollState, Snapshot, SourceResult
 from confscale.exporter.recordings import RecordingsFigures
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -265,7 +265,6 @@ def test_poll_state_keeps_counting_and_forgets_removed_nodes() -> None:
     state.prune(smaller)
     assert state.errors == {}
     assert set(state.last_success) == {("bbb-01", "bbb"), ("bbb-01", "host")}
-    assert select_nodes(snapshot.config) == snapshot.config.nodes
 
 
 def test_families_without_self_metrics_for_probe() -> None:
