@@ -21,6 +21,7 @@ from confscale.planner.adapters.memory import NodeRecords
 from confscale.planner.adapters.scalelite import (
     RECORD_SCHEMA,
     ScaleliteAdapter,
+    Server,
     checksum,
     desired_factor,
 )
@@ -247,3 +248,23 @@ def test_a_state_dir_of_the_previous_version_is_read(tmp_path: Path) -> None:
         assert runner.run_once(placement_for({"bbb-01": 0.3}))
     assert fake.servers["id-1"].state == "enabled"  # ours, so re-enabled
     assert json.loads((tmp_path / "scalelite.json").read_text())["bbb-01"]["cordoned"] is False
+
+
+def test_scalelite_update_errors_are_reported_with_scalelite_words() -> None:
+    fake = pool()
+    with serve(fake) as url:
+        sl = adapter(url)
+        with pytest.raises(AdapterError, match="HTTP 404 Couldn't find server with id=id-77"):
+            sl.update_server("id-77", {"state": "cordon"})  # removed since getServers
+        with pytest.raises(AdapterError, match="HTTP 400 Load-multiplier must be a non-zero"):
+            sl.update_server("id-1", {"load_multiplier": 0})
+        del fake.servers["id-2"]  # a server deleted between getServers and updateServer
+        real_servers = sl.servers
+        gone = Server(
+            "id-2", "https://bbb-02.example.org/bigbluebutton/api", "enabled", 2.0, "", True
+        )
+        sl.servers = lambda: [*real_servers(), gone]  # type: ignore[method-assign]
+        with pytest.raises(AdapterError, match="bbb-02: scalelite updateServer id-2: HTTP 404"):
+            sl.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.7}))
+    assert fake.servers["id-1"].state == "cordoned"  # the other node's call went through
+    assert sl.health.view().requests["not_found"] == 2

@@ -306,8 +306,17 @@ class ScaleliteAdapter:
             params=params,
             json_body={"id": server_id, "server": dict(change)},
             timeout=self.timeout,
+            accept=(400, 404),
         )
         body = self._json(response, "updateServer")
+        if response.status_code in (400, 404):  # Scalelite's {"error": …} (set_server, update)
+            result = "not_found" if response.status_code == 404 else "http_error"
+            self.health.count(result)
+            why = str(body.get("error", ""))[:200] if isinstance(body, dict) else ""
+            raise AdapterError(
+                f"scalelite updateServer {server_id}: HTTP {response.status_code} {why}".strip(),
+                result,
+            )
         if not isinstance(body, dict) or str(body.get("id")) != server_id:
             self.health.count("bad_answer")
             raise AdapterError(f"scalelite updateServer {server_id}: unexpected answer")
