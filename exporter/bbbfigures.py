@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -62,6 +63,8 @@ class BbbFigures:
 
 def parse_count(text: str | None, field: str) -> int:
     """A BBB count, tolerant of thousands separators (``1,202``, ``1.000``)."""
+    if text is not None and text.isascii() and text.isdigit() and len(text) <= _MAX_COUNT_DIGITS:
+        return int(text)  # the usual case, without the regular expression
     digits = _NOT_DIGIT.sub("", text or "")
     if not digits or len(digits) > _MAX_COUNT_DIGITS:
         shown = (text or "").strip()[:20]
@@ -114,21 +117,19 @@ class Tally:
         breakout: str | None,
         internal_id: str | None,
         origin: str | None,
-        clients: list[str],
+        clients: Mapping[str, int],
         attendees: int,
     ) -> None:
         """``counters``: element name -> text of the meeting's first such child.
 
-        ``clients`` are the texts of the clientType elements that have text;
-        ``attendees`` the number of attendee elements (the rest count as ``unknown``).
+        ``clients``: text -> how many clientType elements have that text (elements without
+        text are not in it); ``attendees``: the number of attendee elements (those not
+        accounted for by ``clients`` count as ``unknown``).
         """
         counts = {COUNTERS[tag]: parse_count(text, tag) for tag, text in counters.items()}
         is_breakout = (breakout or "").strip().lower() == "true"
         self._breakouts += is_breakout
-        for client in clients:
-            self._clients[client_label(client)] += 1
-        if attendees > len(clients):
-            self._clients["unknown"] += attendees - len(clients)
+        self.count_clients(clients, attendees)
         self.meetings += 1
         self._sums.update(counts)
         n, w = counts.get("participants", 0), counts.get("video_participants", 0)
@@ -144,6 +145,15 @@ class Tally:
             ids = self._breakout_ids if is_breakout else self._ids
             if len(self._ids) + len(self._breakout_ids) < MAX_TRACKED_IDS:
                 ids.add(meeting_digest(internal_id))
+
+    def count_clients(self, clients: Mapping[str, int], attendees: int) -> None:
+        """Client types of one meeting (or of several whose typed never exceed attendees)."""
+        typed = 0
+        for client, count in clients.items():
+            self._clients[client_label(client)] += count
+            typed += count
+        if attendees > typed:
+            self._clients["unknown"] += attendees - typed
 
     def figures(self) -> BbbFigures:
         return BbbFigures(

@@ -25,6 +25,7 @@ test in tests/test_exporter_scan.py compares both on generated, hostile document
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from confscale.exporter.bbbfigures import COUNTERS, ORIGIN_KEY, BbbFigures, Tally
 
@@ -49,26 +50,58 @@ _FREE = rb"(?!(?:" + _PLACED_ALT.encode() + rb")[\s/>])" + _NAME
 
 def _leaf(name: bytes) -> bytes:
     # <x/> or <x>text</x>: text holds no "<", so the next tag is this element's end tag
-    return rb"<" + name + rb"\s*(?:/>|>[^<]*</[^>]*>)"
+    return rb"<" + name + rb"\s*+(?:/>|>[^<]*+</[^>]*>)"
 
 
 _FREE_LEAF = _leaf(_FREE)
-_FREE_CONTAINER = rb"<" + _FREE + rb"\s*>(?:\s*" + _FREE_LEAF + rb")*+\s*</[^>]*>"
-_ATTENDEE = (
-    rb"<attendee>(?:\s*(?:"
-    + _FREE_LEAF
-    + rb"|<clientType>[^<]*</clientType>|"
-    + _FREE_CONTAINER
-    + rb"))*+\s*</attendee>"
+_FREE_CONTAINER = rb"<" + _FREE + rb"\s*+>(?:\s*+" + _FREE_LEAF + rb")*+\s*+</[^>]*>"
+# bbb-web's own attendee (getMeetings.ftlx): literal names, matched much faster than the
+# general form below, which the regex tries when this one does not fit.
+_ATTENDEE_FIELDS = (
+    "userID",
+    "fullName",
+    "role",
+    "isPresenter",
+    "isListeningOnly",
+    "hasJoinedVoice",
+    "hasVideo",
 )
-_ATTENDEES = rb"<attendees\s*(?:/>|>(?:\s*" + _ATTENDEE + rb")*+\s*</attendees\s*>)"
-_METADATA = rb"<metadata\s*(?:/>|>(?:\s*" + _FREE_LEAF + rb")*+\s*</metadata\s*>)"
+_ATTENDEE_TEMPLATE = (
+    rb"<attendee>"
+    + b"".join(
+        rb"\s*+<" + f.encode() + rb">[^<]*+</" + f.encode() + rb">" for f in _ATTENDEE_FIELDS
+    )
+    + rb"(?:\s*+<clientType>[^<]*+</clientType>)?(?:\s*+<customdata\s*+(?:/>|>\s*+</customdata>))?"
+    + rb"\s*+</attendee>"
+)
+# At most one clientType per attendee: then no meeting has more typed clients than
+# attendees, and the answer's clients can be counted in one pass over all attendees.
+_ATTENDEE_REST = rb"(?:\s*+(?:" + _FREE_LEAF + rb"|" + _FREE_CONTAINER + rb"))*+"
+_ATTENDEE = (
+    rb"<attendee>"
+    + _ATTENDEE_REST
+    + rb"(?:\s*+<clientType>[^<]*+</clientType>"
+    + _ATTENDEE_REST
+    + rb")?\s*+</attendee>"
+)
+_ATTENDEES = (
+    rb"<attendees\s*+(?:/>|>(?:\s*+(?:"
+    + _ATTENDEE_TEMPLATE
+    + rb"|"
+    + _ATTENDEE
+    + rb"))*+\s*+</attendees\s*+>)"
+)
+_METADATA = rb"<metadata\s*+(?:/>|>(?:\s*+" + _FREE_LEAF + rb")*+\s*+</metadata\s*+>)"
 _FIELDS_ALT = "|".join((*COUNTERS, "isBreakout", "internalMeetingID")).encode()
 _MEETING_LEAF = _leaf(rb"(?:" + _FIELDS_ALT + rb")")
 _MEETING = re.compile(
-    rb"\s*<meeting\s*(?:/>|>(?:\s*(?:"
-    + b"|".join((_FREE_LEAF, _MEETING_LEAF, _ATTENDEES, _METADATA, _FREE_CONTAINER))
-    + rb"))*+\s*</meeting\s*>)"
+    rb"\s*+<meeting\s*+(?:/>|>(?:\s*+(?:"
+    + b"|".join((_FREE_LEAF, _MEETING_LEAF, rb"(?P<att>" + _ATTENDEES + rb")", _METADATA))
+    + rb"|"
+    + _FREE_CONTAINER
+    # greedy, not possessive: Python 3.11's re mis-tracks a group inside a possessive
+    # repeat; the alternatives never match the same bytes, so nothing backtracks far
+    + rb"))*\s*+</meeting\s*+>)"
 )
 _HEAD = re.compile(
     rb"(?:<\?xml(?P<decl>[^>]*)\?>)?\s*<response\s*>\s*<returncode\s*>SUCCESS</returncode\s*>"
@@ -93,59 +126,59 @@ def scan_meetings(document: bytes) -> BbbFigures | None:
     position = head.end()
     if head.group("empty"):
         return tally.figures() if _EMPTY_TAIL.fullmatch(document, position) else None
+    first = position
     while True:
         meeting = _MEETING.match(document, position)
         if meeting is None:
             break
-        _add(tally, document, meeting.start(), meeting.end())
+        _add(tally, document, meeting)
         position = meeting.end()
     if _TAIL.fullmatch(document, position) is None:
         return None
+    # In the grammar <attendee> and <clientType> occur only in attendee lists, at most one
+    # clientType per attendee: counting them over all meetings at once is exact.
+    raw = Counter(_CLIENT.findall(document, first, position))
+    raw.pop(b"", None)  # <clientType></clientType>: no text, an unknown client
+    clients: Counter[str] = Counter()
+    for text, count in raw.items():
+        clients[_text(text)] += count
+    tally.count_clients(clients, document.count(b"<attendee>", first, position))
     return tally.figures()
 
 
-def _add(tally: Tally, doc: bytes, start: int, end: int) -> None:
+def _add(tally: Tally, doc: bytes, meeting: re.Match[bytes]) -> None:
+    start, end = meeting.span()
+    # The attendee lists are most of the bytes and hold none of the meeting's own fields
+    # (the grammar keeps those names out of them): read the fields around the last list.
+    lists = meeting.span("att")
+    regions = ((start, end),) if lists[0] < 0 else ((start, lists[0]), (lists[1], end))
     counters: dict[str, str] = {}
     breakout = internal_id = origin = None
-    clients: list[str] = []
-    attendees = 0
-    # The attendee lists are most of the bytes; the meeting's own fields are outside them.
-    outside = start
-    while True:
-        opened = _find_tag(doc, b"<attendees", outside, end)
-        stop = end if opened < 0 else opened
-        for name, text in _FIELD.findall(doc, outside, stop):
+    for low, high in regions:
+        for name, text in _FIELD.findall(doc, low, high):
             key = name.decode()
-            value = _text(text)
             if key == "isBreakout":
-                breakout = value if breakout is None else breakout
+                breakout = _text(text) if breakout is None else breakout
             elif key == "internalMeetingID":
-                internal_id = value if internal_id is None else internal_id
+                internal_id = _text(text) if internal_id is None else internal_id
             elif key not in counters:
-                counters[key] = value
-        if opened < 0:
+                counters[key] = _text(text)
+    for low, high in regions:
+        metadata = _find_tag(doc, b"<metadata", low, high)
+        if metadata >= 0:
+            closed = doc.find(b"</metadata", metadata, high)
+            if closed >= 0:
+                found = _ORIGIN.search(doc, metadata, closed)
+                if found is not None:
+                    origin = _text(found.group(1) or b"")
             break
-        closed = doc.find(b"</attendees", opened, end)
-        if closed < 0:  # <attendees/>: the grammar allows no other shape
-            outside = doc.index(b">", opened) + 1
-            continue
-        attendees += doc.count(b"<attendee>", opened, closed)
-        clients.extend(_text(t) for t in _CLIENT.findall(doc, opened, closed) if t)
-        outside = closed
-    metadata = _find_tag(doc, b"<metadata", start, end)
-    if metadata >= 0:
-        closed = doc.find(b"</metadata", metadata, end)
-        if closed >= 0:
-            found = _ORIGIN.search(doc, metadata, closed)
-            if found is not None:
-                origin = _text(found.group(1) or b"")
     tally.add(
         counters,
         breakout=breakout,
         internal_id=internal_id,
         origin=origin,
-        clients=clients,
-        attendees=attendees,
+        clients={},
+        attendees=0,
     )
 
 
