@@ -49,14 +49,16 @@ def test_never_fights_an_operator_and_leaves_shutting_down_bridges_alone() -> No
         FakeBridge(graceful_shutdown=True),
         FakeBridge(),
     )
-    with serve(operator) as a, serve(leaving) as b, serve(ours) as c:
-        adapter = JitsiAdapter({"jvb-a": a, "jvb-b": b, "jvb-c": c}, dry_run=False)
-        adapter.apply(jvb({"jvb-a": 0.2, "jvb-b": 0.95, "jvb-c": 0.95}))
+    sick = FakeBridge(healthy=False)
+    with serve(operator) as a, serve(leaving) as b, serve(ours) as c, serve(sick) as d:
+        adapter = JitsiAdapter({"jvb-a": a, "jvb-b": b, "jvb-c": c, "jvb-d": d}, dry_run=False)
+        adapter.apply(jvb({"jvb-a": 0.2, "jvb-b": 0.95, "jvb-c": 0.95, "jvb-d": 0.95}))
         assert operator.drain is True  # not undrained: it was not ours
         assert leaving.drain is False  # shutting down: left alone
         assert adapter.health.view().held_by_operator == {
             "jvb-a": "drained by the operator",
             "jvb-b": "shutting down",
+            "jvb-d": "unhealthy (the bridge's own health check)",
         }
         assert ours.drain is True
         ours.drain = False  # the operator undrains the bridge we drained
@@ -65,7 +67,7 @@ def test_never_fights_an_operator_and_leaves_shutting_down_bridges_alone() -> No
         adapter.apply(jvb({"jvb-c": 0.5}, ("jvb-c",)))
         adapter.apply(jvb({"jvb-c": 0.95}))
         assert ours.drain is True  # back once, out again: ours to drain
-    assert all(m == "GET" for m, _, _ in operator.calls + leaving.calls)
+    assert all(m == "GET" for m, _, _ in operator.calls + leaving.calls + sick.calls)
 
 
 def test_a_drain_that_does_not_take_effect_is_a_failure_and_others_still_run(

@@ -13,9 +13,10 @@ RestConfig.kt``, ``jvb/src/main/resources/reference.conf``):
   ``drain``, ``graceful_shutdown``, ``shutting_down`` and ``healthy``.
 
 Each cycle reads every bridge's own state back (stats, else the drain resource), so it
-knows whether a drain took effect; a bridge drained by someone else, or shutting down,
-is left alone (and reported); only bridges this adapter drained are undrained. If
-someone undrains a bridge it drained, it steps back until the node was available once.
+knows whether a drain took effect; a bridge drained by someone else, shutting down or
+failing its own health check is left alone (and reported: not online capacity); only
+bridges this adapter drained are undrained. If someone undrains a bridge it drained, it
+steps back until the node was available once.
 One bridge failing never stops the others. Dry-run: reads, and logs what it would do.
 """
 
@@ -82,6 +83,10 @@ def plan(
         record = {"ours": False, "stepped_back": False, **(memory.get(node.node) or {})}
         if bridge.graceful_shutdown or bridge.shutting_down:
             held[node.node] = "shutting down"
+            records[node.node] = record
+            continue
+        if bridge.healthy is False:  # jicofo stops using it; not capacity, nothing to do
+            held[node.node] = "unhealthy (the bridge's own health check)"
             records[node.node] = record
             continue
         if bridge.drain and not record["ours"]:
