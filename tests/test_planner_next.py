@@ -276,3 +276,21 @@ def test_the_adapters_see_the_reservations_between_readings() -> None:
     multiplier = lambda p: {a.node: a.server.get("load_multiplier") for a in p.actions}  # noqa: E731
     assert multiplier(before) == {"bbb-01": 1.2, "bbb-02": 1.2}  # 1 + 2·(0.6 − 0.5)
     assert multiplier(after) == {"bbb-01": 1.6, "bbb-02": 1.6}  # 0.8 with the reservations
+
+
+def test_nodes_not_available_are_never_named() -> None:
+    clock = Clock(T0)
+
+    def current() -> list[NodeReading]:
+        return [
+            NodeReading("bbb-01", timestamp=T0, meetings=1, participants=10),
+            NodeReading("bbb-02", timestamp=T0, meetings=1, participants=0, held="cordoned"),
+            NodeReading("bbb-03", up=False),
+            NodeReading("bbb-04", timestamp=T0 - 3600, meetings=0, participants=0),  # stale
+            NodeReading("jvb-01", kind="jitsi", timestamp=T0, jitsi_stress=0.0),
+        ]
+
+    service = PlannerService(lambda: pd.DataFrame(), read_current=current, clock=clock)
+    service.refresh_placement()
+    names = {service.next_node(expected_participants=1)["node"] for _ in range(20)}
+    assert names == {"bbb-01"}  # held (operator/maintenance), down, stale, Jitsi: never
