@@ -30,7 +30,6 @@ def exporter_config(
                     "url": f"{base}/{name}/bigbluebutton/api/",
                     "secret_file": str(secret_file),
                     "checksum": checksum,
-                    "recordings": True,  # getRecordings, every 5 minutes
                 },
                 "host": {"node_exporter": f"{base}/{name}/metrics", "interface": "eth0"},
             }

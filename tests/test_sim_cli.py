@@ -50,7 +50,6 @@ def test_write_config_without_listen_writes_and_exits(tmp_path):
         "url": "http://sim:1/bbb-01/bigbluebutton/api/",
         "secret_file": str(out) + ".secret",
         "checksum": "sha512",
-        "recordings": True,
     }
     assert config["nodes"][0]["host"]["node_exporter"] == "http://sim:1/bbb-01/metrics"
     assert config["nodes"][2]["jitsi"]["url"] == "http://sim:1/jvb-01/colibri/stats"
