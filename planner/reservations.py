@@ -16,7 +16,7 @@ answer can be explained and a test replayed, each node within one meeting of its
 weighted share. Since every answer reserves its meeting, a burst fills the headroom from
 the emptiest node down instead of piling onto one. A wide spread (every available node in
 proportion to its weight) sends rooms to busy nodes: the closed-loop benchmark measured
-twice the avoidable overload, hence the narrow default.
+2.2× the avoidable overload, hence the narrow default.
 
 Pure parts (:func:`typical_meeting`, :func:`effective_pressure`, :func:`remaining_share`)
 and one thread-safe :class:`ReservationBook`.
