@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextvars
 import http.client
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconnected
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -67,10 +67,11 @@ REASONS = (
 class PollError(Exception):
     """A failed poll: ``reason`` is the metric label, the message is safe to log."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, status: int | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.status = status  # the HTTP status of an answer refused for it
 
 
 class MalformedHeaders(HTTPException):
@@ -164,8 +165,15 @@ class HttpClient:
         max_bytes: int,
         sink: Callable[[bytes], None],
         tls: TlsOptions | None = None,
+        headers: Mapping[str, str] | None = None,
+        statuses: Collection[int] = (200,),
+        on_status: Callable[[int], None] | None = None,
     ) -> int:
         """GET ``url`` and hand each body chunk to ``sink``; returns the body size.
+
+        ``headers`` are sent besides the client's own (credentials: they are never in an
+        error); an answer whose status is not in ``statuses`` is reason ``http`` with the
+        status in ``PollError.status`` (an API's error bodies: list their statuses).
 
         One deadline of ``timeout`` seconds covers connect, TLS handshake, status line,
         headers and body. Raises PollError with reason timeout, connect, http or
@@ -176,7 +184,9 @@ class HttpClient:
         with self._reaper.guard(timeout) as guard:
             token = _EXCHANGE.set((self._reaper, guard))
             try:
-                return self._exchange(url, guard, timeout, max_bytes, sink, tls)
+                return self._exchange(
+                    url, guard, timeout, max_bytes, sink, tls, headers or {}, statuses, on_status
+                )
             finally:
                 _EXCHANGE.reset(token)
 
@@ -188,7 +198,11 @@ class HttpClient:
         max_bytes: int,
         sink: Callable[[bytes], None],
         tls: TlsOptions | None,
+        extra: Mapping[str, str],
+        statuses: Collection[int],
+        on_status: Callable[[int], None] | None,
     ) -> int:
+        sent = {**_HEADERS, **extra}
         options = {
             "preload_content": False,
             "redirect": False,
@@ -199,19 +213,19 @@ class HttpClient:
             if guard.expired:
                 raise TimeoutError  # stopping: nothing new is sent
             if tls is None:
-                response = self._pool.request("GET", url, **options)
+                response = self._pool.request("GET", url, headers=sent, **options)
             else:
                 pool = self._pool.connection_from_url(url, pool_kwargs=_tls_kwargs(tls))
-                response = pool.urlopen(
-                    "GET", parse_url(url).request_uri, headers=dict(_HEADERS), **options
-                )
+                response = pool.urlopen("GET", parse_url(url).request_uri, headers=sent, **options)
         except Exception as exc:
             raise _request_error(exc, guard, timeout) from None
         try:
             if guard.expired:
                 raise PollError("timeout", f"no answer within {timeout:g}s")
-            if response.status != 200:
-                raise PollError("http", f"HTTP status {response.status}")
+            if response.status not in statuses:
+                raise PollError("http", f"HTTP status {response.status}", status=response.status)
+            if on_status is not None:
+                on_status(response.status)
             encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
                 # Asked for identity; decoding it anyway could blow past the cap in one read.
@@ -228,6 +242,29 @@ class HttpClient:
         finally:
             response.release_conn()
         return size
+
+    def get(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        max_bytes: int,
+        headers: Mapping[str, str] | None = None,
+        statuses: Collection[int] = (200,),
+    ) -> tuple[int, bytes]:
+        """``fetch`` into memory: (status, body), with the same deadline and cap."""
+        chunks: list[bytes] = []
+        status: list[int] = []
+        self.fetch(
+            url,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            sink=chunks.append,
+            headers=headers,
+            statuses=statuses,
+            on_status=status.append,
+        )
+        return status[0], b"".join(chunks)
 
     def close(self) -> None:
         """Abort every exchange in flight (each ends as a timeout at once), drop the pools."""

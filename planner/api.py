@@ -11,7 +11,7 @@ import math
 
 from confscale.planner.adapters import adapter_health
 from confscale.planner.adapters.b3lb import B3lbAdapter
-from confscale.planner.metrics import AdapterCollector, PlannerCollector
+from confscale.planner.metrics import AdapterCollector, AnswerCollector, PlannerCollector
 from confscale.planner.reservations import NoNodeAvailable
 from confscale.planner.service import PlannerService
 from flask import Blueprint, Flask, Response, request
@@ -37,6 +37,7 @@ def blueprint(service: PlannerService, b3lb: B3lbAdapter | None = None) -> Bluep
     # adapter health changes between snapshots: its own registry, exposed on every scrape
     adapters = CollectorRegistry(auto_describe=False)
     adapters.register(AdapterCollector(lambda: adapter_health(service.actuators)))
+    adapters.register(AnswerCollector(service.answer_ages))
     # The last exposition and the (snapshot, placement) it came from (held, not by id).
     cache: list[tuple[tuple[object, object], bytes]] = []
 

@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
+from confscale.exporter.config import read_small_file
 from confscale.planner.adapters import ADAPTER_FLAGS_RENAMED
 from confscale.planner.backtest import rolling_origin
 from confscale.planner.calendar import CalendarError, RegimeCalendar, load_calendar
@@ -96,7 +98,20 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--history.file", dest="history", type=Path, help="history file (CSV, CSV.gz, Parquet)"
     )
     source.add_argument(
-        "--prometheus.url", dest="prometheus", help="Prometheus-compatible base URL"
+        "--prometheus.url",
+        dest="prometheus",
+        help="Prometheus-compatible base URL (credentials: --prometheus.username and "
+        "--prometheus.password-file, never in the URL, where `ps` shows them)",
+    )
+    parser.add_argument(
+        "--prometheus.username", dest="prom_username", help="HTTP basic auth user name"
+    )
+    parser.add_argument(
+        "--prometheus.password-file",
+        dest="prom_password_file",
+        type=Path,
+        help="file holding the HTTP basic auth password (or, without a user name, a bearer "
+        "token); read at start, never logged",
     )
     parser.add_argument(
         "--prometheus.lookback",
@@ -155,11 +170,43 @@ def _source_name(args: argparse.Namespace) -> str:
     return f"Prometheus at {redact(args.prometheus)}"
 
 
+def _prometheus_client(args: argparse.Namespace) -> PrometheusClient:
+    """The store's client, its password from a file (never from the command line)."""
+    password = None
+    if args.prom_password_file is not None:
+        password = read_secret_file(args.prom_password_file, what="--prometheus.password-file")
+    elif args.prom_username:
+        raise UsageError("--prometheus.username needs --prometheus.password-file")
+    if "@" in (urlsplit(args.prometheus).netloc or ""):
+        log.warning(
+            "credentials in --prometheus.url show in process listings; use "
+            "--prometheus.username and --prometheus.password-file"
+        )
+    return PrometheusClient(args.prometheus, username=args.prom_username, password=password)
+
+
+def read_secret_file(path: Path, *, what: str, max_bytes: int = 4096) -> str:
+    """A secret from a small regular UTF-8 file (trailing newline dropped); UsageError
+    naming the file otherwise (a FIFO or /dev/zero is refused, not read for ever)."""
+    try:
+        text = read_small_file(path, max_bytes).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path}: not UTF-8 text") from None
+    except ValueError as exc:
+        raise UsageError(f"{what} {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: {exc.strerror or exc}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise UsageError(f"{what} {path}: empty")
+    return secret
+
+
 def _history_loader(args: argparse.Namespace) -> tuple[Callable[[], pd.DataFrame], bool]:
     if args.history is not None:
         path = args.history
         return (lambda: load_history(path)), False
-    client = PrometheusClient(args.prometheus)
+    client = _prometheus_client(args)
 
     def from_prometheus() -> pd.DataFrame:
         end = time.time()
@@ -245,7 +292,7 @@ def cmd_size(args: argparse.Namespace) -> dict[str, object]:
     readings = None
     now = None
     if args.prometheus:
-        readings = read_prometheus_current(PrometheusClient(args.prometheus))
+        readings = read_prometheus_current(_prometheus_client(args))
         now = time.time()
     snapshot = compute_snapshot(history, config, readings=readings, now=now, rates_included=rates)
     changes = _what_if(args)
@@ -279,7 +326,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.exporter:
         read_current = ExporterReader(args.exporter)
     elif args.prometheus:
-        client = PrometheusClient(args.prometheus)
+        client = _prometheus_client(args)
         read_current = lambda: read_prometheus_current(client)  # noqa: E731
     if read_current is not None:  # nodes an operator holds out are not online capacity
         read_current = with_operator_holds(read_current, actuators)
@@ -292,6 +339,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         refit_seconds=args.refit_interval,
         placement_seconds=args.placement_interval,
         restored=restored,
+        placement_max_age=args.placement_max_age,
+        capacity_max_age=args.capacity_max_age,
     )
     if args.state_file is not None:
         recorder.snapshot = service.snapshot
@@ -381,6 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=duration,
         default=30.0,
         help="how often placement is recomputed from current data (default 30s)",
+    )
+    serve.add_argument(
+        "--placement.max-age",
+        dest="placement_max_age",
+        type=duration,
+        default=300.0,
+        help="a placement older than this (current data failing, or a saved one) is served "
+        "marked stale and recommends no node (default 5m)",
+    )
+    serve.add_argument(
+        "--capacity.max-age",
+        dest="capacity_max_age",
+        type=duration,
+        default=3600.0,
+        help="a capacity answer older than this (refits failing, or a saved one) is served "
+        "marked stale (default 1h)",
     )
     serve.add_argument(
         "--state.file",

@@ -13,6 +13,7 @@ The file is one JSON object, replaced atomically (write to a sibling, then renam
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -23,22 +24,28 @@ from confscale.planner.placement import Placement
 from confscale.planner.snapshot import Snapshot, json_safe
 
 SCHEMA = 1
+MAX_STATE_BYTES = 64 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LastResult:
-    """What a previous run of the planner last published."""
+    """What a previous run of the planner last published (bodies checked on read)."""
 
     saved_at: float
     out: frozenset[str]
-    placement_json: bytes | None
-    capacity_json: bytes | None
+    placement: dict | None
+    capacity: dict | None
 
 
 def save_last_result(
     path: Path, placement: Placement, snapshot: Snapshot | None, *, now: float
 ) -> None:
-    """Write ``placement`` and the snapshot's capacity answer to ``path`` atomically."""
+    """Write ``placement`` and the snapshot's capacity answer to ``path`` atomically.
+
+    Written to a sibling, flushed to disk (fsync) and renamed over the old file, then the
+    folder is synced: a crash leaves the old file or the new one, never half of one.
+    """
     document = {
         "schema": SCHEMA,
         "saved_at": now,
@@ -48,34 +55,103 @@ def save_last_result(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(document))
+    with open(temporary, "w", encoding="utf-8") as out:
+        json.dump(document, out)
+        out.flush()
+        os.fsync(out.fileno())
     os.replace(temporary, path)
-
-
-def load_last_result(path: Path) -> LastResult | None:
-    """The saved result, None when there is none yet; ValueError naming the file if bad."""
+    folder = os.open(path.parent, os.O_RDONLY)
     try:
-        document = json.loads(path.read_text())
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def load_last_result(path: Path, *, now: float | None = None) -> LastResult | None:
+    """The saved result; None when there is none or it cannot be used.
+
+    A corrupt, truncated, oversized or wrong-schema file is logged and set aside as
+    ``FILE.corrupt-<unix time>`` (kept for a post-mortem, never read again), so the planner
+    starts without it instead of failing.
+    """
+    try:
+        return _read(path)
     except FileNotFoundError:
         return None
+    except StateFileError as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{int(now or time.time())}")
+        try:
+            os.replace(path, aside)
+        except OSError as move:
+            log.error("%s; cannot set it aside: %s", exc, move)
+        else:
+            log.error("%s; set aside as %s, starting without it", exc, aside)
+        return None
+
+
+class StateFileError(ValueError):
+    """The state file cannot be used; the message names the file and what is wrong."""
+
+
+def _read(path: Path) -> LastResult:
+    try:
+        if not path.is_file():
+            if path.exists():
+                raise StateFileError(f"{path}: not a regular file")
+            raise FileNotFoundError(path)
+        if path.stat().st_size > MAX_STATE_BYTES:
+            raise StateFileError(f"{path}: larger than {MAX_STATE_BYTES} bytes")
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read the planner's last result: {exc}") from exc
+        if isinstance(exc, FileNotFoundError | StateFileError):
+            raise
+        raise StateFileError(f"{path}: cannot read the planner's last result: {exc}") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: not a planner state file (schema {SCHEMA} expected)")
+        raise StateFileError(f"{path}: not a planner state file (schema {SCHEMA} expected)")
     out = document.get("out")
     if not isinstance(out, list) or not all(isinstance(n, str) for n in out):
-        raise ValueError(f"{path}: key out: expected a list of node names")
+        raise StateFileError(f"{path}: key out: expected a list of node names")
+    saved_at = document.get("saved_at")
+    if isinstance(saved_at, bool) or not isinstance(saved_at, int | float):
+        raise StateFileError(f"{path}: key saved_at: expected a Unix time")
+    placement, capacity = document.get("placement"), document.get("capacity")
+    if placement is not None and not _is_placement(placement):
+        raise StateFileError(f"{path}: key placement: not a placement answer")
+    if capacity is not None and not (isinstance(capacity, dict) and "servers_needed" in capacity):
+        raise StateFileError(f"{path}: key capacity: not a capacity answer")
+    return LastResult(float(saved_at), frozenset(out), placement, capacity)
 
-    def body(key: str) -> bytes | None:
-        value = document.get(key)
-        return None if value is None else json.dumps(value).encode()
 
-    return LastResult(
-        saved_at=float(document.get("saved_at") or 0.0),
-        out=frozenset(out),
-        placement_json=body("placement"),
-        capacity_json=body("capacity"),
+def _is_placement(body: object) -> bool:
+    if not isinstance(body, dict) or not isinstance(body.get("nodes"), list):
+        return False
+    return all(
+        isinstance(n, dict) and isinstance(n.get("node"), str) and "state" in n
+        for n in body["nodes"]
     )
+
+
+def aged(body: dict, *, made_at: float, now: float, max_age: float, restored: bool) -> dict:
+    """``body`` with its age; once older than ``max_age`` marked stale, and a stale
+    placement recommends nothing (every node stale, weight 0): an old answer never passes
+    for a current one."""
+    age = max(0.0, now - made_at)
+    stale = age > max_age
+    out = dict(body)
+    out["answer"] = {
+        "made_at": made_at,
+        "age_seconds": round(age, 3),
+        "stale": stale,
+        "max_age_seconds": max_age,
+        "restored": restored,
+    }
+    if stale and isinstance(body.get("nodes"), list):
+        out["recommended"] = None
+        out["nodes"] = [
+            {**node, "state": "stale", "weight": 0.0} if isinstance(node, dict) else node
+            for node in body["nodes"]
+        ]
+    return out
 
 
 @dataclass

@@ -147,3 +147,38 @@ class AdapterCollector(Collector):
             actuating.add_metric([view.adapter], 1.0 if view.actuating else 0.0)
             held.add_metric([view.adapter], len(view.held_out))
         yield from (requests, last, failing, actuating, held)
+
+
+class AnswerCollector(Collector):
+    """Age of each answer the API serves, and whether it is stale or a restored one.
+
+    Changes on every scrape (the age grows), so it is never cached with the snapshot.
+    """
+
+    def __init__(self, ages: Callable[[], dict[str, tuple[float, bool, bool]]]) -> None:
+        self._ages = ages
+
+    def collect(self) -> Iterator[Metric]:
+        ages = self._ages()
+        age = GaugeMetricFamily(
+            "confscale_planner_answer_age_seconds",
+            "Seconds since the served answer was computed (or saved, when restored)",
+            labels=["answer"],
+        )
+        stale = GaugeMetricFamily(
+            "confscale_planner_answer_stale",
+            "1 when the served answer is older than its --*.max-age (served marked stale)",
+            labels=["answer"],
+        )
+        restored = GaugeMetricFamily(
+            "confscale_planner_answer_restored",
+            "1 while the answer is the one saved in --state.file by an earlier run",
+            labels=["answer"],
+        )
+        for answer, (seconds, is_stale, is_restored) in sorted(ages.items()):
+            age.add_metric([answer], seconds)
+            stale.add_metric([answer], 1.0 if is_stale else 0.0)
+            restored.add_metric([answer], 1.0 if is_restored else 0.0)
+        yield age
+        yield stale
+        yield restored

@@ -2,8 +2,9 @@
 
 Only ``/api/v1/query`` and ``/api/v1/query_range`` are used, so Thanos, Mimir and
 VictoriaMetrics work unchanged. Ranges are chunked below Prometheus' limit of 11,000
-points per series; requests have timeouts and are retried with backoff; an unreachable
-store gives one clear error naming the URL (credentials removed).
+points per series; each request has one total deadline and a size cap, and is retried
+with backoff within a time budget; an unreachable store gives one clear error naming the
+URL (credentials removed).
 
 Derived figures come from the recording rules of ``alerts/`` (``node:…:ratio_rate5m``).
 Backfilled blocks (``promtool tsdb create-blocks-from openmetrics``) have no recorded
@@ -13,22 +14,25 @@ series, used when the rule returns nothing.
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
-import requests
 from confscale.exporter import contract as c
 from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS, READING_FIELDS
+from confscale.exporter.fetch import HttpClient, PollError
 from confscale.planner.placement import NodeReading
 
 from confscale.redact import redact_url as redact
 
-CHUNK_POINTS = 10_000
+CHUNK_POINTS = 2_000  # keeps one answer far below MAX_ANSWER_BYTES (about 28 bytes a point)
 
 
 class PrometheusError(RuntimeError):
@@ -39,49 +43,120 @@ class PrometheusUnreachable(PrometheusError):
     """No answer from the store after the retries."""
 
 
+#: Most bytes one answer may have, and most seconds one request may take end to end
+#: (connect, headers and body: a store that drips its answer costs this, not for ever).
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Prometheus answers errors with these statuses and a JSON body saying why
+_ERROR_STATUSES = (200, 400, 422, 503)
+
+
 @dataclass
 class PrometheusClient:
-    """Minimal client of the Prometheus HTTP API (query and query_range)."""
+    """Minimal client of the Prometheus HTTP API (query and query_range).
+
+    Every request has one total deadline (``timeout``) and a size cap
+    (``max_bytes``), through the exporter's bounded HTTP client; ``budget`` bounds the
+    retries of one call in total. Credentials come from ``username``/``password`` (a
+    password file on the command line), or from the URL's user info as a fallback.
+    """
 
     base_url: str
     timeout: float = 10.0
     retries: int = 3
     backoff: float = 0.25
-    session: requests.Session | None = None
     sleep: Callable[[float], None] = time.sleep
+    max_bytes: int = MAX_ANSWER_BYTES
+    budget: float = 60.0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    http: HttpClient | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.username is not None or parts.password is not None:
+            if self.username is None and self.password is None:
+                self.username = unquote(parts.username or "")
+                self.password = unquote(parts.password or "")
+            host = parts.hostname or ""
+            netloc = f"[{host}]" if ":" in host else host
+            if parts.port is not None:
+                netloc += f":{parts.port}"
+            self.base_url = urlunsplit(parts._replace(netloc=netloc))
+        self._headers: dict[str, str] = {"Accept": "application/json"}
+        if self.password is not None and self.username:
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+        elif self.password:
+            self._headers["Authorization"] = f"Bearer {self.password}"
 
     def _get(self, path: str, params: dict[str, str]) -> dict:
-        url = self.base_url.rstrip("/") + path
-        session = self.session or requests.Session()
-        last: Exception | None = None
+        url = self.base_url.rstrip("/") + path + "?" + urlencode(params)
+        http = self.http or _shared_http()
+        started = time.monotonic()
+        last: str = "no answer"
         for attempt in range(self.retries + 1):
             if attempt:
-                self.sleep(self.backoff * 2 ** (attempt - 1))
+                pause = self.backoff * 2 ** (attempt - 1)
+                if time.monotonic() - started + pause >= self.budget:
+                    last += f"; gave up after {self.budget:g}s in total"
+                    break
+                self.sleep(pause)
+            left = self.budget - (time.monotonic() - started)
             try:
-                response = session.get(url, params=params, timeout=self.timeout)
-            except requests.RequestException as exc:
-                last = exc
-                continue
-            if response.status_code >= 500 or response.status_code == 429:
-                last = PrometheusError(f"HTTP {response.status_code}")
+                status, raw = http.get(
+                    url,
+                    timeout=max(0.1, min(self.timeout, left)),
+                    max_bytes=self.max_bytes,
+                    headers=self._headers,
+                    statuses=_ERROR_STATUSES,
+                )
+            except PollError as exc:
+                if exc.reason == "too_large":
+                    raise PrometheusError(
+                        f"{redact(self.base_url)}: answer larger than {self.max_bytes:,} bytes "
+                        f"(query {params.get('query')!r}); narrow it or raise the cap"
+                    ) from None
+                if exc.status in (401, 403):
+                    raise PrometheusError(
+                        f"{redact(self.base_url)}: HTTP {exc.status}: authentication refused "
+                        "(check --prometheus.username and --prometheus.password-file)"
+                    ) from None
+                status = exc.status
+                if exc.reason == "http" and status is not None and status < 500 and status != 429:
+                    raise PrometheusError(
+                        f"{redact(self.base_url)}: HTTP {status}; is this a "
+                        "Prometheus-compatible API?"
+                    ) from None
+                last = exc.detail
                 continue
             try:
-                body = response.json()
-            except ValueError as exc:
+                body = json.loads(raw)
+            except ValueError:
+                if status == 503:  # a proxy or an overloaded store: try again
+                    last = "HTTP 503"
+                    continue
                 raise PrometheusError(
-                    f"{redact(url)}: answer is not JSON (HTTP {response.status_code}); is "
+                    f"{redact(self.base_url)}: answer is not JSON (HTTP {status}); is "
                     "this a Prometheus-compatible API?"
-                ) from exc
+                ) from None
+            if not isinstance(body, dict):
+                raise PrometheusError(f"{redact(self.base_url)}: answer is not a JSON object")
             if body.get("status") != "success":
+                if status == 503:  # Prometheus: query timed out or was aborted
+                    last = f"HTTP 503: {str(body.get('error', ''))[:200]}"
+                    continue
                 raise PrometheusError(
-                    f"{redact(url)}: {body.get('errorType', 'error')}: "
-                    f"{body.get('error', 'unknown error')} "
+                    f"{redact(self.base_url)}: {str(body.get('errorType', 'error'))[:40]}: "
+                    f"{str(body.get('error', 'unknown error'))[:300]} "
                     f"(query {params.get('query')!r})"
                 )
-            return body["data"]
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise PrometheusError(f"{redact(self.base_url)}: answer has no data object")
+            return data
         raise PrometheusUnreachable(
-            f"Prometheus at {redact(self.base_url)} unreachable after {self.retries + 1} "
-            f"attempt(s): {_cause(last)}"
+            f"Prometheus at {redact(self.base_url)} unreachable after {attempt + 1} "
+            f"attempt(s): {last}"
         )
 
     def query(self, expr: str, at: float | None = None) -> list[dict]:
@@ -89,7 +164,7 @@ class PrometheusClient:
         params = {"query": expr}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        return self._get("/api/v1/query", params)["result"]
+        return _results(self._get("/api/v1/query", params), self.base_url)
 
     def query_range(
         self, expr: str, start: float, end: float, step: float
@@ -111,10 +186,15 @@ class PrometheusClient:
                     "step": f"{step:g}",
                 },
             )
-            for item in data["result"]:
+            for item in _results(data, self.base_url):
+                values = item.get("values")
+                if not isinstance(values, list) or not isinstance(item.get("metric"), dict):
+                    raise PrometheusError(f"{redact(self.base_url)}: a series without values")
                 key = tuple(sorted(item["metric"].items()))
-                values = item["values"]
-                index = pd.to_datetime([float(t) for t, _ in values], unit="s", utc=True)
+                try:
+                    index = pd.to_datetime([float(t) for t, _ in values], unit="s", utc=True)
+                except (TypeError, ValueError, OverflowError):
+                    raise PrometheusError(f"{redact(self.base_url)}: bad sample times") from None
                 out.setdefault(key, []).append(
                     pd.Series([_float(v) for _, v in values], index=index, dtype=float)
                 )
@@ -122,19 +202,17 @@ class PrometheusClient:
         return {k: pd.concat(parts).groupby(level=0).last() for k, parts in out.items()}
 
 
-def _cause(exc: Exception | None) -> str:
-    """What went wrong, in the operator's words (not the HTTP library's repr and query)."""
-    if exc is None:
-        return "no answer"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    text = str(exc)
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if errno:
-        return errno.group(1).strip().rstrip(".")
-    if isinstance(exc, requests.ConnectionError):
-        return "connection failed"
-    return text[:200]
+@functools.cache
+def _shared_http() -> HttpClient:
+    """One bounded HTTP client (keep-alive pool, deadline thread) for the process."""
+    return HttpClient(connections_per_host=4, hosts=8)
+
+
+def _results(data: dict, base_url: str) -> list[dict]:
+    result = data.get("result")
+    if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
+        raise PrometheusError(f"{redact(base_url)}: answer has no result list")
+    return result
 
 
 def _float(value: object) -> float:

@@ -7,14 +7,15 @@ module) and the first scrape gives pressure from participants and Jitsi stress o
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import requests
 from confscale.exporter import contract as c
 from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS, READING_FIELDS
+from confscale.exporter.fetch import HttpClient, PollError
 from confscale.planner.placement import NodeReading
 from confscale.planner.prometheus import redact
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,6 +28,11 @@ GAUGES = {
     c.LINK_CAPACITY.name: "link",
 }
 MAX_BODY = 64 * 1024 * 1024
+
+
+@functools.cache
+def _shared_http() -> HttpClient:
+    return HttpClient(connections_per_host=2, hosts=4)
 
 
 class ScrapeError(RuntimeError):
@@ -68,20 +74,25 @@ class ExporterReader:
     url: str
     timeout: float = 5.0
     clock: Callable[[], float] = time.time
+    max_bytes: int = MAX_BODY
+    http: HttpClient | None = field(default=None, repr=False)
     _previous: tuple[float, dict[str, dict[str, float]]] | None = field(default=None, repr=False)
 
     def __call__(self) -> list[NodeReading]:
+        # one total deadline and the cap while reading, not after: a 3 GB or dripping
+        # /metrics page costs the cap and the timeout, never the whole answer
         try:
-            response = requests.get(self.url, timeout=self.timeout)
-            response.raise_for_status()
-        except requests.RequestException as exc:
-            raise ScrapeError(
-                f"exporter {redact(self.url)}: {type(exc).__name__}: {str(exc)[:200]}"
-            ) from exc
-        if len(response.content) > MAX_BODY:
-            raise ScrapeError(f"exporter {redact(self.url)}: answer larger than {MAX_BODY} B")
+            _, body = (self.http or _shared_http()).get(
+                self.url, timeout=self.timeout, max_bytes=self.max_bytes
+            )
+        except PollError as exc:
+            raise ScrapeError(f"exporter {redact(self.url)}: {exc}") from None
         try:
-            nodes = parse_exposition(response.text)
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ScrapeError(f"exporter {redact(self.url)}: answer is not UTF-8 text") from None
+        try:
+            nodes = parse_exposition(text)
         except ValueError as exc:
             raise ScrapeError(
                 f"exporter {redact(self.url)}: not Prometheus text format: {exc}"

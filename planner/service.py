@@ -23,7 +23,7 @@ from typing import Protocol
 
 import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
-from confscale.planner.laststate import LastResult
+from confscale.planner.laststate import LastResult, aged
 from confscale.planner.placement import NodeReading, Placement, place
 from confscale.planner.reservations import (
     PRIOR_MEETING,
@@ -60,6 +60,14 @@ class RefreshStatus:
     refits: int = 0
 
 
+class SourceFailed(RuntimeError):
+    """Reading one of the planner's sources failed; the message names which."""
+
+    def __init__(self, source: str, cause: Exception) -> None:
+        super().__init__(f"{source}: {cause}")
+        self.source = source
+
+
 class PlannerService:
     """Holds the last snapshot and placement; refreshes them on one background scheduler."""
 
@@ -76,6 +84,8 @@ class PlannerService:
         clock: Callable[[], float] = time.time,
         restored: LastResult | None = None,
         pools: Sequence[str] = (),
+        placement_max_age: float = 300.0,
+        capacity_max_age: float = 3600.0,
     ) -> None:
         self.config = config or PlannerConfig()
         self._load_history = load_history
@@ -94,6 +104,10 @@ class PlannerService:
         # a previous run's last answer (planner.laststate): served until the first refresh,
         # and its taken-out nodes seed the hysteresis
         self._restored = restored
+        # answers older than these are served marked stale (a stale placement recommends
+        # nothing): a saved or frozen answer never passes for a current one
+        self.placement_max_age = placement_max_age
+        self.capacity_max_age = capacity_max_age
         self.pools = tuple(pools)  # pool names this service plans (``?pool=`` is checked)
         self.reservations = ReservationBook(
             self.config.reservations,
@@ -119,18 +133,66 @@ class PlannerService:
             return None if self._placement is None else self._placement[0]
 
     def placement_json(self) -> bytes | None:
-        """The ``/api/v1/placement`` body of the last placement, serialised once."""
+        """The ``/api/v1/placement`` body of the last placement, serialised once.
+
+        A restored answer, or a live one older than ``placement_max_age`` (current data
+        failing), carries its age under ``answer`` and, once stale, recommends nothing.
+        """
         with self._lock:
-            if self._placement is None:
-                return None if self._restored is None else self._restored.placement_json
-            return self._placement[1]
+            live, restored = self._placement, self._restored
+            made_at = self._status.last_placement
+        if live is None:
+            if restored is None or restored.placement is None:
+                return None
+            return self._aged(restored.placement, restored.saved_at, self.placement_max_age, True)
+        if self._read_current is None or made_at is None:
+            return live[1]  # from the history file itself: no live source to age against
+        if self._clock() - made_at <= self.placement_max_age:
+            return live[1]
+        return self._aged(json.loads(live[1]), made_at, self.placement_max_age, False)
 
     def capacity_json(self) -> bytes | None:
-        """The ``/api/v1/capacity`` body of the last snapshot (or of the restored result)."""
+        """The ``/api/v1/capacity`` body of the last snapshot (or of the restored result),
+        marked stale once older than ``capacity_max_age`` (refits failing)."""
         with self._lock:
-            if self._snapshot is None:
-                return None if self._restored is None else self._restored.capacity_json
-            return self._snapshot.capacity_json
+            snapshot, restored = self._snapshot, self._restored
+            made_at = self._status.last_refit
+        if snapshot is None:
+            if restored is None or restored.capacity is None:
+                return None
+            return self._aged(restored.capacity, restored.saved_at, self.capacity_max_age, True)
+        if made_at is None or self._clock() - made_at <= self.capacity_max_age:
+            return snapshot.capacity_json
+        return self._aged(json.loads(snapshot.capacity_json), made_at, self.capacity_max_age, False)
+
+    def answer_ages(self) -> dict[str, tuple[float, bool, bool]]:
+        """Per answer (placement, capacity): (age in seconds, stale, restored)."""
+        now = self._clock()
+        with self._lock:
+            status, restored = self._status, self._restored
+            live = {
+                "placement": self._placement is not None,
+                "capacity": self._snapshot is not None,
+            }
+        out: dict[str, tuple[float, bool, bool]] = {}
+        for answer, made_at, limit in (
+            ("placement", status.last_placement, self.placement_max_age),
+            ("capacity", status.last_refit, self.capacity_max_age),
+        ):
+            if live[answer] and made_at is not None:
+                age = max(0.0, now - made_at)
+                fresh_by_design = answer == "placement" and self._read_current is None
+                out[answer] = (age, age > limit and not fresh_by_design, False)
+            elif restored is not None and getattr(restored, answer) is not None:
+                age = max(0.0, now - restored.saved_at)
+                out[answer] = (age, age > limit, True)
+        return out
+
+    def _aged(self, body: dict, made_at: float, max_age: float, restored: bool) -> bytes:
+        document = aged(
+            body, made_at=made_at, now=self._clock(), max_age=max_age, restored=restored
+        )
+        return json.dumps(json_safe(document)).encode()
 
     def _previous_out(self, placement: Placement | None) -> frozenset[str]:
         if placement is not None:
@@ -196,8 +258,14 @@ class PlannerService:
             previous = self.snapshot()
             placement = self.placement()
             try:
-                history = self._load_history()
-                readings = self._current()
+                try:
+                    history = self._load_history()
+                except Exception as exc:
+                    raise SourceFailed("history", exc) from exc
+                try:
+                    readings = self._current()
+                except Exception as exc:
+                    raise SourceFailed("current data", exc) from exc
                 now = None if self._read_current is None else self._clock()
                 snapshot = compute_snapshot(
                     history,
@@ -250,8 +318,8 @@ class PlannerService:
                 stale_after=self.config.stale_after,
             )
         except Exception as exc:  # a failed read must not take the API down
-            log.error("placement refresh failed: %s", exc)
-            self._error(f"placement refresh failed: {exc}")
+            log.error("placement refresh failed: current data: %s", exc)
+            self._error(f"placement refresh failed: current data: {exc}")
             return previous
         body = json.dumps(json_safe(placement.as_dict())).encode()
         with self._lock:

@@ -236,7 +236,7 @@ def test_unreachable_prometheus_is_one_clear_error_without_credentials() -> None
     assert f"http://127.0.0.1:{port}" in message and "after 2 attempt(s)" in message
     assert "hunter2" not in message and "admin" not in message
     # the cause in an operator's words, not the HTTP library's repr with the query in it
-    assert message.endswith("attempt(s): Connection refused"), message
+    assert message.endswith("attempt(s): connection refused"), message
     assert "HTTPConnectionPool" not in message and "query" not in message
 
 

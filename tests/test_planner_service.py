@@ -180,7 +180,8 @@ def test_api_answers_from_memory_and_503_before_the_first_result(history) -> Non
         service.refresh()
         early = requests.get(f"{base}/api/v1/capacity", timeout=5)
         assert early.status_code == 503
-        assert early.json()["last_error"] == "refresh failed: history.csv: history has no rows"
+        error = early.json()["last_error"]
+        assert error == "refresh failed: history: history.csv: history has no rows"
         assert requests.get(f"{base}/-/healthy", timeout=5).json()["ready"] is False
         loads["fail"] = False
         service.refresh()

@@ -20,7 +20,13 @@ from confscale.planner.web.auth import BasicAuth, auth_from_env, protect
 from confscale.planner.web.components import banners, waiting
 from confscale.planner.web.context import Context, WebOptions, safe
 from confscale.planner.web.pages import PAGES
-from confscale.planner.web.view import Message, adapter_messages, adapter_status, messages
+from confscale.planner.web.view import (
+    Message,
+    adapter_messages,
+    adapter_status,
+    answer_messages,
+    messages,
+)
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Flask
 
@@ -91,6 +97,7 @@ def register_shell(app: Dash, ctx: Context) -> None:
         return (
             banners(
                 messages(snapshot, ctx.service.status(), ctx.options.source)
+                + answer_messages(ctx.service.answer_ages())
                 + adapter_messages(adapter_health(ctx.service.actuators))
             ),
             now_ready if now_ready != ready else no_update,

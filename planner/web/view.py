@@ -180,7 +180,8 @@ def messages(snapshot: Snapshot | None, status: RefreshStatus, source: str) -> l
             out.append(
                 Message(
                     "bad",
-                    f"No planner result: cannot read {source}",
+                    "No planner result: cannot read "
+                    + ("current data" if "current data:" in error else source),
                     f"{error}. The page fills in by itself once the next refresh succeeds.",
                 )
             )
@@ -203,6 +204,37 @@ def messages(snapshot: Snapshot | None, status: RefreshStatus, source: str) -> l
     scope = snapshot.sizing_scope()
     if scope["not_sized"]:
         out.append(Message("info", "Sizing covers the BBB part of the pool", str(scope["note"])))
+    return out
+
+
+def answer_messages(ages: dict[str, tuple[float, bool, bool]]) -> list[Message]:
+    """A banner when the API serves a saved or stale answer (it never passes as current)."""
+    out: list[Message] = []
+    for answer, (age, stale, restored) in sorted(ages.items()):
+        minutes = age / 60
+        old = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+        if stale:
+            detail = (
+                "balancers reading the placement see every node stale and no recommendation"
+                if answer == "placement"
+                else "the server counts are not current"
+            )
+            out.append(
+                Message(
+                    "bad",
+                    f"The {answer} answer is stale ({old} old"
+                    + (", saved by an earlier run)" if restored else ")"),
+                    f"No newer {answer} could be computed; {detail}.",
+                )
+            )
+        elif restored:
+            out.append(
+                Message(
+                    "warn",
+                    f"Showing the {answer} answer saved {old} ago",
+                    "Served from the state file until the first refresh succeeds.",
+                )
+            )
     return out
 
 
