@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -16,11 +17,19 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
+@functools.cache
 def build_version() -> str:
+    """The installed version (read once: importlib.metadata parses the package's files,
+    about 4 ms, and the build info is rendered with every cycle's page)."""
     try:
         return metadata.version("confscale")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+@functools.cache
+def python_version() -> str:
+    return platform.python_version()  # parses sys.version on every call
 
 
 class SnapshotCollector(Collector):
@@ -49,7 +58,7 @@ class SnapshotCollector(Collector):
                 "Version of the exporter; the value is always 1.",
                 labels=["version", "python"],
             )
-            info.add_metric([build_version(), platform.python_version()], 1)
+            info.add_metric([build_version(), python_version()], 1)
             yield info
 
 
