@@ -31,6 +31,7 @@ from confscale.planner.prometheus import (
     read_prometheus_current,
     redact,
 )
+from confscale.planner.reservations import ReservationPolicy
 from confscale.planner.sizing import WhatIf
 from confscale.planner.snapshot import PlannerConfig, compute_snapshot, json_safe, what_if
 from confscale.planner.wsgi import DEFAULT_THREADS
@@ -313,6 +314,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     changes = _what_if(args)
     if changes:
         config = PlannerConfig(config.calendar, config.forecast, WhatIf(**changes).validated())
+    try:
+        reservations = ReservationPolicy(args.next_settle, args.next_ttl).validated()
+    except ValueError as exc:
+        raise UsageError(f"--next.settle/--next.ttl: {exc}") from exc
+    config = replace(config, reservations=reservations)
     loader, rates = _history_loader(args)
     restored = None
     actuators = build_actuators(args)
@@ -446,6 +452,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="a capacity answer older than this (refits failing, or a saved one) is served "
         "marked stale (default 1h)",
+    )
+    serve.add_argument(
+        "--next.settle",
+        dest="next_settle",
+        type=duration,
+        default=ReservationPolicy.settle_seconds,
+        help="/api/v1/placement/next: a node's reading this much newer than a reservation "
+        "shows the whole meeting (default 10m)",
+    )
+    serve.add_argument(
+        "--next.ttl",
+        dest="next_ttl",
+        type=duration,
+        default=ReservationPolicy.ttl_seconds,
+        help="/api/v1/placement/next: a reservation is dropped after this, readings or not "
+        "(default 15m)",
     )
     serve.add_argument(
         "--state.file",

@@ -147,6 +147,8 @@ def test_serve_answers_api_and_metrics_from_the_same_snapshot(history_file: Path
             str(history_file),
             "--web.listen-address",
             f"127.0.0.1:{port}",
+            "--next.ttl",
+            "20m",
         ),
         cwd=harness.REPO,
     )
@@ -163,7 +165,13 @@ def test_serve_answers_api_and_metrics_from_the_same_snapshot(history_file: Path
         )
         placement = requests.get(f"{base}/api/v1/placement", timeout=5).json()
         metrics = requests.get(f"{base}/metrics", timeout=5).text
+        nexts = [requests.get(f"{base}/api/v1/placement/next", timeout=5) for _ in range(2)]
+        unknown_pool = requests.get(f"{base}/api/v1/placement/next?pool=x", timeout=5)
         assert requests.get(f"{base}/-/healthy", timeout=5).json()["ready"] is True
+    assert [r.status_code for r in nexts] == [200, 200] and unknown_pool.status_code == 404
+    first, second = (r.json()["reservation"] for r in nexts)
+    assert first["id"] != second["id"]
+    assert first["expires_at"] - first["created"] == pytest.approx(1200)  # --next.ttl
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(metrics)
@@ -191,3 +199,7 @@ def test_serve_refuses_bad_flags_without_secret_leak(tmp_path: Path, history_fil
     )
     assert result.returncode == 2 and "--scalelite.secret-file" in result.stderr
     assert "s3cr3t" not in run("serve", "--help").stdout
+    short = run(
+        "serve", "--history.file", str(history_file), "--next.settle", "20m", "--next.ttl", "5m"
+    )
+    assert short.returncode == 2 and "--next.ttl" in short.stderr and "settle" in short.stderr
