@@ -27,6 +27,7 @@ from confscale.planner.laststate import LastResult, aged
 from confscale.planner.placement import NodeReading, Placement, place
 from confscale.planner.reservations import (
     PRIOR_MEETING,
+    NoNodeAvailable,
     ReservationBook,
     model_meeting,
     typical_meeting,
@@ -229,6 +230,14 @@ class PlannerService:
         placement = self.placement()
         if placement is None:
             raise RuntimeError("no placement yet: current data has not been read")
+        made_at = self.status().last_placement
+        if self._read_current is not None and made_at is not None:
+            age = self._clock() - made_at
+            if age > self.placement_max_age:  # as /api/v1/placement: stale recommends nothing
+                raise NoNodeAvailable(
+                    f"the last placement is {age:.0f}s old (current data failing; max age "
+                    f"{self.placement_max_age:.0f}s): no node is named on stale data"
+                )
         snapshot = self.snapshot()
         fallback = (
             PRIOR_MEETING

@@ -294,3 +294,14 @@ def test_nodes_not_available_are_never_named() -> None:
     service.refresh_placement()
     names = {service.next_node(expected_participants=1)["node"] for _ in range(20)}
     assert names == {"bbb-01"}  # held (operator/maintenance), down, stale, Jitsi: never
+
+
+def test_a_stale_placement_names_no_node() -> None:
+    service, clock, pool = service_for({"bbb-01": 0.1})
+    service.next_node()
+    clock.now += service.placement_max_age + 1  # current data stopped coming
+    with pytest.raises(NoNodeAvailable, match="old"):
+        service.next_node()
+    pool.stamp = clock.now
+    service.refresh_placement()
+    assert service.next_node()["node"] == "bbb-01"
