@@ -68,7 +68,8 @@ class Reaper:
             self._active.add(guard)
             heapq.heappush(self._heap, (guard.deadline, next(self._seq), guard))
             self._start()
-            self._cond.notify()
+            if self._heap[0][2] is guard:  # only an earlier wake-up needs the thread now
+                self._cond.notify()
         try:
             yield guard
         finally:
