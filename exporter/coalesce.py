@@ -37,7 +37,6 @@ class Coalescer(Generic[T]):
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[Hashable, _Entry[T]] = {}
-        self.runs = 0  # how many times work actually ran (for tests and curiosity)
 
     def get(self, key: Hashable, work: Callable[[], T]) -> T:
         """``work()``'s result for ``key``: shared with concurrent callers, or reused."""
@@ -48,7 +47,6 @@ class Coalescer(Generic[T]):
             owner = entry is None
             if entry is None:
                 entry = self._entries[key] = _Entry()
-                self.runs += 1
         if owner:
             try:
                 entry.result = work()

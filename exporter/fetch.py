@@ -98,7 +98,11 @@ class _Guarded:
 
     It attaches when it connects (the TCP socket exists before the TLS handshake), when
     a request is sent on it (a reused keep-alive connection) and before the status line
-    and headers are read, so the deadline covers every phase of the exchange.
+    and headers are read, so the deadline covers every phase of the exchange. A
+    connection has one guard at a time: the next exchange on it takes it over, so an old
+    deadline never shuts a connection another poll is using. (urllib3 returns it to the
+    pool on reading the body's end, a moment before the guard ends; a deadline passing in
+    that moment shuts an idle pooled connection, which urllib3 finds dropped and replaces.)
     """
 
     def connect(self) -> None:
