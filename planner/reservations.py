@@ -354,6 +354,7 @@ class ReservationBook:
                 eligible = node.state == "available" and p is not None and p < self.hysteresis.out
                 candidates.append((node, p, max(0.0, 1.0 - p) if eligible else 0.0, eligible))
             eligible = [c for c in candidates if c[3] and c[2] > 0]
+            available = len(eligible)
             if not eligible:
                 raise NoNodeAvailable(
                     "no node can take a new meeting: "
@@ -366,7 +367,7 @@ class ReservationBook:
             band = self.policy.spread_meetings * cost.pressure(self.targets)
             eligible = [c for c in eligible if c[2] >= best - band]
             weight_sum = sum(c[2] for c in eligible)
-            names = {c[0].node for c in eligible}
+            names = {c[0].node for c in eligible}  # the best nodes
             self._current = {n: v for n, v in self._current.items() if n in names}
             for node, _, weight, _ in eligible:
                 self._current[node.node] = self._current.get(node.node, 0.0) + weight
@@ -379,7 +380,8 @@ class ReservationBook:
             self._open[reservation.id] = reservation
             open_here = sum(1 for r in self._open.values() if r.node == node.node)
         reason = (
-            f"smooth weighted round-robin over {len(eligible)} available node(s): weight "
+            f"smooth weighted round-robin over the {len(eligible)} best of {available} "
+            f"available node(s) (weight within {band:.2f} of the best): weight "
             f"{weight:.2f} of {weight_sum:.2f} ({weight / weight_sum:.0%}); pressure "
             f"{node.pressure:.2f}, {p:.2f} with {open_here - 1} earlier reservation(s); "
             f"reserved {cost.participants:.0f} participants ({cost.source}) until a reading "
@@ -408,6 +410,7 @@ class ReservationBook:
                     "effective_pressure": None if c[1] is None else round(c[1], 4),
                     "weight": round(c[2], 4),
                     "eligible": c[3],
+                    "best": c[0].node in names,
                 }
                 for c in candidates
             ],
