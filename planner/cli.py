@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,12 +23,10 @@ from confscale.planner.adapters import ADAPTER_FLAGS_RENAMED
 from confscale.planner.backtest import rolling_origin
 from confscale.planner.calendar import CalendarError, RegimeCalendar, load_calendar
 from confscale.planner.forecast import WEEK_HOURS, ForecastConfig
-from confscale.planner.history import HistoryError, load_history
+from confscale.planner.history import HistoryError
 from confscale.planner.prometheus import (
     PrometheusClient,
     PrometheusError,
-    load_prometheus_history,
-    read_prometheus_current,
     redact,
 )
 from confscale.planner.reservations import ReservationPolicy
@@ -128,6 +126,22 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         default=parse_duration("4w"),
         help="per-node 5-minute history for the resource fit and mix (default 4w)",
     )
+    parser.add_argument(
+        "--pool",
+        dest="pools",
+        action="append",
+        metavar="POOL[/TAG]",
+        help="plan this pool (repeatable; POOL/TAG: one tagged sub-pool); default: every "
+        "pool found in the store, each on its own",
+    )
+    parser.add_argument(
+        "--pool.tags",
+        dest="pool_tags",
+        choices=["all", "none"],
+        default="all",
+        help="also plan every tag of each pool (a Scalelite tag, a b3lb cluster) as its "
+        "own sub-pool POOL/TAG (default: all)",
+    )
     _add_calendar_flags(parser)
     parser.add_argument(
         "--calendar.country", dest="country", help="country for school/public holidays (e.g. DE)"
@@ -203,22 +217,6 @@ def read_secret_file(path: Path, *, what: str, max_bytes: int = 4096) -> str:
     return secret
 
 
-def _history_loader(args: argparse.Namespace) -> tuple[Callable[[], pd.DataFrame], bool]:
-    if args.history is not None:
-        path = args.history
-        return (lambda: load_history(path)), False
-    client = _prometheus_client(args)
-
-    def from_prometheus() -> pd.DataFrame:
-        end = time.time()
-        frame, _ = load_prometheus_history(
-            client, start=end - args.lookback, end=end, node_lookback=args.node_lookback
-        )
-        return frame
-
-    return from_prometheus, True
-
-
 def cmd_backtest(args: argparse.Namespace) -> dict[str, object]:
     try:
         frame = pd.read_csv(args.csv)
@@ -287,27 +285,78 @@ def cmd_backtest(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_size(args: argparse.Namespace) -> dict[str, object]:
+    """One pool's capacity answer; with several pools, ``{"pools": {name: answer}}``."""
+    from confscale.planner.sources import file_loader, prometheus_loader, prometheus_reader
+
     config = _config(args)
-    loader, rates = _history_loader(args)
-    history = loader()
-    readings = None
-    now = None
-    if args.prometheus:
-        readings = read_prometheus_current(_prometheus_client(args))
-        now = time.time()
-    snapshot = compute_snapshot(history, config, readings=readings, now=now, rates_included=rates)
-    changes = _what_if(args)
-    if not changes:
-        return snapshot.capacity_dict()
-    sizing = what_if(snapshot, **changes)
-    return {**snapshot.capacity_dict(), **sizing.as_dict()}
+    units, discover = _units(args)
+    if not units and discover is not None:
+        units = discover()
+        if not units:
+            raise UsageError(
+                f"Prometheus at {redact(args.prometheus)} has no bbb_meetings_participants "
+                "in the last day: no pool to size"
+            )
+    answers: dict[str, dict[str, object]] = {}
+    for scope in units:
+        if args.history is not None:
+            history, readings, now = file_loader(args.history)(), None, None
+        else:
+            client = _prometheus_client(args)
+            history = prometheus_loader(
+                client, scope, lookback=args.lookback, node_lookback=args.node_lookback
+            )()
+            readings, now = prometheus_reader(client, scope)(), time.time()
+        snapshot = compute_snapshot(
+            history,
+            config,
+            readings=readings,
+            now=now,
+            rates_included=args.history is None,
+        )
+        answer = snapshot.capacity_dict()
+        changes = _what_if(args)
+        if changes:
+            answer = {**answer, **what_if(snapshot, **changes).as_dict()}
+        answers[scope.name] = answer
+    if len(answers) == 1:
+        return next(iter(answers.values()))
+    return {"pools": answers}
+
+
+def _units(args: argparse.Namespace):
+    """The fixed units (``--pool``) and, with a store, the discovery of the others."""
+    from confscale.planner.scope import Scope, ScopeError
+    from confscale.planner.sources import discover_units
+
+    try:
+        named = [Scope.parse(text) for text in args.pools or ()]
+    except ScopeError as exc:
+        raise UsageError(f"--pool: {exc}") from exc
+    if args.history is not None:
+        if len(named) > 1:
+            raise UsageError("--history.file is one pool: give at most one --pool")
+        return named or [Scope()], None
+    client = _prometheus_client(args)
+    tags = args.pool_tags == "all"
+    pools = sorted({unit.pool or "" for unit in named})
+    return named, lambda: discover_units(client, pools=pools, tags=tags)
+
+
+def _state_path(path: Path, scope) -> Path:
+    """One state file per unit: FILE for the unnamed pool, FILE's stem.POOL[.TAG] else."""
+    if not scope.name:
+        return path
+    return path.with_name(f"{path.stem}.{scope.name.replace('/', '.')}{path.suffix}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from confscale.planner.adapters import B3lbAdapter, build_actuators, with_operator_holds
     from confscale.planner.api import create_app
+    from confscale.planner.pools import PoolPlanners
     from confscale.planner.scrape import ExporterReader
     from confscale.planner.service import PlannerService
+    from confscale.planner.sources import file_loader, prometheus_loader, prometheus_reader
     from confscale.planner.wsgi import PlannerServer
 
     config = _config(args)
@@ -319,62 +368,85 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--next.settle/--next.ttl: {exc}") from exc
     config = replace(config, reservations=reservations)
-    loader, rates = _history_loader(args)
-    restored = None
     actuators = build_actuators(args)
-    if args.state_file is not None:
-        from confscale.planner.laststate import LastResultFile, load_last_result
+    client = None if args.prometheus is None else _prometheus_client(args)
+    units, discover = _units(args)
 
-        restored = load_last_result(args.state_file)
-        recorder = LastResultFile(args.state_file)
-        actuators = [recorder, *actuators]
-    read_current = None
-    if args.exporter:
-        read_current = ExporterReader(args.exporter)
-    elif args.prometheus:
-        client = _prometheus_client(args)
-        read_current = lambda: read_prometheus_current(client)  # noqa: E731
-    if read_current is not None:  # nodes an operator holds out are not online capacity
-        read_current = with_operator_holds(read_current, actuators)
-    service = PlannerService(
-        loader,
-        config,
-        read_current=read_current,
-        rates_included=rates,
-        actuators=actuators,
-        refit_seconds=args.refit_interval,
-        placement_seconds=args.placement_interval,
-        restored=restored,
-        placement_max_age=args.placement_max_age,
-        capacity_max_age=args.capacity_max_age,
+    def build(scope) -> PlannerService:
+        if client is None:
+            loader = file_loader(args.history)
+        else:
+            loader = prometheus_loader(
+                client, scope, lookback=args.lookback, node_lookback=args.node_lookback
+            )
+        read_current = None
+        if args.exporter:
+            read_current = ExporterReader(args.exporter, scope=scope)
+        elif client is not None:
+            read_current = prometheus_reader(client, scope)
+        if read_current is not None:  # nodes an operator holds out are not online capacity
+            read_current = with_operator_holds(read_current, actuators)
+        # A tagged sub-pool ranks a subset of its pool's nodes in the same states: the
+        # balancers are told once, by the pool's own loop.
+        unit_actuators = list(actuators) if scope.tag is None else []
+        restored = recorder = None
+        if args.state_file is not None:
+            from confscale.planner.laststate import LastResultFile, load_last_result
+
+            path = _state_path(args.state_file, scope)
+            restored = load_last_result(path)
+            recorder = LastResultFile(path)
+            unit_actuators.insert(0, recorder)
+        service = PlannerService(
+            loader,
+            config,
+            read_current=read_current,
+            rates_included=client is not None,
+            actuators=unit_actuators,
+            refit_seconds=args.refit_interval,
+            placement_seconds=args.placement_interval,
+            restored=restored,
+            placement_max_age=args.placement_max_age,
+            capacity_max_age=args.capacity_max_age,
+            pools=() if scope.pool is None else (scope.pool,),
+        )
+        if recorder is not None:
+            recorder.snapshot = service.snapshot
+        return service
+
+    planners = PoolPlanners(
+        build, units=units, discover=discover, discover_seconds=max(60.0, args.placement_interval)
     )
-    if args.state_file is not None:
-        recorder.snapshot = service.snapshot
+
+    def reserved() -> dict[str, float]:
+        """Every pool's open /next reservations (node names are unique per pool file)."""
+        return {node: p for service in planners for node, p in service.reserved_pressure().items()}
+
     for runner in actuators:  # Scalelite's multiplier and b3lb's load see /next's reservations
         if hasattr(getattr(runner, "adapter", None), "reserved"):
-            runner.adapter.reserved = service.reserved_pressure
+            runner.adapter.reserved = reserved
     b3lb = next(
         (a.adapter for a in actuators if isinstance(getattr(a, "adapter", None), B3lbAdapter)),
         None,
     )
-    app = create_app(service, b3lb)
+    app = create_app(planners, b3lb)
     try:
         from confscale.planner import web  # the Dash page, when installed
 
         options = web.options_from_env(os.environ)
         if "CONFSCALE_WEB_SOURCE" not in os.environ:
             options = replace(options, source=_source_name(args))
-        web.mount(app, service, options)
+        web.mount(app, planners, options)
     except ImportError:
         log.info("confscale.planner.web not available: serving the API only")
     listen = args.listen
     server = PlannerServer(app, listen, threads=args.web_threads)
-    service.start()
+    planners.start()
     log.info("listening", extra={"address": listen.url(server.port), "server": "waitress"})
     try:
         server.run()
     finally:
-        service.stop()
+        planners.stop()
     return 0
 
 

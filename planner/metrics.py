@@ -11,96 +11,132 @@ from confscale.planner.sizing import CONSTRAINTS
 from confscale.planner.snapshot import Snapshot
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+# (labels of the unit, its snapshot, its placement, whether its node series are exported)
+Unit = tuple[dict[str, str], Snapshot | None, Placement | None, bool]
 
 
 class PlannerCollector(Collector):
-    """Yields the planner series: pool series of the snapshot, node series of the placement.
+    """Yields the planner series: pool series of each snapshot, node series of placements.
 
     Either may be missing (no history yet, no current data yet); then its series are.
     """
 
     def __init__(
-        self, snapshot: Callable[[], Snapshot | None], placement: Callable[[], Placement | None]
+        self,
+        snapshot: Callable[[], Snapshot | None] | None = None,
+        placement: Callable[[], Placement | None] | None = None,
+        *,
+        units: Callable[[], Sequence[Unit]] | None = None,
+        extra: Callable[[], Iterator[Metric]] | None = None,
     ) -> None:
-        self._snapshot = snapshot
-        self._placement = placement
+        if units is None:
+            units = lambda: [  # noqa: E731 - one unnamed pool
+                ({}, snapshot() if snapshot else None, placement() if placement else None, True)
+            ]
+        self._units = units
+        self._extra = extra
+
+    @classmethod
+    def of(cls, planners, extra: Callable[[], Iterator[Metric]] | None = None) -> PlannerCollector:
+        """Series of every unit of a :class:`~planner.pools.PoolPlanners`."""
+
+        def units() -> list[Unit]:
+            return [
+                (scope.labels(), service.snapshot(), service.placement(), scope.tag is None)
+                for scope, service in planners.units()
+            ]
+
+        return cls(units=units, extra=extra)
 
     def collect(self) -> Iterator[Metric]:
-        snapshot = self._snapshot()
-        if snapshot is not None:
-            yield from self._pool(snapshot)
-        placement = self._placement()
-        if placement is not None:
-            yield from self._nodes(placement)
+        families = _Families()
+        for labels, snapshot, placement, with_nodes in self._units():
+            if snapshot is not None:
+                families.pool(labels, snapshot)
+            if placement is not None:
+                families.nodes(labels, placement, with_nodes)
+        yield from families.all()
+        if self._extra is not None:
+            yield from self._extra()
 
-    @staticmethod
-    def _pool(snapshot: Snapshot) -> Iterator[Metric]:
-        sizing = snapshot.sizing
-        needed = GaugeMetricFamily(
-            "confscale_pool_servers_needed",
-            "Servers the pool needs, per horizon",
-            labels=["horizon"],
-        )
-        for horizon, value in sizing.servers_needed.items():
-            if value is not None:
-                needed.add_metric([horizon], value)
-        yield needed
-        yield GaugeMetricFamily(
-            "confscale_pool_servers_online", "Servers up and reporting", value=sizing.servers_online
-        )
-        headroom = GaugeMetricFamily(
+
+def _put(family: Metric, labels: dict[str, str], value: float) -> None:
+    family.samples.append(Sample(family.name, labels, value, None))
+
+
+class _Families:
+    """The planner's families, filled unit by unit (labels differ per unit)."""
+
+    def __init__(self) -> None:
+        def gauge(name: str, text: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, text)
+
+        self.needed = gauge("confscale_pool_servers_needed", "Servers the pool needs, per horizon")
+        self.online = gauge("confscale_pool_servers_online", "Servers up and reporting")
+        self.headroom = gauge(
             "confscale_pool_headroom_ratio",
             "1 - demand now / (target x capacity of online servers), no largest-meeting "
             "or N+R term (the capacity JSON's utilisation_headroom)",
-            labels=["constraint"],
         )
-        binding = GaugeMetricFamily(
-            "confscale_pool_binding_constraint",
-            "1 for the constraint that sets the server count",
-            labels=["constraint"],
+        self.binding = gauge(
+            "confscale_pool_binding_constraint", "1 for the constraint that sets the server count"
         )
+        self.saturation = gauge(
+            "confscale_pool_time_to_saturation_seconds",
+            "Seconds until the online servers are not enough",
+        )
+        self.snapshot_ts = gauge(
+            "confscale_planner_snapshot_timestamp_seconds", "When the served sizing was computed"
+        )
+        self.pressure = gauge("confscale_node_pressure_ratio", "Placement pressure per node")
+        self.weight = gauge(
+            "confscale_node_placement_weight", "Placement weight per node (0 = do not place)"
+        )
+        self.placement_ts = gauge(
+            "confscale_planner_placement_timestamp_seconds",
+            "When the served placement was computed",
+        )
+
+    def pool(self, labels: dict[str, str], snapshot: Snapshot) -> None:
+        sizing = snapshot.sizing
+        for horizon, value in sizing.servers_needed.items():
+            if value is not None:
+                _put(self.needed, {**labels, "horizon": horizon}, value)
+        _put(self.online, labels, sizing.servers_online)
         for constraint in CONSTRAINTS:
             value = sizing.utilisation_headroom.get(constraint)
             if value is not None:
-                headroom.add_metric([constraint], value)
-            binding.add_metric(
-                [constraint], 1.0 if constraint == sizing.binding_constraint else 0.0
-            )
-        yield headroom
-        yield binding
+                _put(self.headroom, {**labels, "constraint": constraint}, value)
+            chosen = 1.0 if constraint == sizing.binding_constraint else 0.0
+            _put(self.binding, {**labels, "constraint": constraint}, chosen)
         if sizing.time_to_saturation_seconds is not None:
-            yield GaugeMetricFamily(
-                "confscale_pool_time_to_saturation_seconds",
-                "Seconds until the online servers are not enough",
-                value=sizing.time_to_saturation_seconds,
-            )
-        yield GaugeMetricFamily(
-            "confscale_planner_snapshot_timestamp_seconds",
-            "When the served sizing was computed",
-            value=snapshot.generated_at,
-        )
+            _put(self.saturation, labels, sizing.time_to_saturation_seconds)
+        _put(self.snapshot_ts, labels, snapshot.generated_at)
 
-    @staticmethod
-    def _nodes(placement: Placement) -> Iterator[Metric]:
-        pressure = GaugeMetricFamily(
-            "confscale_node_pressure_ratio", "Placement pressure per node", labels=["node"]
-        )
-        weight = GaugeMetricFamily(
-            "confscale_node_placement_weight",
-            "Placement weight per node (0 = do not place)",
-            labels=["node"],
-        )
-        for node in placement.nodes:
-            if node.pressure is not None:
-                pressure.add_metric([node.node], node.pressure)
-            weight.add_metric([node.node], node.weight)
-        yield pressure
-        yield weight
-        yield GaugeMetricFamily(
-            "confscale_planner_placement_timestamp_seconds",
-            "When the served placement was computed",
-            value=placement.generated_at,
-        )
+    def nodes(self, labels: dict[str, str], placement: Placement, with_nodes: bool) -> None:
+        if with_nodes:
+            for node in placement.nodes:
+                node_labels = {**labels, "node": node.node}
+                if node.pressure is not None:
+                    _put(self.pressure, node_labels, node.pressure)
+                _put(self.weight, node_labels, node.weight)
+        _put(self.placement_ts, labels, placement.generated_at)
+
+    def all(self) -> list[Metric]:
+        families = [
+            self.needed,
+            self.online,
+            self.headroom,
+            self.binding,
+            self.saturation,
+            self.snapshot_ts,
+            self.pressure,
+            self.weight,
+            self.placement_ts,
+        ]
+        return [f for f in families if f.samples]
 
 
 class AdapterCollector(Collector):
@@ -153,32 +189,45 @@ class AnswerCollector(Collector):
     """Age of each answer the API serves, and whether it is stale or a restored one.
 
     Changes on every scrape (the age grows), so it is never cached with the snapshot.
+    With several pools each series carries the unit's ``pool`` / ``tag`` (see :meth:`of`).
     """
 
-    def __init__(self, ages: Callable[[], dict[str, tuple[float, bool, bool]]]) -> None:
-        self._ages = ages
+    def __init__(
+        self,
+        ages: Callable[[], dict[str, tuple[float, bool, bool]]] | None = None,
+        *,
+        units: Callable[[], Sequence[tuple[dict[str, str], dict]]] | None = None,
+    ) -> None:
+        if units is None:
+            units = lambda: [({}, ages() if ages else {})]  # noqa: E731 - one unnamed pool
+        self._units = units
+
+    @classmethod
+    def of(cls, planners) -> AnswerCollector:
+        """The answers of every unit of a :class:`~planner.pools.PoolPlanners`."""
+        return cls(
+            units=lambda: [(s.labels(), service.answer_ages()) for s, service in planners.units()]
+        )
 
     def collect(self) -> Iterator[Metric]:
-        ages = self._ages()
         age = GaugeMetricFamily(
             "confscale_planner_answer_age_seconds",
             "Seconds since the served answer was computed (or saved, when restored)",
-            labels=["answer"],
         )
         stale = GaugeMetricFamily(
             "confscale_planner_answer_stale",
             "1 when the served answer is older than its --*.max-age (served marked stale)",
-            labels=["answer"],
         )
         restored = GaugeMetricFamily(
             "confscale_planner_answer_restored",
             "1 while the answer is the one saved in --state.file by an earlier run",
-            labels=["answer"],
         )
-        for answer, (seconds, is_stale, is_restored) in sorted(ages.items()):
-            age.add_metric([answer], seconds)
-            stale.add_metric([answer], 1.0 if is_stale else 0.0)
-            restored.add_metric([answer], 1.0 if is_restored else 0.0)
+        for labels, ages in self._units():
+            for answer, (seconds, is_stale, is_restored) in sorted(ages.items()):
+                keys = {**labels, "answer": answer}
+                _put(age, keys, seconds)
+                _put(stale, keys, 1.0 if is_stale else 0.0)
+                _put(restored, keys, 1.0 if is_restored else 0.0)
         yield age
         yield stale
         yield restored

@@ -40,12 +40,17 @@ def five_minute_peaks(frame: pd.DataFrame) -> pd.DataFrame:
     if (step == frame["timestamp"]).all():  # validated frames are unique per node and step
         return frame
     keyed = frame.assign(timestamp=step)
+    # attrs may hold a Series (the pool's hourly peaks): pandas' groupby compares attrs
+    # with == and fails on it, so aggregate without them and put them back.
+    keyed.attrs = {}
     rules = {
         c: ("max" if c in GAUGE_COLUMNS else "last")
         for c in frame.columns
         if c not in ("node", "timestamp")
     }
-    return keyed.groupby(["node", "timestamp"], as_index=False, sort=True).agg(rules)
+    peaks = keyed.groupby(["node", "timestamp"], as_index=False, sort=True).agg(rules)
+    peaks.attrs = dict(frame.attrs)
+    return peaks
 
 
 def pool_totals(frame: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS, READING_FIEL
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.planner.placement import NodeReading
 from confscale.planner.prometheus import redact
+from confscale.planner.scope import INFO, Scope
 from prometheus_client.parser import text_string_to_metric_families
 
 # exported gauge -> the placement reading it fills (BBB and Jitsi names of one figure)
@@ -39,12 +40,23 @@ class ScrapeError(RuntimeError):
     """The exporter could not be scraped or parsed (names the URL)."""
 
 
-def parse_exposition(text: str) -> dict[str, dict[str, float]]:
-    """Per node: gauges, ``up`` (min over sources), ``ts`` and counter sums."""
+def parse_exposition(
+    text: str, membership: dict[str, tuple[str, str]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per node: gauges, ``up`` (min over sources), ``ts`` and counter sums.
+
+    ``membership``, when given, is filled with each node's (pool, tags label).
+    """
     nodes: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             node = sample.labels.get("node")
+            if membership is not None and node:
+                pool, tags = membership.get(node, ("", ""))
+                membership[node] = (
+                    sample.labels.get("pool", pool),
+                    sample.labels.get("tags", tags) if sample.name == INFO else tags,
+                )
             if not node or not math.isfinite(sample.value):
                 continue
             values = nodes.setdefault(node, {})
@@ -76,6 +88,7 @@ class ExporterReader:
     clock: Callable[[], float] = time.time
     max_bytes: int = MAX_BODY
     http: HttpClient | None = field(default=None, repr=False)
+    scope: Scope | None = None  # only this pool's (and tag's) nodes; None: every node
     _previous: tuple[float, dict[str, dict[str, float]]] | None = field(default=None, repr=False)
 
     def __call__(self) -> list[NodeReading]:
@@ -91,12 +104,19 @@ class ExporterReader:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise ScrapeError(f"exporter {redact(self.url)}: answer is not UTF-8 text") from None
+        membership: dict[str, tuple[str, str]] = {}
         try:
-            nodes = parse_exposition(text)
+            nodes = parse_exposition(text, membership)
         except ValueError as exc:
             raise ScrapeError(
                 f"exporter {redact(self.url)}: not Prometheus text format: {exc}"
             ) from exc
+        if self.scope is not None:
+            nodes = {
+                n: v
+                for n, v in nodes.items()
+                if _in_scope(self.scope, *membership.get(n, ("", "")))
+            }
         now = self.clock()
         previous = self._previous
         self._previous = (now, nodes)
@@ -147,3 +167,9 @@ class ExporterReader:
             receive_utilisation=rx_ratio,
             jitsi_stress=values.get("jitsi_stress"),
         )
+
+
+def _in_scope(scope: Scope, pool: str, tags: str) -> bool:
+    if scope.pool is not None and pool != scope.pool:
+        return False
+    return scope.tag is None or f",{scope.tag}," in tags

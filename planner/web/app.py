@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 from confscale.planner.adapters import adapter_health
+from confscale.planner.pools import PoolPlanners
 from confscale.planner.service import PlannerService
 from confscale.planner.web.auth import BasicAuth, auth_from_env, protect
 from confscale.planner.web.components import banners, waiting
-from confscale.planner.web.context import Context, WebOptions, safe
+from confscale.planner.web.context import POOL_COOKIE, Context, WebOptions, safe
 from confscale.planner.web.pages import PAGES
 from confscale.planner.web.view import (
     Message,
@@ -27,10 +28,14 @@ from confscale.planner.web.view import (
     answer_messages,
     messages,
 )
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, State, callback_context, dcc, html, no_update
 from flask import Flask
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def pool_options(ctx: Context) -> list[dict[str, str]]:
+    return [{"label": name or "(unnamed pool)", "value": name} for name in ctx.planners.names()]
 
 
 def shell(ctx: Context) -> html.Div:
@@ -53,6 +58,19 @@ def shell(ctx: Context) -> html.Div:
                             )
                             for page in PAGES
                         ]
+                    ),
+                    html.Label(
+                        [
+                            "Pool ",
+                            dcc.Dropdown(
+                                id="pool-select",
+                                options=pool_options(ctx),
+                                value=ctx.selected_name(),
+                                clearable=False,
+                                searchable=False,
+                            ),
+                        ],
+                        className="pool-select",
                     ),
                     html.Div(id="status-line", className="status-line"),
                 ],
@@ -87,13 +105,19 @@ def register_shell(app: Dash, ctx: Context) -> None:
         Output("banners", "children"),
         Output("ready", "data"),
         Output("status-line", "children"),
+        Output("pool-select", "options"),
         Input("tick", "n_intervals"),
         State("ready", "data"),
     )
-    @safe(lambda exc: (banners([Message("bad", "Page error", str(exc))]), no_update, ""))
+    @safe(lambda exc: (banners([Message("bad", "Page error", str(exc))]), no_update, "", no_update))
     def refresh(_tick: int, ready: bool):
         snapshot = ctx.snapshot()
         now_ready = snapshot is not None
+        if not ctx.planners.names():
+            waiting_for = Message(
+                "warn", "No pool yet", ctx.planners.discovery_error or "looking for pools"
+            )
+            return banners([waiting_for]), False, "", []
         return (
             banners(
                 messages(snapshot, ctx.service.status(), ctx.options.source)
@@ -102,16 +126,32 @@ def register_shell(app: Dash, ctx: Context) -> None:
             ),
             now_ready if now_ready != ready else no_update,
             _status_line(ctx),
+            pool_options(ctx),
         )
+
+    @app.callback(
+        Output("url", "search"),
+        Input("pool-select", "value"),
+        prevent_initial_call=True,
+    )
+    def select_pool(name: str | None):
+        """Remember the viewer's pool (a cookie every later callback reads) and redraw."""
+        if name is None or name not in ctx.planners.names():
+            return no_update
+        callback_context.response.set_cookie(POOL_COOKIE, name, samesite="Lax", httponly=True)
+        return f"?pool={name}"
 
     @app.callback(
         Output("page", "children"),
         Input("url", "pathname"),
+        Input("url", "search"),
         Input("ready", "data"),
         State("what-if", "data"),
     )
     @safe(lambda exc: html.Div(f"This page could not be drawn: {exc}", className="waiting"))
-    def route(pathname: str | None, ready: bool, store: dict[str, object] | None):
+    def route(
+        pathname: str | None, _search: str | None, ready: bool, store: dict[str, object] | None
+    ):
         page = by_path.get(pathname or "/")
         if page is None:
             return html.Div(
@@ -130,14 +170,16 @@ def register_shell(app: Dash, ctx: Context) -> None:
 
 
 def create_app(
-    service: PlannerService,
+    service: PlannerService | PoolPlanners,
     options: WebOptions | None = None,
     *,
     server: Flask | bool = True,
     auth: BasicAuth | None = None,
 ) -> Dash:
     """The planner page bound to ``service`` (on ``server`` if one is given)."""
-    ctx = Context(service, options or WebOptions())
+    from confscale.planner.api import as_planners
+
+    ctx = Context(as_planners(service), options or WebOptions())
     app = Dash(
         "confscale.planner.web",
         server=server,
@@ -146,14 +188,16 @@ def create_app(
         suppress_callback_exceptions=True,  # page components appear when a page is routed
         update_title=None,
     )
-    app.layout = shell(ctx)
+    app.layout = lambda: shell(ctx)  # per page load: the viewer's pool cookie
     register_shell(app, ctx)
     if auth is not None:
         protect(app.server, auth)
     return app
 
 
-def mount(server: Flask, service: PlannerService, options: WebOptions | None = None) -> Dash:
+def mount(
+    server: Flask, service: PlannerService | PoolPlanners, options: WebOptions | None = None
+) -> Dash:
     """Put the page on an existing Flask app (``confscale-planner serve``).
 
     Basic auth is on when ``$CONFSCALE_WEB_AUTH_FILE`` or ``$CONFSCALE_WEB_USER`` /

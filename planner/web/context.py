@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from confscale.planner.pools import PoolPlanners, UnknownPool
 from confscale.planner.service import PlannerService
 from confscale.planner.sizing import WhatIf, with_changes
 from confscale.planner.snapshot import Snapshot
@@ -28,13 +29,45 @@ class WebOptions:
     title: str = "confscale capacity planner"
 
 
+POOL_COOKIE = "confscale_pool"
+
+
 @dataclass(frozen=True)
 class Context:
-    service: PlannerService
+    """The planners and page options; :attr:`service` is the pool the viewer selected."""
+
+    planners: PoolPlanners
     options: WebOptions
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.planners, PoolPlanners):  # one service: its one pool
+            object.__setattr__(self, "planners", PoolPlanners.single(self.planners))
+
+    @property
+    def service(self) -> PlannerService:
+        """The selected pool's loop (the pool selector's cookie; else the first pool)."""
+        return self.planners.select(*self.selected_scope())
+
+    def selected_name(self) -> str | None:
+        """The unit the viewer chose, when it is one this planner plans."""
+        names = self.planners.names()
+        chosen = _cookie(POOL_COOKIE)
+        if chosen is not None and chosen in names:
+            return chosen
+        return names[0] if names else None
+
+    def selected_scope(self) -> tuple[str | None, str | None]:
+        name = self.selected_name()
+        for scope, _ in self.planners.units():
+            if scope.name == name:
+                return scope.pool, scope.tag
+        raise UnknownPool("no pool found in the data yet")
+
     def snapshot(self) -> Snapshot | None:
-        return self.service.snapshot()
+        try:
+            return self.service.snapshot()
+        except UnknownPool:
+            return None  # no pool yet: the page waits as it does for a first refresh
 
 
 def what_if_changes(store: Mapping[str, object] | None) -> dict[str, object]:
@@ -79,3 +112,10 @@ def safe(fallback: Callable[[Exception], Any]) -> Callable[[F], F]:
         return guarded  # type: ignore[return-value]
 
     return wrap
+
+
+def _cookie(name: str) -> str | None:
+    """A request cookie, outside a request None (callbacks run inside one)."""
+    from flask import has_request_context, request
+
+    return request.cookies.get(name) if has_request_context() else None
