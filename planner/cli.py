@@ -551,7 +551,29 @@ def build_parser() -> argparse.ArgumentParser:
     from confscale.planner.adapters import add_adapter_flags
 
     add_adapter_flags(serve)
+    proxy = add_subcommand(
+        sub, "cluster-proxy", help="BBB cluster proxy: nginx locations and node settings"
+    )
+    proxy.add_argument("--config.file", dest="config_file", type=Path, required=True,
+                       help="the exporter's pool file (every node with a bbb: source)")  # fmt: skip
+    proxy.add_argument("--proxy.url", dest="proxy_url", required=True,
+                       help="the proxy's public URL (https://bbb-proxy.example.com)")  # fmt: skip
+    proxy.add_argument("--output.dir", dest="output_dir", type=Path, required=True)
     return parser
+
+
+def cmd_cluster_proxy(args: argparse.Namespace) -> dict[str, object]:
+    """Write the proxy's nginx snippet and each BBB node's settings (planner.clusterproxy)."""
+    from confscale.exporter.config import ConfigError, load_config
+    from confscale.planner.clusterproxy import generate, write_files
+
+    try:
+        pool = load_config(args.config_file)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    files = generate(pool, args.proxy_url)
+    written = write_files(files, args.output_dir)
+    return {"output_dir": str(args.output_dir), "files": [str(p) for p in written]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -559,7 +581,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return cmd_serve(args)
-        result = cmd_backtest(args) if args.command == "backtest" else cmd_size(args)
+        if args.command == "cluster-proxy":
+            result = cmd_cluster_proxy(args)
+        else:
+            result = cmd_backtest(args) if args.command == "backtest" else cmd_size(args)
     except (UsageError, HistoryError, CalendarError, PrometheusError, ValueError, OSError) as exc:
         print(f"confscale-planner {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ declare -A pkg_of=(
   [docker-compose]=docker-compose
   [victoria-metrics]=victoria-metrics
   [openssl]=openssl
+  [nginx]=nginx  # the generated cluster-proxy config is checked with nginx -t and served
 )
 
 missing=()
