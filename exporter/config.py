@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from confscale.exporter.contract import DEFAULT_FILESYSTEMS, DEFAULT_ORIGINS_TOP, MAX_ORIGINS_TOP
 
 from confscale import flags
+from confscale.files import read_small_file
 
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 DEFAULT_LINK_MBIT = 500.0
@@ -201,27 +201,6 @@ def parse_duration(value: object, where: str) -> float:
             f"{where}: at most {MAX_DURATION / 3600:g}h, got {value!r} ({seconds:g}s)"
         )
     return seconds
-
-
-def read_small_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; OSError or ValueError naming
-    the problem otherwise. Opened without blocking, so a FIFO cannot hang the loader, and
-    read with a bound, so /dev/zero cannot fill memory."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("is not a regular file")
-        if info.st_size > max_bytes:
-            raise ValueError(f"is larger than {max_bytes} bytes")
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            data = file.read(max_bytes + 1)
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:  # grew while we read it
-        raise ValueError(f"is larger than {max_bytes} bytes")
-    return data
 
 
 def load_config(
