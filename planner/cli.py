@@ -419,8 +419,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
     def reserved() -> dict[str, float]:
-        """Every pool's open /next reservations (node names are unique per pool file)."""
-        return {node: p for service in planners for node, p in service.reserved_pressure().items()}
+        """Every unit's open /next reservations, summed per node (a node of a tagged
+        sub-pool is also planned in its pool: rooms sent through either count)."""
+        total: dict[str, float] = {}
+        for service in planners:
+            for node, p in service.reserved_pressure().items():
+                total[node] = total.get(node, 0.0) + p
+        return total
 
     for runner in actuators:  # Scalelite's multiplier and b3lb's load see /next's reservations
         if hasattr(getattr(runner, "adapter", None), "reserved"):
