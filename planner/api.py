@@ -14,7 +14,14 @@ import operator
 
 from confscale.planner.adapters import adapter_health
 from confscale.planner.adapters.b3lb import B3lbAdapter
-from confscale.planner.metrics import AdapterCollector, AnswerCollector, PlannerCollector
+from confscale.planner.maintenance import MaintenanceRegistry
+from confscale.planner.maintenance_api import AdminAuth, maintenance_blueprint
+from confscale.planner.metrics import (
+    AdapterCollector,
+    AnswerCollector,
+    MaintenanceCollector,
+    PlannerCollector,
+)
 from confscale.planner.pools import PoolPlanners, UnknownPool
 from confscale.planner.reservations import NoNodeAvailable
 from confscale.planner.service import PlannerService
@@ -36,7 +43,9 @@ def as_planners(planners: PoolPlanners | PlannerService) -> PoolPlanners:
 
 
 def blueprint(
-    planners: PoolPlanners | PlannerService, b3lb: B3lbAdapter | None = None
+    planners: PoolPlanners | PlannerService,
+    b3lb: B3lbAdapter | None = None,
+    maintenance: MaintenanceRegistry | None = None,
 ) -> Blueprint:
     """Routes bound to ``planners``; register it on any Flask app (Dash's ``app.server``).
 
@@ -54,6 +63,8 @@ def blueprint(
     adapters = CollectorRegistry(auto_describe=False)
     adapters.register(AdapterCollector(lambda: adapter_health(actuators())))
     adapters.register(AnswerCollector.of(planners))
+    if maintenance is not None:  # changes between snapshots too
+        adapters.register(MaintenanceCollector(maintenance.active, pool_of(planners)))
     # The last exposition and the (snapshot, placement) per unit it came from (held).
     cache: list[tuple[tuple[object, ...], bytes]] = []
 
@@ -184,8 +195,36 @@ def blueprint(
     return routes
 
 
-def create_app(planners: PoolPlanners | PlannerService, b3lb: B3lbAdapter | None = None) -> Flask:
+def pool_of(planners: PoolPlanners):
+    """node -> the pool whose own loop places it (for the maintenance series' label)."""
+
+    def lookup() -> dict[str, str]:
+        pools: dict[str, str] = {}
+        for scope, service in planners.units():
+            placement = service.placement()
+            if scope.tag is None and scope.pool and placement is not None:
+                for node in placement.nodes:
+                    pools.setdefault(node.node, scope.pool)
+        return pools
+
+    return lookup
+
+
+def create_app(
+    planners: PoolPlanners | PlannerService,
+    b3lb: B3lbAdapter | None = None,
+    *,
+    maintenance: MaintenanceRegistry | None = None,
+    admin: AdminAuth | None = None,
+) -> Flask:
     """A Flask app with the planner routes (what ``confscale-planner serve`` runs)."""
+    planners = as_planners(planners)
     app = Flask("confscale_planner")
-    app.register_blueprint(blueprint(planners, b3lb))
+    app.register_blueprint(blueprint(planners, b3lb, maintenance))
+    if maintenance is not None:
+        app.register_blueprint(
+            maintenance_blueprint(
+                maintenance, admin or AdminAuth(), changed=planners.refresh_placements
+            )
+        )
     return app

@@ -353,10 +353,13 @@ def _state_path(path: Path, scope) -> Path:
 def cmd_serve(args: argparse.Namespace) -> int:
     from confscale.planner.adapters import B3lbAdapter, build_actuators, with_operator_holds
     from confscale.planner.api import create_app
+    from confscale.planner.maintenance import MaintenanceRegistry, with_maintenance
+    from confscale.planner.maintenance_api import AdminAuth
     from confscale.planner.pools import PoolPlanners
     from confscale.planner.scrape import ExporterReader
     from confscale.planner.service import PlannerService
     from confscale.planner.sources import file_loader, prometheus_loader, prometheus_reader
+    from confscale.planner.web.auth import auth_from_env
     from confscale.planner.wsgi import PlannerServer
 
     config = _config(args)
@@ -369,6 +372,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--next.settle/--next.ttl: {exc}") from exc
     config = replace(config, reservations=reservations)
     actuators = build_actuators(args)
+    maintenance = MaintenanceRegistry(args.maintenance_file)
+    admin = AdminAuth(
+        None
+        if args.admin_token_file is None
+        else read_secret_file(args.admin_token_file, what="--web.admin-token-file"),
+        basic=auth_from_env(),
+    )
     client = None if args.prometheus is None else _prometheus_client(args)
     units, discover = _units(args)
 
@@ -385,7 +395,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         elif client is not None:
             read_current = prometheus_reader(client, scope)
         if read_current is not None:  # nodes an operator holds out are not online capacity
-            read_current = with_operator_holds(read_current, actuators)
+            read_current = with_maintenance(
+                with_operator_holds(read_current, actuators), maintenance
+            )
         # A tagged sub-pool ranks a subset of its pool's nodes in the same states: the
         # balancers are told once, by the pool's own loop.
         unit_actuators = list(actuators) if scope.tag is None else []
@@ -434,7 +446,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         (a.adapter for a in actuators if isinstance(getattr(a, "adapter", None), B3lbAdapter)),
         None,
     )
-    app = create_app(planners, b3lb)
+    app = create_app(planners, b3lb, maintenance=maintenance, admin=admin)
     try:
         from confscale.planner import web  # the Dash page, when installed
 
@@ -553,9 +565,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the last placement and capacity answer in this JSON file: served after "
         "a restart until the first refresh, and taken-out nodes stay out (hysteresis)",
     )
+    serve.add_argument(
+        "--maintenance.file",
+        dest="maintenance_file",
+        type=Path,
+        help="keep the nodes in maintenance in this JSON file (they stay in maintenance "
+        "across restarts); without it, maintenance lasts until the planner stops",
+    )
+    serve.add_argument(
+        "--web.admin-token-file",
+        dest="admin_token_file",
+        type=Path,
+        help="file holding the token that authorises maintenance writes (Authorization: "
+        "Bearer …); the page's basic auth authorises them too",
+    )
     from confscale.planner.adapters import add_adapter_flags
+    from confscale.planner.maintenance_cli import add_maintenance_command
 
     add_adapter_flags(serve)
+    add_maintenance_command(sub)
     proxy = add_subcommand(
         sub, "cluster-proxy", help="BBB cluster proxy: nginx locations and node settings"
     )
@@ -588,6 +616,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "cluster-proxy":
             result = cmd_cluster_proxy(args)
+        elif args.command == "maintenance":
+            from confscale.planner.maintenance_cli import cmd_maintenance
+
+            result = cmd_maintenance(args, read_secret_file)
         else:
             result = cmd_backtest(args) if args.command == "backtest" else cmd_size(args)
     except (UsageError, HistoryError, CalendarError, PrometheusError, ValueError, OSError) as exc:

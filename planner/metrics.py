@@ -231,3 +231,29 @@ class AnswerCollector(Collector):
         yield age
         yield stale
         yield restored
+
+
+class MaintenanceCollector(Collector):
+    """``confscale_node_maintenance{node,pool} 1`` per node in maintenance (read per scrape).
+
+    Alertmanager inhibits the node's alerts on the alert this series raises
+    (``ConfscaleNodeInMaintenance``, alerts/).
+    """
+
+    def __init__(
+        self, entries: Callable[[], dict], pools: Callable[[], dict[str, str]] | None = None
+    ) -> None:
+        self._entries = entries
+        self._pools = pools or dict
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "confscale_node_maintenance",
+            "1 while an operator has the node in maintenance (out of placement and capacity)",
+        )
+        entries = self._entries()
+        pools = self._pools() if entries else {}
+        for node, entry in sorted(entries.items()):
+            pool = entry.pool or pools.get(node)
+            _put(family, {"node": node, **({"pool": pool} if pool else {})}, 1.0)
+        yield family

@@ -73,6 +73,9 @@ class NodeReading:
     # why the node's operator holds it out of its balancer (a Scalelite server they
     # cordoned or disabled, a bridge they drained; planner.adapters): not online capacity
     held: str | None = None
+    # an operator put the node into maintenance (planner.maintenance): out of placement and
+    # capacity, cordoned/drained by the adapters, its alerts inhibited
+    maintenance: str | None = None
 
 
 def reading_pressures(
@@ -104,7 +107,8 @@ def reading_pressures(
 
 @dataclass(frozen=True)
 class NodePlacement:
-    """One ranked node: ``state`` is available, out (pressure), held, stale or down."""
+    """One ranked node: ``state`` is available, out (pressure), maintenance, held, stale or
+    down."""
 
     node: str
     kind: str
@@ -146,7 +150,7 @@ class Placement:
         }
 
 
-_STATE_ORDER = {"available": 0, "out": 1, "held": 2, "stale": 3, "down": 4}
+_STATE_ORDER = {"available": 0, "out": 1, "maintenance": 2, "held": 3, "stale": 4, "down": 5}
 
 
 def place(
@@ -161,7 +165,8 @@ def place(
     """Rank nodes for the next meeting.
 
     weight = 1 − pressure for available nodes (so ≥ 1 − ``hysteresis.out``), 0 for nodes
-    that are out, held (by their operator in the balancer: ``NodeReading.held``), stale
+    that are out, in maintenance (``NodeReading.maintenance``, whatever else is known),
+    held (by their operator in the balancer: ``NodeReading.held``), stale
     (no reading newer than ``stale_after`` seconds) or down.
     A node goes out at pressure ≥ ``hysteresis.out`` and comes back only at
     ≤ ``hysteresis.back``; between the two it keeps its previous state.
@@ -169,7 +174,9 @@ def place(
     placed: list[NodePlacement] = []
     readings = list(readings)
     for reading, pressure in zip(readings, reading_pressures(readings, targets), strict=True):
-        if not reading.up:
+        if reading.maintenance:
+            state, reason = "maintenance", reading.maintenance
+        elif not reading.up:
             state, reason = "down", "node is down"
         elif reading.timestamp is None or now - reading.timestamp > stale_after:
             state, reason = "stale", f"no reading in the last {stale_after:.0f}s"
@@ -199,10 +206,12 @@ def place(
         )
     placed.sort(key=lambda p: (_STATE_ORDER[p.state], -p.weight, p.node))
     recommended = next((p.node for p in placed if p.state == "available"), None)
-    # A node that was out and is now held, stale or down stays remembered as out.
+    # A node that was out and is now in maintenance, held, stale or down stays remembered
+    # as out.
     out = frozenset(
         p.node
         for p in placed
-        if p.state == "out" or (p.state in ("held", "stale", "down") and p.node in previous_out)
+        if p.state == "out"
+        or (p.state in ("maintenance", "held", "stale", "down") and p.node in previous_out)
     )
     return Placement(now, tuple(placed), recommended, out)

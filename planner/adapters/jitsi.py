@@ -99,7 +99,9 @@ def plan(
         if node.state == "available":
             record["stepped_back"] = False
         records[node.node] = record
-        if node.state == "out" and not bridge.drain and not record["stepped_back"]:
+        if not bridge.drain and (
+            node.state == "maintenance" or (node.state == "out" and not record["stepped_back"])
+        ):
             calls.append((node.node, "enable"))
         elif node.state == "available" and record["ours"] and bridge.drain:
             calls.append((node.node, "disable"))

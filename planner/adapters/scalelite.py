@@ -190,7 +190,9 @@ def plan(placement: Placement, servers: Mapping[str, Server], memory: Mapping[st
         after = dict(record)
         reason = node.reason
         state = server.state
-        if node.state == "out" and state == "enabled" and not record["stepped_back"]:
+        if state == "enabled" and (
+            node.state == "maintenance" or (node.state == "out" and not record["stepped_back"])
+        ):
             change["state"], after["cordoned"], state = "cordon", True, "cordoned"
         elif node.state == "available" and record["cordoned"]:
             change["state"], after["cordoned"], state = "enable", False, "enabled"

@@ -20,6 +20,7 @@ ENV_FILE = "CONFSCALE_WEB_AUTH_FILE"
 ENV_USER = "CONFSCALE_WEB_USER"
 ENV_PASSWORD = "CONFSCALE_WEB_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 OPEN_PATHS = frozenset({"/-/healthy"})
+BEARER_PATHS = ("/api/v1/nodes/",)  # maintenance writes with the admin token
 
 
 class AuthConfigError(ValueError):
@@ -76,8 +77,15 @@ def protect(server: Flask, auth: BasicAuth, realm: str = "confscale") -> None:
 
     @server.before_request
     def check() -> Response | None:
-        if request.path in OPEN_PATHS or auth.allows(request.headers.get("Authorization")):
+        header = request.headers.get("Authorization")
+        if request.path in OPEN_PATHS or auth.allows(header):
             return None
+        if (
+            request.method in ("POST", "DELETE")
+            and (header or "").startswith("Bearer ")
+            and request.path.startswith(BEARER_PATHS)
+        ):
+            return None  # the admin token: the maintenance route checks it itself
         return Response(
             "authentication required\n",
             status=401,
