@@ -55,7 +55,7 @@ def test_a_non_utf8_secret_on_sighup_is_reported_and_kept_out_of_service(tmp_pat
 
 
 def test_concurrent_probes_of_one_node_share_one_poll(tmp_path: Path) -> None:
-    with hostile.HostileNode(hostile.slow_answer(0.5)) as node:
+    with hostile.HostileNode(hostile.slow_answer(1.0)) as node:
         config = pool(tmp_path, node.url)
         with exporter(config) as running:
             wait_until(lambda: node.requests, timeout=30, what="the first cycle's poll")

@@ -76,7 +76,7 @@ def test_a_client_dripping_its_head_is_cut_at_the_head_deadline() -> None:
 
 
 def test_connections_are_bounded_and_idle_ones_time_out() -> None:
-    with bounded(max_connections=3, head_timeout=0.5) as address:
+    with bounded(max_connections=3, head_timeout=2) as address:
         idle = [socket.create_connection(address, timeout=10) for _ in range(3)]
         wait_until(lambda: exchange(address, b"").startswith(b"HTTP/1.0 503"), timeout=10)
         # the idle ones are cut at the head deadline and their slots free up
