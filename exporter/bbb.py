@@ -46,7 +46,7 @@ __all__ = ["AnswerParser", "BbbFigures", "MeetingsParser", "parse_count", "parse
 # A DTD is where entity bombs and external entities live; BBB never sends one.
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
 _FORBIDDEN_OVERLAP = max(len(m) for m in _FORBIDDEN) - 1
-FAST_LIMIT = 4 * 1024 * 1024  # bodies held in memory for the scan; larger ones stream
+FAST_LIMIT = 2 * 1024 * 1024  # bodies held for the scan (twice, while joined); larger ones stream
 _PARSER_OPTIONS = {
     "resolve_entities": False,
     "no_network": True,

@@ -223,6 +223,16 @@ BAD = [
         ConfigValueError,
         ["node a", "9 tags", "at most 8"],
     ),
+    *(
+        (
+            f"origins_top {top!r}",
+            "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: bbb.secret, "
+            f"origins_top: {top}}}}}]\n",
+            ConfigValueError,
+            ["origins_top", "0 to 64"],
+        )
+        for top in ("65", "-1", "true", "ten")
+    ),
     (
         "too many tags in the file",
         "nodes:\n"
@@ -327,3 +337,11 @@ def test_a_fifo_as_config_file_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pool.yml")
     with pytest.raises(ConfigFileError, match="not a regular file"):
         load_config(tmp_path / "pool.yml", environ={})
+
+
+def test_origins_top_is_a_bbb_setting(tmp_path: Path) -> None:
+    text = "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: bbb.secret, origins_top: 3}}]\n"
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.nodes[0].source("bbb").origins_top == 3
+    text = "nodes: [{name: a, bbb: {url: 'http://x/', secret_file: bbb.secret}}]\n"
+    assert load_config(write(tmp_path, text), environ={}).nodes[0].source("bbb").origins_top == 10
