@@ -24,6 +24,10 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from confscale.exporter.deadline import Reaper
 
+from confscale.log import get_logger
+
+log = get_logger("confscale.exporter")
+
 MAX_CONNECTIONS = 64  # Prometheus servers, /probe jobs and a few curls
 HEAD_TIMEOUT = 10.0  # seconds for the request line and all headers
 WRITE_TIMEOUT = 30.0  # seconds to take the whole answer
@@ -58,6 +62,12 @@ class _HeadReader:
         return getattr(self._raw, name)
 
 
+class _ServerHandler(ServerHandler):
+    def log_exception(self, exc_info: Any) -> None:
+        # wsgiref prints the traceback to stderr, past the logging redaction: one line instead
+        log.error("request failed", extra={"exception": exc_info[0].__name__})
+
+
 class _Handler(WSGIRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.head_timeout  # type: ignore[attr-defined]  # per recv
@@ -82,7 +92,7 @@ class _Handler(WSGIRequestHandler):
             self.send_error(431, "Request header fields too large")
             return
         self.connection.settimeout(WRITE_TIMEOUT)  # sendall: a total since Python 3.5
-        handler = ServerHandler(
+        handler = _ServerHandler(
             self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=False
         )
         handler.request_handler = self

@@ -158,3 +158,24 @@ def test_memory_stays_flat_under_a_header_flood(running) -> None:
     print(f"RSS before {before >> 20} MiB, under the flood {peak >> 20} MiB")
     assert peak - before < 64 * 1024 * 1024, f"RSS grew by {(peak - before) >> 20} MiB"
     assert requests.get(f"{running.url}/-/healthy", timeout=10).status_code == 200
+
+
+def test_an_app_error_is_one_log_line_not_a_traceback_on_stderr(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing(environ: dict, start) -> list[bytes]:
+        raise ValueError("from http://h/api/getMeetings?checksum=5f1c0ffee")
+
+    server = make_bounded_server("127.0.0.1", 0, failing)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        answer = exchange(server.server_address[:2], b"GET / HTTP/1.0\r\n\r\n")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    out, err = capfd.readouterr()
+    assert answer.startswith(b"HTTP/1.0 500")
+    assert "Traceback" not in err and "5f1c0ffee" not in out + err + caplog.text
+    assert "request failed" in caplog.text
