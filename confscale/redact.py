@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+import threading
 from urllib.parse import urlsplit, urlunsplit
 
 MARK = "<redacted>"
@@ -94,11 +96,13 @@ def clean(record: logging.LogRecord) -> logging.LogRecord:
 def install(logger: logging.Logger | None = None) -> None:
     """Redact every record from now on: a filter on each handler of ``logger`` (default
     the root logger) and a record factory, so handlers added later are covered too.
-    Python warnings are routed through logging (``py.warnings``) so they pass here too.
+    Python warnings (``py.warnings``) and uncaught exceptions, in any thread, are routed
+    through logging so they pass here too (Python would print them straight to stderr).
 
     Call it again after adding handlers if you like; it never installs anything twice.
     """
     logging.captureWarnings(True)
+    _route_uncaught_exceptions()
     target = logger if logger is not None else logging.getLogger()
     for handler in target.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
@@ -111,3 +115,29 @@ def install(logger: logging.Logger | None = None) -> None:
 
         redacting_factory._confscale_redacts = True  # type: ignore[attr-defined]
         logging.setLogRecordFactory(redacting_factory)
+
+
+def _route_uncaught_exceptions() -> None:
+    if getattr(threading.excepthook, "_confscale_redacts", False):
+        return
+    uncaught = logging.getLogger("confscale.uncaught")
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        uncaught.critical(
+            "uncaught exception in thread %s",
+            name,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    def main_hook(kind: type[BaseException], value: BaseException, tb: object) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)  # type: ignore[arg-type]
+            return
+        uncaught.critical("uncaught exception", exc_info=(kind, value, tb))  # type: ignore[arg-type]
+
+    thread_hook._confscale_redacts = True  # type: ignore[attr-defined]
+    threading.excepthook = thread_hook
+    sys.excepthook = main_hook

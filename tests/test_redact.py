@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -113,4 +114,23 @@ def test_urllib3_header_warning_is_redacted() -> None:
     listener.close()
     out = stream.getvalue()
     assert "Failed to parse headers" in out  # the library did warn, so the test means something
+    assert SUM not in out
+
+
+def test_an_uncaught_exception_in_a_thread_is_logged_redacted() -> None:
+    hooks = threading.excepthook, sys.excepthook
+    try:
+        with captured_root() as stream:
+
+            def crash() -> None:
+                raise RuntimeError(f"GET http://h/api/getMeetings?checksum={SUM} failed")
+
+            worker = threading.Thread(target=crash, name="worker-x")
+            worker.start()
+            worker.join(10)
+    finally:
+        threading.excepthook, sys.excepthook = hooks
+    out = stream.getvalue()
+    assert "uncaught exception in thread worker-x" in out
+    assert "RuntimeError: GET http://h/api/getMeetings?<redacted> failed" in out
     assert SUM not in out
