@@ -91,10 +91,10 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
     for node in snapshot.config.nodes:
         link.add(node_labels[node.name], node.link_capacity_bytes_per_second)
         info.add({**node_labels[node.name], "tags": node.tags_label()}, 1)
-    for (node, source, reason), count in sorted(snapshot.errors.items()):
-        errors.add(labels(node, source=source, reason=reason), count)
-    for (node, source), when in sorted(snapshot.last_success.items()):
-        last.add(labels(node, source=source), when)
+    for (name, source, reason), count in sorted(snapshot.errors.items()):
+        errors.add(labels(name, source=source, reason=reason), count)
+    for (name, source), when in sorted(snapshot.last_success.items()):
+        last.add(labels(name, source=source), when)
     families: list[Metric] = [up, duration, errors, last, link, info]
     data = {kind.key: kind.families(base) for kind in SOURCES}
     # meetings seen starting: state across cycles (poller.PollState), shown with the figures

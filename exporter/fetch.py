@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Callable, Collection, Mapping
 from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconnected
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from confscale.exporter.deadline import Guard, Reaper
@@ -114,16 +114,18 @@ class _Guarded:
         _attach(self)
         super().request(*args, **kwargs)  # type: ignore[misc]
 
-    def getresponse(self) -> urllib3.BaseHTTPResponse:
+    def getresponse(self) -> urllib3.HTTPResponse:
         _attach(self)
         return super().getresponse()  # type: ignore[misc]
 
 
-class _GuardedHTTPConnection(_Guarded, HTTPConnection):
+# _Guarded is a mixin typed without its base, so mypy compares its getresponse() with
+# HTTPConnection's as if unrelated; at run time it is HTTPConnection's, returned as is.
+class _GuardedHTTPConnection(_Guarded, HTTPConnection):  # type: ignore[misc]
     response_class = _StrictResponse
 
 
-class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):
+class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):  # type: ignore[misc]  # as above
     response_class = _StrictResponse
 
 
@@ -207,7 +209,7 @@ class HttpClient:
         on_status: Callable[[int], None] | None,
     ) -> int:
         sent = {**_HEADERS, **extra}
-        options = {
+        options: dict[str, Any] = {
             "preload_content": False,
             "redirect": False,
             "retries": False,

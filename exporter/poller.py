@@ -284,7 +284,9 @@ class Poller:
             for (node, source), future in zip(tasks, futures, strict=True)
         }
         polled = tuple(fresh.values())
-        results = tuple(fresh.get((n.name, s)) or held[(n.name, s)] for n, s in pairs)
+        # every pair was polled now or is held (the filter drops nothing; it types the tuple)
+        either = (fresh.get((n.name, s)) or held[(n.name, s)] for n, s in pairs)
+        results = tuple(r for r in either if r is not None)
         with self._lock:
             if config is not self._config:
                 # Reloaded meanwhile: publish (and count) only nodes still configured.

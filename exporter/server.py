@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from typing import Any
+from typing import IO, Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from confscale.exporter.deadline import Reaper
@@ -70,7 +70,8 @@ class _ServerHandler(ServerHandler):
 
 class _Handler(WSGIRequestHandler):
     def setup(self) -> None:
-        self.timeout = self.server.head_timeout  # type: ignore[attr-defined]  # per recv
+        # per recv; socketserver reads the handler's timeout from the instance
+        self.timeout = self.server.head_timeout  # type: ignore[attr-defined,misc]
         super().setup()
 
     def handle(self) -> None:
@@ -83,7 +84,8 @@ class _Handler(WSGIRequestHandler):
                 self.requestline = self.request_version = self.command = ""
                 self.send_error(414)
                 return
-            self.rfile = head  # parse_request reads the headers through the budget
+            # parse_request reads the headers through the budget (it only calls readline)
+            self.rfile = head  # type: ignore[assignment]
             parsed = self.parse_request()
         if guard.expired or not parsed:
             return  # cut at the deadline (the socket is shut), or an error was sent
@@ -93,10 +95,16 @@ class _Handler(WSGIRequestHandler):
             return
         self.connection.settimeout(WRITE_TIMEOUT)  # sendall: a total since Python 3.5
         handler = _ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=False
+            cast(IO[bytes], self.rfile),
+            cast(IO[bytes], self.wfile),
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=False,
         )
-        handler.request_handler = self
-        handler.run(server.get_app())
+        handler.request_handler = self  # type: ignore[attr-defined]  # as wsgiref.simple_server
+        app = server.get_app()
+        assert app is not None  # set before serving
+        handler.run(app)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines are not logged: a /probe query names nodes, nothing more is useful.
@@ -122,7 +130,9 @@ class BoundedWSGIServer(WSGIServer):
         self.reaper = Reaper("confscale-http-deadline")
         super().__init__(*args, **kwargs)
 
-    def process_request(self, request: socket.socket, client_address: Any) -> None:
+    def process_request(  # type: ignore[override]  # a TCP server: always a socket
+        self, request: socket.socket, client_address: Any
+    ) -> None:
         if not self._slots.acquire(blocking=False):
             with contextlib.suppress(OSError):
                 request.settimeout(0)  # a fresh socket's buffer takes this without waiting

@@ -20,16 +20,16 @@ from prometheus_client.core import Metric
 class FamilySet(Protocol):
     """The families of one source for one snapshot, filled node by node."""
 
-    def add(self, figures: Any, labels: dict[str, str]) -> None:
+    def add(self, figures: Any, labels: dict[str, str], /) -> None:
         """Add one node's figures; ``labels`` (node, pool) is shared, never mutated."""
 
-    def families(self) -> list[Metric]:
+    def families(self) -> Sequence[Metric]:
         """Every family, in a stable order (empty ones included)."""
 
 
 class Poll(Protocol):
     def __call__(
-        self, client: HttpClient, settings: Any, *, timeout: float, max_bytes: int
+        self, client: HttpClient, settings: Any, /, *, timeout: float, max_bytes: int
     ) -> object:
         """One poll; the figures, or PollError with the reason."""
 

@@ -204,7 +204,7 @@ def _recent(parts: list[pd.DataFrame], until: pd.Timestamp, weeks: int) -> list[
     start = until - pd.Timedelta(weeks=weeks)
     out = []
     for part in parts:
-        times = part["target_time"].array.asi8  # type: ignore[union-attr]
+        times = part["target_time"].array.asi8
         low, high = np.searchsorted(times, [start.value, until.value])
         if high > low:
             out.append(part.iloc[low:high])

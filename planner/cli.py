@@ -11,9 +11,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -163,7 +164,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _what_if(args: argparse.Namespace) -> dict[str, object]:
+def _what_if(args: argparse.Namespace) -> dict[str, Any]:
     return {
         f.name: getattr(args, f.name)
         for f in fields(WhatIf)
@@ -351,13 +352,19 @@ def _state_path(path: Path, scope) -> Path:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from confscale.planner.adapters import B3lbAdapter, build_actuators, with_operator_holds
+    from confscale.planner.adapters import (
+        B3lbAdapter,
+        ScaleliteAdapter,
+        build_actuators,
+        with_operator_holds,
+    )
     from confscale.planner.api import create_app
     from confscale.planner.maintenance import MaintenanceRegistry, with_maintenance
     from confscale.planner.maintenance_api import AdminAuth
+    from confscale.planner.placement import NodeReading
     from confscale.planner.pools import PoolPlanners
     from confscale.planner.scrape import ExporterReader
-    from confscale.planner.service import PlannerService
+    from confscale.planner.service import Actuator, PlannerService
     from confscale.planner.sources import file_loader, prometheus_loader, prometheus_reader
     from confscale.planner.web.auth import auth_from_env
     from confscale.planner.wsgi import PlannerServer
@@ -389,7 +396,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loader = prometheus_loader(
                 client, scope, lookback=args.lookback, node_lookback=args.node_lookback
             )
-        read_current = None
+        read_current: Callable[[], Sequence[NodeReading]] | None = None
         if args.exporter:
             read_current = ExporterReader(args.exporter, scope=scope)
         elif client is not None:
@@ -400,7 +407,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
         # A tagged sub-pool ranks a subset of its pool's nodes in the same states: the
         # balancers are told once, by the pool's own loop.
-        unit_actuators = list(actuators) if scope.tag is None else []
+        unit_actuators: list[Actuator] = list(actuators) if scope.tag is None else []
         restored = recorder = None
         if args.state_file is not None:
             from confscale.planner.laststate import LastResultFile, load_last_result
@@ -440,12 +447,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return total
 
     for runner in actuators:  # Scalelite's multiplier and b3lb's load see /next's reservations
-        if hasattr(getattr(runner, "adapter", None), "reserved"):
+        if isinstance(runner.adapter, ScaleliteAdapter | B3lbAdapter):
             runner.adapter.reserved = reserved
-    b3lb = next(
-        (a.adapter for a in actuators if isinstance(getattr(a, "adapter", None), B3lbAdapter)),
-        None,
-    )
+    b3lb = next((r.adapter for r in actuators if isinstance(r.adapter, B3lbAdapter)), None)
     app = create_app(planners, b3lb, maintenance=maintenance, admin=admin)
     try:
         from confscale.planner import web  # the Dash page, when installed

@@ -15,9 +15,17 @@ from typing import NamedTuple
 
 import numpy as np
 from confscale.planner.packing import MeetingTable
-from confscale.planner.resources import KBIT, PRIOR_CAMERA_KBIT, PRIOR_OVERHEAD, ResourceModel
+from confscale.planner.resources import (
+    KBIT,
+    PRIOR_CAMERA_KBIT,
+    PRIOR_OVERHEAD,
+    LinearCost,
+    ResourceModel,
+)
 
 from confscale.thresholds import FAILURE, MIN_SERVERS, PARTICIPANTS_PER_NODE, REDUNDANCY, TARGET
+
+Load = float | np.ndarray  # one figure, or one per meeting of a table (same formulas)
 
 CONSTRAINTS: tuple[str, ...] = ("participants", "cpu", "transmit")
 
@@ -166,8 +174,8 @@ def constraint_demand(
     )
     return {
         "participants": p,
-        "cpu": _slopes(model.cpu, voice, listeners, fanout),
-        "transmit": _transmit(model, voice, listeners, fanout, p, what_if),
+        "cpu": float(_slopes(model.cpu, voice, listeners, fanout)),
+        "transmit": float(_transmit(model, voice, listeners, fanout, p, what_if)),
     }
 
 
@@ -208,8 +216,8 @@ def largest_meeting_load(mix: DemandMix, model: ResourceModel, what_if: WhatIf) 
     voice, listeners = size * voice_share, size * listener_share
     return {
         "participants": size,
-        "cpu": _slopes(model.cpu, voice, listeners, fanout),
-        "transmit": _transmit(model, voice, listeners, fanout, size, what_if),
+        "cpu": float(_slopes(model.cpu, voice, listeners, fanout)),
+        "transmit": float(_transmit(model, voice, listeners, fanout, size, what_if)),
     }
 
 
@@ -247,22 +255,18 @@ def _fanout_per_participant(mix: DemandMix, what_if: WhatIf) -> float:
     return what_if.webcam_share * max(mix.mean_meeting_size - 1, 0.0)
 
 
-def _slopes(cost: object, voice: float, listeners: float, fanout: float) -> float:
-    return (
-        cost.voice_participants * voice
-        + cost.listeners * listeners  # type: ignore[attr-defined]
-        + cost.video_fanout * fanout
-    )  # type: ignore[attr-defined]
+def _slopes(cost: LinearCost, voice: Load, listeners: Load, fanout: Load) -> Load:
+    return cost.voice_participants * voice + cost.listeners * listeners + cost.video_fanout * fanout
 
 
 def _transmit(
     model: ResourceModel,
-    voice: float,
-    listeners: float,
-    fanout: float,
-    participants: float,
+    voice: Load,
+    listeners: Load,
+    fanout: Load,
+    participants: Load,
     what_if: WhatIf,
-) -> float:
+) -> Load:
     camera_scale = 1.0 if what_if.camera_kbit is None else what_if.camera_kbit / PRIOR_CAMERA_KBIT
     cost = model.transmit
     base = (

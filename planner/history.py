@@ -143,7 +143,7 @@ class _BoundedText(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # io's Buffer protocol
         view = memoryview(buffer)
         try:
             chunk = self._raw.read(min(len(view), 64 * 1024))
@@ -360,7 +360,7 @@ def _sorted_frame(
             "timestamp": stamps.iloc[rows].reset_index(drop=True),
             "node": nodes.iloc[rows].reset_index(drop=True),
             "kind": kinds.iloc[rows].reset_index(drop=True),
-            **{c: columns[c][rows] for c in NUMERIC_COLUMNS},  # type: ignore[index]
+            **{c: columns[c][rows] for c in NUMERIC_COLUMNS},
         }
     )
 

@@ -101,9 +101,9 @@ class _Families:
 
     def pool(self, labels: dict[str, str], snapshot: Snapshot) -> None:
         sizing = snapshot.sizing
-        for horizon, value in sizing.servers_needed.items():
-            if value is not None:
-                _put(self.needed, {**labels, "horizon": horizon}, value)
+        for horizon, servers in sizing.servers_needed.items():
+            if servers is not None:
+                _put(self.needed, {**labels, "horizon": horizon}, servers)
         _put(self.online, labels, sizing.servers_online)
         for constraint in CONSTRAINTS:
             value = sizing.utilisation_headroom.get(constraint)

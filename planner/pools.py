@@ -52,7 +52,7 @@ class PoolPlanners:
     def single(cls, service: PlannerService, scope: Scope | None = None) -> PoolPlanners:
         """One given service (tests, the gunicorn entry, a history file)."""
         if scope is None:
-            names = getattr(service, "pools", ())
+            names: Sequence[str] = getattr(service, "pools", ())
             scope = Scope(pool=names[0]) if len(names) == 1 else Scope()
         planners = cls(lambda _scope: service)
         planners._add(scope)

@@ -121,10 +121,15 @@ class PrometheusClient:
                         f"{redact(self.base_url)}: HTTP {exc.status}: authentication refused "
                         "(check --prometheus.username and --prometheus.password-file)"
                     ) from None
-                status = exc.status
-                if exc.reason == "http" and status is not None and status < 500 and status != 429:
+                refused = exc.status
+                if (
+                    exc.reason == "http"
+                    and refused is not None
+                    and refused < 500
+                    and refused != 429
+                ):
                     raise PrometheusError(
-                        f"{redact(self.base_url)}: HTTP {status}; is this a "
+                        f"{redact(self.base_url)}: HTTP {refused}; is this a "
                         "Prometheus-compatible API?"
                     ) from None
                 last = exc.detail

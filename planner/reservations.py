@@ -351,8 +351,9 @@ class ReservationBook:
             for node, p in zip(nodes, pressures, strict=True):
                 if node.pressure is None:
                     p = None
-                eligible = node.state == "available" and p is not None and p < self.hysteresis.out
-                candidates.append((node, p, max(0.0, 1.0 - p) if eligible else 0.0, eligible))
+                ok = node.state == "available" and p is not None and p < self.hysteresis.out
+                weight = max(0.0, 1.0 - p) if ok and p is not None else 0.0
+                candidates.append((node, p, weight, ok))
             eligible = [c for c in candidates if c[3] and c[2] > 0]
             available = len(eligible)
             if not eligible:
@@ -387,6 +388,7 @@ class ReservationBook:
             f"reserved {cost.participants:.0f} participants ({cost.source}) until a reading "
             f"{self.policy.settle_seconds:.0f}s newer or {self.policy.ttl_seconds:.0f}s"
         )
+        assert node.pressure is not None and p is not None  # an eligible node has both
         return {
             "node": node.node,
             "kind": node.kind,

@@ -132,7 +132,9 @@ def total_servers(
         binding = next(k for k in CONSTRAINTS if needs[k] is None)
         return None, binding
     binding = max(CONSTRAINTS, key=lambda k: (needs[k], -CONSTRAINTS.index(k)))
-    return max(int(needs[binding]), what_if.min_servers), binding
+    top = needs[binding]
+    assert top is not None  # every constraint has a count (checked above)
+    return max(int(top), what_if.min_servers), binding
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,9 @@ def size_pool(
     demand_now: dict[str, float] = {}
     packing: dict[str, dict[str, object]] = {}
     use_packing = meetings is not None and len(meetings) > 0
-    priced = meeting_costs(meetings, model, what_if) if use_packing else None
+    priced = (
+        meeting_costs(meetings, model, what_if) if meetings is not None and use_packing else None
+    )
     for horizon in HORIZONS:
         participants, _ = demand_points[horizon]
         if not math.isfinite(participants):
@@ -255,7 +259,7 @@ def size_pool(
             demand_now = demand
         per_horizon = servers_for(demand, largest, caps, what_if)
         total, binding = total_servers(per_horizon, what_if)
-        if priced is not None and total is not None:
+        if priced is not None and meetings is not None and total is not None:
             result = packed_count(priced, meetings, participants, demand, caps, what_if, total)
             packing[horizon] = {**result.as_dict(), "analytic_bound": total}
             if result.servers is not None:

@@ -97,7 +97,7 @@ def node_metrics(
 
 def bbb_truth(meetings: list[Meeting], t: float) -> dict[str, Any]:
     """The getMeetings sums of docs/design.md §2 for the meetings running at ``t``."""
-    totals = Counter()
+    totals: Counter[str] = Counter()
     clients: Counter[str] = Counter()
     origins: Counter[str] = Counter()
     sizes = [0] * (len(MEETING_SIZE_BOUNDS) + 1)

@@ -17,6 +17,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from confscale.simulator.terms import TermCalendar
 
@@ -280,7 +281,7 @@ def make_meeting(
     """A meeting (and its breakout rooms, if any) with the given attendance."""
     end = start + duration
     meeting_id, internal_id = _ids(seed, "m", start)
-    common = {
+    common: dict[str, Any] = {
         "attendee_pw": f"ap-{meeting_id[:6]}",
         "moderator_pw": f"mp-{meeting_id[6:12]}",
         "voice_bridge": 10000 + seed % 89999,

@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -14,7 +15,7 @@ from confscale.simulator.model import LINK_CAPACITY_BYTES
 from confscale.simulator.node import NodeState
 from confscale.simulator.terms import TermCalendar
 
-FAULT_DEFAULTS: dict[str, float | str | None] = MappingProxyType(
+FAULT_DEFAULTS: Mapping[str, float | str | None] = MappingProxyType(
     {
         "slow": 2.0,
         "timeout": 60.0,

@@ -175,20 +175,20 @@ class JitsiAdapter:
                 failures.append(str(exc) if node.node in str(exc) else f"{node.node}: {exc}")
         result = plan(placement, states, self.memory.snapshot())
         if not self.dry_run:
-            for node, record in result.records.items():
-                self.memory.put(node, record)
-        for node, action in result.calls:
+            for name, record in result.records.items():
+                self.memory.put(name, record)
+        for name, action in result.calls:
             if self.dry_run:
-                log.info("jitsi dry-run: would drain/%s %s", action, node)
+                log.info("jitsi dry-run: would drain/%s %s", action, name)
                 continue
             try:
-                self.drain(node, action)
+                self.drain(name, action)
             except AdapterError as exc:
-                log.warning("jitsi: drain/%s %s failed: %s", action, node, exc)
-                failures.append(f"{node}: {exc}")
+                log.warning("jitsi: drain/%s %s failed: %s", action, name, exc)
+                failures.append(f"{name}: {exc}")
                 continue
-            log.info("jitsi: did drain/%s %s", action, node)
-            self.memory.put(node, {"ours": action == "enable", "stepped_back": False})
+            log.info("jitsi: did drain/%s %s", action, name)
+            self.memory.put(name, {"ours": action == "enable", "stepped_back": False})
         if failures:
             raise AdapterError("; ".join(failures))
         held_out = tuple(n for n, r in self.memory.snapshot().items() if r.get("ours"))

@@ -72,7 +72,8 @@ class AdapterRunner:
                 if self._stopped:
                     return
                 placement, self._pending = self._pending, None
-            self.run_once(placement)
+            if placement is not None:  # the wait above ends only with one (or stopped)
+                self.run_once(placement)
 
     def stop(self) -> None:
         with self._wake:

@@ -34,6 +34,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -165,7 +166,7 @@ def plan(placement: Placement, servers: Mapping[str, Server], memory: Mapping[st
             continue
         current = server.load_multiplier
         old = memory.get(node.node) or {}
-        record = {
+        record: dict[str, Any] = {
             "server_id": server.id,
             "base": float(old.get("base", current)),
             "ours": old.get("ours"),

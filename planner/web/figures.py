@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,28 +40,38 @@ LAYOUT = {
 }
 
 
+def _horizons(value: object) -> dict[str, Any]:
+    """A per-horizon figure table of the sizing's JSON (``{}`` when absent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: object, default: float) -> float:
+    """A figure of the sizing's JSON, or ``default`` when it is absent (None, missing)."""
+    return float(value) if isinstance(value, int | float) else default
+
+
 def capacity_participants(sizing: Sizing, servers: int) -> dict[str, float | None]:
     """Participants the ``servers`` carry at the headroom targets and at full capacity.
 
     Demand per constraint is linear in participants, so each constraint's capacity is
     expressed in participants with the sizing's own demand ratios; the lowest one binds.
     """
-    people = sizing.per_constraint.get("participants", {}).get("demand", {})
+    people = _horizons(sizing.per_constraint.get("participants", {}).get("demand"))
     target: list[float] = []
     hard: list[float] = []
     for k in CONSTRAINTS:
         per = sizing.per_constraint.get(k, {})
-        demand = per.get("demand", {})
+        demand = _horizons(per.get("demand"))
         ratios = (
             float(people[h]) / float(demand[h])
             for h in HORIZONS
             if (demand.get(h) or 0) > 0 and (people.get(h) or 0) > 0
         )
         ratio = next(ratios, None)
-        cap = float(per.get("capacity_per_node") or 0.0)
+        cap = _number(per.get("capacity_per_node"), 0.0)
         if ratio is None or cap <= 0:
             continue
-        target.append(servers * float(per.get("target_utilisation", 1.0)) * cap * ratio)
+        target.append(servers * _number(per.get("target_utilisation"), 1.0) * cap * ratio)
         hard.append(servers * cap * ratio)
     return {
         "target": min(target) if target else None,
@@ -281,7 +292,7 @@ def constraint_chart(sizing: Sizing, horizon: str = "next_peak") -> go.Figure:
     names, values, colours, labels = [], [], [], []
     for k in CONSTRAINTS:
         per = sizing.per_constraint.get(k, {})
-        value = per.get("servers_needed", {}).get(horizon) if isinstance(per, dict) else None
+        value = _horizons(per.get("servers_needed")).get(horizon) if isinstance(per, dict) else None
         names.append(k)
         values.append(0 if value is None else value)
         labels.append("does not fit" if value is None else str(value))

@@ -40,7 +40,8 @@ class Message:
     text: str
 
 
-def fmt_servers(value: int | None) -> str:
+def fmt_servers(value: object) -> str:
+    """A server count (an int, or None: unknown) as the page shows it."""
     return "—" if value is None else str(value)
 
 
@@ -293,7 +294,7 @@ def node_rows(nodes: pd.DataFrame) -> list[dict[str, object]]:
                 row[column] = "" if value is None else str(value)
                 continue
             try:
-                number = float(value)  # type: ignore[arg-type]
+                number = float(value)
             except (TypeError, ValueError):
                 row[column] = None
                 continue
@@ -313,7 +314,7 @@ def backtest_rows(snapshot: Snapshot) -> list[dict[str, object]]:
     used: dict[str, list[str]] = {}
     for bucket, method in ordered_buckets(snapshot.method_by_horizon):
         used.setdefault(method, []).append(bucket)
-    rows = []
+    rows: list[dict[str, object]] = []
     for method, record in table.iterrows():
         rows.append(
             {
