@@ -128,3 +128,9 @@ JVB_SHUTDOWN_STUCK = "1h"
 #: Different BBB versions in one pool for longer than this: an upgrade was left half done
 #: (a rolling upgrade of a pool takes hours, not days).
 VERSIONS_MIXED_FOR = "24h"
+
+#: coturn relays each allocation on one port of its relay range (--min-port … --max-port,
+#: 49152 … 65535 by default): the range bounds the allocations a TURN server can hold,
+#: whatever its --total-quota. Warn at 80 % of it (set to your range's size).
+TURN_RELAY_PORTS = 65535 - 49152 + 1
+TURN_ALLOCATIONS_WARN = 0.8

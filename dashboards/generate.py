@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dashboards import capacity, node_detail, pool_overview
+from dashboards import capacity, health, node_detail, pool_overview
 from dashboards.panels import Json
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
@@ -16,6 +16,7 @@ BUILDERS: tuple[tuple[str, Callable[[], Json]], ...] = (
     ("pool-overview.json", pool_overview.build),
     ("node-detail.json", node_detail.build),
     ("capacity.json", capacity.build),
+    ("health.json", health.build),
 )
 
 

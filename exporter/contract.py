@@ -161,6 +161,12 @@ LINK_CAPACITY = MetricSpec(
 )
 
 # --- every node's poll health ---------------------------------------------------------
+#: The sources polled every cycle whose health is the node's: a node is up, and its
+#: reading fresh, when these are. The slower, optional ones (bbb_version, bbb_recordings)
+#: have their own up series and alerts, but do not take a node out of placement.
+LOAD_SOURCES = ("bbb", "jitsi", "host")
+LOAD_SOURCE_SELECTOR = 'source=~"' + "|".join(LOAD_SOURCES) + '"'
+
 NODE_UP = MetricSpec("confscale_node_up", "gauge", "1 when the last poll of the source succeeded.")
 POLL_DURATION = MetricSpec(
     "confscale_node_poll_duration_seconds", "gauge", "Duration of the last poll of the source."

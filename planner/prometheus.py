@@ -379,11 +379,11 @@ def load_prometheus_history(
 
 
 INSTANT_QUERIES: dict[str, tuple[str, ...]] = {
-    "up": (f"min by (node) ({c.NODE_UP.name})",),
+    "up": (f"min by (node) ({c.NODE_UP.name}{{{c.LOAD_SOURCE_SELECTOR}}})",),
     # when the exporter last succeeded; on backfilled data, the up sample's own time
     "timestamp": (
-        f"min by (node) ({c.LAST_SUCCESS.name})",
-        f"min by (node) (timestamp({c.NODE_UP.name}))",
+        f"min by (node) ({c.LAST_SUCCESS.name}{{{c.LOAD_SOURCE_SELECTOR}}})",
+        f"min by (node) (timestamp({c.NODE_UP.name}{{{c.LOAD_SOURCE_SELECTOR}}}))",
     ),
     "pressure": ("max by (node) (node:confscale_pressure:ratio)",),
     **{

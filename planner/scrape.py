@@ -64,9 +64,11 @@ def parse_exposition(
             if name in GAUGES:
                 values[GAUGES[name]] = sample.value
             elif name == c.NODE_UP.sample:
-                values["up"] = min(values.get("up", 1.0), sample.value)
+                if sample.labels.get("source") in c.LOAD_SOURCES:
+                    values["up"] = min(values.get("up", 1.0), sample.value)
             elif name == c.LAST_SUCCESS.sample:
-                values["ts"] = min(values.get("ts", math.inf), sample.value)
+                if sample.labels.get("source") in c.LOAD_SOURCES:
+                    values["ts"] = min(values.get("ts", math.inf), sample.value)
             elif name == c.CPU_SECONDS.sample:
                 key = "cpu_idle" if sample.labels.get("mode") == "idle" else "cpu_busy"
                 values[key] = values.get(key, 0.0) + sample.value

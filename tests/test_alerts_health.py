@@ -33,6 +33,9 @@ def test_health_alerts_read_the_table() -> None:
         assert _numbers(_alert("ConfscaleNodeDiskLow", severity)["expr"], "<") == {level}
     assert _alert("ConfscaleJitsiBridgeStuckInShutdown", "warning")["for"] == th.JVB_SHUTDOWN_STUCK
     assert _alert("ConfscaleBBBVersionsMixed", "warning")["for"] == th.VERSIONS_MIXED_FOR
+    turn = _alert("ConfscaleTurnAllocationsNearLimit", "warning")
+    assert _numbers(turn["expr"], ">") == {int(th.TURN_RELAY_PORTS * th.TURN_ALLOCATIONS_WARN)}
+    assert f"{th.TURN_RELAY_PORTS}" in turn["annotations"]["description"]
 
 
 def test_the_check_reads_the_file(tmp_path) -> None:
@@ -46,3 +49,14 @@ def test_the_check_reads_the_file(tmp_path) -> None:
         if r.get("alert") == "ConfscaleNodeMemoryLow"
     )
     assert _numbers(rule["expr"], "<") == {0.2}
+
+
+def test_node_health_rules_select_the_contract_load_sources() -> None:
+    """The recording rule and the stale alert read exactly exporter/contract.py's sources."""
+    from confscale.exporter.contract import LOAD_SOURCE_SELECTOR
+
+    rules = harness.REPO / "alerts" / "rules"
+    recording = (rules / "confscale-recording.yml").read_text()
+    assert f"min by (pool, node) (confscale_node_up{{{LOAD_SOURCE_SELECTOR}}})" in recording
+    alerts = (rules / "confscale-alerts.yml").read_text()
+    assert f"confscale_node_last_success_timestamp_seconds{{{LOAD_SOURCE_SELECTOR}}}" in alerts

@@ -113,7 +113,12 @@ def test_uids_are_unique_and_stable():
     boards = committed()
     uids = [board["uid"] for board in boards.values()]
     assert len(uids) == len(set(uids))
-    assert set(uids) == {"confscale-pool-overview", "confscale-node-detail", "confscale-capacity"}
+    assert set(uids) == {
+        "confscale-pool-overview",
+        "confscale-node-detail",
+        "confscale-capacity",
+        "confscale-health",
+    }
 
 
 def test_variables_and_rate_interval():

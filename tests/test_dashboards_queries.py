@@ -163,6 +163,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         config_path = sim.write_config(workdir / "exporter.yml")
         config = yaml.safe_load(config_path.read_text())
         config.update(interval="2s", timeout="1s")
+        for node in config["nodes"]:
+            if "bbb" in node:
+                node["bbb"]["recordings"] = True  # the health board's recording panels
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         live = stack.enter_context(exporter(config_path, log_level="info"))
         # The planner reads the same Prometheus it is scraped by; its address is only known
