@@ -51,6 +51,13 @@ BBB_RECORDINGS_OLDEST_PROCESSING = "bbb_recordings_oldest_processing_timestamp_s
 RECORDING_STATES = ("processing", "processed", "published", "unpublished", "deleted")
 
 
+# The cluster proxy's nginx stub_status (exporter/proxy.py); counters without _total.
+PROXY_CONNECTIONS = "confscale_proxy_connections"
+PROXY_ACCEPTED = "confscale_proxy_connections_accepted"
+PROXY_HANDLED = "confscale_proxy_connections_handled"
+PROXY_REQUESTS = "confscale_proxy_requests"
+
+
 # The Jitsi part: one gauge jitsi_<field> per field, from /colibri/stats or from the
 # bridge's own Prometheus page (exporter/jitsi_native.py maps its families onto these
 # fields). Names follow systemli's prometheus-jitsi-meet-exporter where it has one.
@@ -233,6 +240,10 @@ NODE_FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(BBB_VERSION_INFO, "gauge", "The node's BBB and API versions; always 1."),
     MetricSpec(BBB_RECORDINGS, "gauge", "Recordings on the node by state."),
     MetricSpec(BBB_RECORDINGS_OLDEST_PROCESSING, "gauge", "Oldest recording still processing."),
+    MetricSpec(PROXY_CONNECTIONS, "gauge", "Cluster proxy connections by state."),
+    MetricSpec(PROXY_ACCEPTED, "counter", "Cluster proxy connections accepted."),
+    MetricSpec(PROXY_HANDLED, "counter", "Cluster proxy connections handled."),
+    MetricSpec(PROXY_REQUESTS, "counter", "Cluster proxy requests."),
     *(MetricSpec(g.metric, "gauge", g.help) for g in JITSI_GAUGES),
     MetricSpec(JITSI_CONFERENCE_SIZES, "gauge", "Conferences with at most le endpoints."),
     MetricSpec(JITSI_VERSION_INFO, "gauge", "The bridge's version; the value is always 1."),

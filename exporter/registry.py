@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from confscale.exporter import bbb, bbb_version, host, jitsi, recordings
+from confscale.exporter import bbb, bbb_version, host, jitsi, proxy, recordings
 from confscale.exporter.source import SourceKind
 
 # The order is the order of a node's sources and of the families on the page.
@@ -17,6 +17,7 @@ SOURCES: tuple[SourceKind, ...] = (
     bbb_version.SOURCE,
     recordings.SOURCE,
     jitsi.SOURCE,
+    proxy.SOURCE,
     host.SOURCE,
 )
 BY_KEY = MappingProxyType({kind.key: kind for kind in SOURCES})

@@ -33,7 +33,7 @@ REPO = harness.REPO
 SCRAPE_SECONDS = 1
 RANGE_SECONDS = 2 * 86400
 STEP_SECONDS = 1800
-BBB_NODES, JITSI_NODES = 3, 1
+BBB_NODES, JITSI_NODES = 3, 2  # jvb-02 is an older bridge: conference sizes
 FAULTY_NODE = "bbb-03"  # answers checksumError: node_up 0 and poll errors, no meeting gauges
 NODE_CANDIDATES = ("bbb-01", FAULTY_NODE, "jvb-01")
 
@@ -190,6 +190,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "pool:confscale_headroom:ratio",
             "node:confscale_pressure:ratio",
             "confscale_node_placement_weight",
+            "confscale_pool_servers_needed",  # the planner's first sizing, after its refit
         ]
         for expr in waits:
             try:
