@@ -74,6 +74,7 @@ RENAMED = {
     "--exporter": "--exporter.url",
     "--refit-interval": "--refit.interval",
     "--placement-interval": "--placement.interval",
+    "--pool": "--pool.name",
     **{f"--{f.name.replace('_', '-')}": _what_if_flag(f.name) for f in fields(WhatIf)},
     **ADAPTER_FLAGS_RENAMED,
 }
@@ -128,7 +129,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         help="per-node 5-minute history for the resource fit and mix (default 4w)",
     )
     parser.add_argument(
-        "--pool",
+        "--pool.name",
         dest="pools",
         action="append",
         metavar="POOL[/TAG]",
@@ -336,7 +337,7 @@ def _units(args: argparse.Namespace):
         raise UsageError(f"--pool: {exc}") from exc
     if args.history is not None:
         if len(named) > 1:
-            raise UsageError("--history.file is one pool: give at most one --pool")
+            raise UsageError("--history.file is one pool: give at most one --pool.name")
         return named or [Scope()], None
     client = _prometheus_client(args)
     tags = args.pool_tags == "all"

@@ -41,7 +41,9 @@ def add_maintenance_command(sub) -> None:
         "--for", dest="duration", type=duration, help="end by itself after this (e.g. 2h)"
     )
     parser.add_argument("--until", help="end by itself at this ISO 8601 time (Z or offset)")
-    parser.add_argument("--pool", help="the node's pool (label of the maintenance series)")
+    parser.add_argument(
+        "--pool.name", dest="pool", help="the node's pool (label of the maintenance series)"
+    )
 
 
 def cmd_maintenance(args: argparse.Namespace, read_secret) -> dict[str, object]:
