@@ -13,6 +13,7 @@ import math
 import operator
 
 from confscale.planner.adapters import adapter_health
+from confscale.planner.adapters.autoscaler import AutoscaleCollector, autoscalers
 from confscale.planner.adapters.b3lb import B3lbAdapter
 from confscale.planner.maintenance import MaintenanceRegistry
 from confscale.planner.maintenance_api import AdminAuth, maintenance_blueprint
@@ -65,6 +66,7 @@ def blueprint(
     adapters.register(AnswerCollector.of(planners))
     if maintenance is not None:  # changes between snapshots too
         adapters.register(MaintenanceCollector(maintenance.active, pool_of(planners)))
+    adapters.register(AutoscaleCollector(lambda: autoscalers(actuators())))
     # The last exposition and the (snapshot, placement) per unit it came from (held).
     cache: list[tuple[tuple[object, ...], bytes]] = []
 

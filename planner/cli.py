@@ -359,6 +359,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         build_actuators,
         with_operator_holds,
     )
+    from confscale.planner.adapters.autoscaler import build_autoscaler
+    from confscale.planner.adapters.runner import AdapterRunner
     from confscale.planner.api import create_app
     from confscale.planner.maintenance import MaintenanceRegistry, with_maintenance
     from confscale.planner.maintenance_api import AdminAuth
@@ -387,6 +389,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else read_secret_file(args.admin_token_file, what="--web.admin-token-file"),
         basic=auth_from_env(),
     )
+    build_autoscaler(args, {"pool": "check"})  # flags and secret files checked before serving
     client = None if args.prometheus is None else _prometheus_client(args)
     units, discover = _units(args)
 
@@ -409,6 +412,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # A tagged sub-pool ranks a subset of its pool's nodes in the same states: the
         # balancers are told once, by the pool's own loop.
         unit_actuators: list[Actuator] = list(actuators) if scope.tag is None else []
+        scaler = None if scope.tag is not None else build_autoscaler(args, scope.labels())
+        if scaler is not None:  # one per pool: it sizes that pool's servers
+            unit_actuators.append(AdapterRunner(scaler))
         restored = recorder = None
         if args.state_file is not None:
             from confscale.planner.laststate import LastResultFile, load_last_result
@@ -432,6 +438,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         if recorder is not None:
             recorder.snapshot = service.snapshot
+        if scaler is not None:
+            scaler.snapshot = service.snapshot
         return service
 
     planners = PoolPlanners(

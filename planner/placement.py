@@ -76,6 +76,9 @@ class NodeReading:
     # an operator put the node into maintenance (planner.maintenance): out of placement and
     # capacity, cordoned/drained by the adapters, its alerts inhibited
     maintenance: str | None = None
+    # BBB recordings still processing (the exporter's bbb_recordings{state="processing"};
+    # None: not exported): the autoscaler never proposes removing a node that has some
+    recordings_processing: float | None = None
 
 
 def reading_pressures(

@@ -76,6 +76,8 @@ def parse_exposition(
                 values["tx"] = values.get("tx", 0.0) + sample.value
             elif name == c.RECEIVE_BYTES.sample:
                 values["rx"] = values.get("rx", 0.0) + sample.value
+            elif name == c.BBB_RECORDINGS and sample.labels.get("state") == "processing":
+                values["recordings_processing"] = sample.value
             if family.name == "jitsi_stress_level" or name.startswith("jitsi_"):
                 values["jitsi"] = 1.0
     return nodes
@@ -168,6 +170,7 @@ class ExporterReader:
             transmit_utilisation=tx_ratio,
             receive_utilisation=rx_ratio,
             jitsi_stress=values.get("jitsi_stress"),
+            recordings_processing=values.get("recordings_processing"),
         )
 
 

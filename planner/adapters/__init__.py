@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import yaml
+from confscale.planner.adapters.autoscaler import add_autoscale_flags
 from confscale.planner.adapters.b3lb import B3lbAdapter
 from confscale.planner.adapters.health import AdapterHealth, HealthView
 from confscale.planner.adapters.jitsi import RECORD_SCHEMA as JITSI_SCHEMA
@@ -71,6 +72,7 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         help="directory remembering what the adapters changed (and Scalelite operators' own "
         "load multipliers), so a restarted planner still undoes and restores them",
     )
+    add_autoscale_flags(parser)
 
 
 def _yaml_map(path: Path, what: str) -> dict[str, str]:
