@@ -26,7 +26,6 @@ import pandas as pd
 from confscale.planner.placement import Placement
 from confscale.planner.sizing import size_pool
 
-
 # placement states of a node taken out by its operator: maintenance (planner.maintenance),
 # or held in the balancer (cordoned in Scalelite, drained in Jitsi)
 OUT_OF_PLACEMENT = ("maintenance", "held")
