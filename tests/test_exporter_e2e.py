@@ -169,12 +169,27 @@ def test_every_contract_metric_equals_the_truth(tmp_path: Path, auto_interface: 
             assert set(truth) == {"bbb-01", "bbb-02", "bbb-03", "jvb-01", "jvb-02"}
             for node, figures in truth.items():
                 assert_node_matches_truth(samples, node, figures)
+                if figures["kind"] == "bbb":  # running at the first poll: not seen starting
+                    assert value(samples, MEETINGS_STARTED.sample, node=node, pool="sim") == 0
             # the clock moves on: the next cycle reports the new instant, exactly
             sim.advance(2 * 3600 + 17 * 60)
             samples = running.wait_cycles(2)
             moved = sim.truth()["nodes"]
             for node, figures in moved.items():
                 assert_node_matches_truth(samples, node, figures)
+            # meetings seen starting: the internal IDs the second instant has and the first
+            # had not (the counters started at 0 with the exporter's first poll)
+            started = 0
+            for node in ("bbb-01", "bbb-02", "bbb-03"):
+                for kind, metric in (
+                    ("meetings", MEETINGS_STARTED.sample),
+                    ("breakout_rooms", BREAKOUTS_STARTED.sample),
+                ):
+                    new = set(moved[node]["internal_ids"][kind])
+                    new -= set(truth[node]["internal_ids"][kind])
+                    assert value(samples, metric, node=node, pool="sim") == len(new), node
+                    started += len(new)
+            assert started > 0  # the two instants are hours apart on a Tuesday
             log = running.proc.log()
     assert moved != truth
     assert value(samples, "confscale_exporter_nodes", state="up") == 5
