@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 from confscale.exporter.bbb import poll_bbb
-from confscale.exporter.config import BbbSource, Secret, TlsOptions
+from confscale.exporter.config import BbbSource, Secret, TlsOptions, load_config
 from confscale.exporter.fetch import HttpClient, PollError
 from harness import simulator
 from test_exporter_e2e import assert_node_matches_truth, exporter_config
@@ -112,7 +112,7 @@ def test_close_ends_every_exchange_in_flight_at_once() -> None:
 
 def test_hostile_nodes_beside_healthy_ones_in_a_real_exporter(tmp_path: Path) -> None:
     """Every hostile node down with its own reason, the simulator's healthy nodes exact and
-    up with three workers, /probe of a dripping node answers, SIGTERM is prompt, and no
+    up with few workers, /probe of a dripping node answers, SIGTERM is prompt, and no
     output at debug level holds the secret or any checksum that was sent."""
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(simulator(nodes=3, secret=SECRET))
@@ -129,7 +129,13 @@ def test_hostile_nodes_beside_healthy_ones_in_a_real_exporter(tmp_path: Path) ->
                 bbb["tls"] = {"insecure_skip_verify": True}
             data["nodes"].append({"name": name, "bbb": bbb})
         config.write_text(yaml.safe_dump(data))
-        running = stack.enter_context(exporter(config, "--poll.workers=3"))
+        # Few workers: enough that the nodes costing a whole timeout (1 s) each take at
+        # most two waves of the 4 s interval; a poll that outlived its deadline would hold
+        # its worker and push the healthy nodes into overrun.
+        slow = [name for name, case in CASES.items() if case[2] == "timeout"]
+        per_node = len(load_config(config).node(slow[0]).sources())
+        workers = len(slow) * per_node // 2 + 1
+        running = stack.enter_context(exporter(config, f"--poll.workers={workers}"))
         samples = running.wait_cycles(2, timeout=60)
         truth = sim.truth()["nodes"]
         probe = requests.get(f"{running.url}/probe", params={"node": "header-drip"}, timeout=20)
