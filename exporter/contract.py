@@ -48,6 +48,7 @@ BBB_METRICS = MappingProxyType({g.field: g.metric for g in BBB_GAUGES})
 BBB_VERSION_INFO = "bbb_version_info"
 BBB_RECORDINGS = "bbb_recordings"
 BBB_RECORDINGS_OLDEST_PROCESSING = "bbb_recordings_oldest_processing_timestamp_seconds"
+BBB_RECORDINGS_UNPROCESSED = "bbb_recordings_unprocessed"  # host: local (exporter/host.py)
 RECORDING_STATES = ("processing", "processed", "published", "unpublished", "deleted")
 
 
@@ -240,6 +241,7 @@ NODE_FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(BBB_VERSION_INFO, "gauge", "The node's BBB and API versions; always 1."),
     MetricSpec(BBB_RECORDINGS, "gauge", "Recordings on the node by state."),
     MetricSpec(BBB_RECORDINGS_OLDEST_PROCESSING, "gauge", "Oldest recording still processing."),
+    MetricSpec(BBB_RECORDINGS_UNPROCESSED, "gauge", "Recordings waiting to be processed."),
     MetricSpec(PROXY_CONNECTIONS, "gauge", "Cluster proxy connections by state."),
     MetricSpec(PROXY_ACCEPTED, "counter", "Cluster proxy connections accepted."),
     MetricSpec(PROXY_HANDLED, "counter", "Cluster proxy connections handled."),

@@ -17,6 +17,7 @@ from pathlib import Path
 from confscale.exporter import contract as c
 from confscale.exporter.config import HostSource, parse_host
 from confscale.exporter.contract import (
+    BBB_RECORDINGS_UNPROCESSED,
     DEFAULT_FILESYSTEMS,
     HOST_FILESYSTEM_AVAIL,
     HOST_FILESYSTEM_SIZE,
@@ -33,6 +34,10 @@ _MEM_AVAILABLE = "node_memory_MemAvailable_bytes"
 _MEM_TOTAL = "node_memory_MemTotal_bytes"
 _FS_AVAIL = "node_filesystem_avail_bytes{"
 _FS_SIZE = "node_filesystem_size_bytes{"
+# bbb-record-core's status folder of recordings that passed the sanity check (the same
+# folder greenstatic's exporter counts for bbb_recordings_unprocessed).
+RECORDING_QUEUE = Path("/var/bigbluebutton/recording/status/sanity")
+_MAX_QUEUE = 100_000
 _KEPT = (b"node_cpu_seconds_total{", b"node_network_", b"node_memory_Mem", b"node_filesystem_")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _NOT_UPLINK = ("lo", "veth", "docker", "br-", "ifb", "virbr")
@@ -50,6 +55,8 @@ class HostFigures:
     memory_available_bytes: float | None = None
     memory_total_bytes: float | None = None
     filesystems: tuple[tuple[str, float, float], ...] = ()  # (mountpoint, avail, size)
+    # host: local on a BBB node only: recordings waiting to be processed (None: not a BBB host)
+    recordings_unprocessed: int | None = None
 
 
 def is_uplink(device: str, interface: str | None = None) -> bool:
@@ -173,9 +180,11 @@ def read_proc(
     root: Path = Path("/proc"),
     interface: str | None = None,
     filesystems: Sequence[str] = DEFAULT_FILESYSTEMS,
+    recording_queue: Path = RECORDING_QUEUE,
 ) -> HostFigures:
     """Figures of the machine the exporter runs on: /proc/stat, /proc/net/dev,
-    /proc/meminfo and statvfs() of the watched filesystems that exist."""
+    /proc/meminfo, statvfs() of the watched filesystems that exist and, on a BBB host,
+    the recordings waiting to be processed."""
     ticks = float(os.sysconf("SC_CLK_TCK"))
     try:
         stat = (root / "stat").read_text()
@@ -213,7 +222,26 @@ def read_proc(
         memory_available_bytes=available,
         memory_total_bytes=total,
         filesystems=tuple(fs for fs in map(_statvfs, filesystems) if fs is not None),
+        recordings_unprocessed=_queued(recording_queue),
     )
+
+
+def _queued(directory: Path) -> int | None:
+    """Recordings BBB's pipeline has archived and checked but not yet processed: the
+    ``<record id>.done`` files bbb-record-core's sanity step leaves in status/sanity until
+    the process worker takes them (None when there is no such folder: not a BBB host).
+    The count is capped so a runaway folder cannot cost more than a bounded scan."""
+    try:
+        with os.scandir(directory) as entries:
+            count = 0
+            for entry in entries:
+                if entry.name.endswith(".done"):
+                    count += 1
+                    if count >= _MAX_QUEUE:
+                        break
+            return count
+    except OSError:
+        return None
 
 
 def _meminfo(path: Path) -> tuple[float | None, float | None]:
@@ -275,6 +303,11 @@ class HostFamilies:
             "Bytes available to non-root users on a watched filesystem (root, recordings).",
             [*base, "mountpoint"],
         )
+        self._queue = gauge(
+            BBB_RECORDINGS_UNPROCESSED,
+            "Recordings waiting to be processed on this BBB host (host: local only).",
+            base,
+        )
         self._fs_size = gauge(
             HOST_FILESYSTEM_SIZE, "Size of a watched filesystem in bytes.", [*base, "mountpoint"]
         )
@@ -293,6 +326,8 @@ class HostFamilies:
             mount_labels = {**labels, "mountpoint": mount}
             self._fs_avail.add(mount_labels, avail)
             self._fs_size.add(mount_labels, size)
+        if figures.recordings_unprocessed is not None:
+            self._queue.add(labels, figures.recordings_unprocessed)
 
     def families(self) -> list[Family]:
         return [
@@ -303,6 +338,7 @@ class HostFamilies:
             *(f for _, f in self._memory),
             self._fs_avail,
             self._fs_size,
+            self._queue,
         ]
 
 

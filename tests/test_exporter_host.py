@@ -69,3 +69,19 @@ def test_filesystems_config_is_checked(bad: object) -> None:
     node = {"name": "n", "host": {"node_exporter": "http://n:9100/metrics", "filesystems": bad}}
     with pytest.raises(ConfigValueError, match="filesystems"):
         parse_config({"nodes": [node]}, "t.yml", {})
+
+
+def test_local_bbb_host_counts_the_recordings_waiting(tmp_path: Path) -> None:
+    queue = tmp_path / "recording" / "status" / "sanity"
+    queue.mkdir(parents=True)
+    for name in ("a1b2-1790000000000.done", "c3d4-1790000100000.done", "notes.txt"):
+        (queue / name).write_text("")
+    assert read_proc(recording_queue=queue).recordings_unprocessed == 2
+    bridge = read_proc(recording_queue=tmp_path / "missing")  # not a BBB host
+    assert bridge.recordings_unprocessed is None
+    families = HostFamilies(["node"])
+    families.add(read_proc(recording_queue=queue), {"node": "bbb-01"})
+    families.add(bridge, {"node": "jvb-01"})
+    samples = parse_text(render(families.families()).decode())
+    assert value(samples, "bbb_recordings_unprocessed", node="bbb-01") == 2
+    assert value(samples, "bbb_recordings_unprocessed", node="jvb-01") is None
