@@ -211,6 +211,7 @@ def decide(
             if lowest < current:
                 desired = lowest
                 reason = f"scale in to {desired}: {lower_max} needed for {waited:.0f}s"
+                lower_since, lower_max = now, target  # the next step waits a window again
             else:
                 reason = f"scale in to {lower_max} waits for a node that is safe to remove"
     if desired != current or state.desired is None:
