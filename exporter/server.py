@@ -93,7 +93,7 @@ class _Handler(WSGIRequestHandler):
             self.close_connection = True
             self.send_error(431, "Request header fields too large")
             return
-        self.connection.settimeout(WRITE_TIMEOUT)  # sendall: a total since Python 3.5
+        self.connection.settimeout(server.write_timeout)  # sendall: a total since 3.5
         handler = _ServerHandler(
             cast(IO[bytes], self.rfile),
             cast(IO[bytes], self.wfile),
@@ -123,9 +123,11 @@ class BoundedWSGIServer(WSGIServer):
         *args: Any,
         max_connections: int = MAX_CONNECTIONS,
         head_timeout: float = HEAD_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         self.head_timeout = head_timeout
+        self.write_timeout = write_timeout
         self._slots = threading.BoundedSemaphore(max_connections)
         self.reaper = Reaper("confscale-http-deadline")
         super().__init__(*args, **kwargs)
@@ -179,11 +181,16 @@ def make_bounded_server(
     *,
     max_connections: int = MAX_CONNECTIONS,
     head_timeout: float = HEAD_TIMEOUT,
+    write_timeout: float = WRITE_TIMEOUT,
 ) -> BoundedWSGIServer:
     """A bounded threading WSGI server for ``app`` bound to host:port (not yet serving)."""
     server_class = BoundedWSGIServerV6 if ":" in host else BoundedWSGIServer
     server = server_class(
-        (host, port), _Handler, max_connections=max_connections, head_timeout=head_timeout
+        (host, port),
+        _Handler,
+        max_connections=max_connections,
+        head_timeout=head_timeout,
+        write_timeout=write_timeout,
     )
     server.set_app(app)
     return server

@@ -15,8 +15,13 @@ from confscale.exporter.server import MAX_HEAD_BYTES, MAX_REQUEST_LINE, make_bou
 from harness import wait_until
 from test_exporter_support import closed_port_url, exporter
 
+BIG = b"m" * (32 << 20)  # far more than the loopback socket buffers hold
+
 
 def hello(environ: dict, start) -> list[bytes]:
+    if environ["PATH_INFO"] == "/big":
+        start("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BIG)))])
+        return [BIG]
     start("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
     return [b"hi\n"]
 
@@ -87,6 +92,18 @@ def test_connections_are_bounded_and_idle_ones_time_out() -> None:
             lambda: exchange(address, b"GET / HTTP/1.0\r\n\r\n"), timeout=10, what="a free slot"
         )
         assert answer.endswith(b"hi\n")
+
+
+def test_a_client_that_never_reads_the_answer_frees_its_slot() -> None:
+    limits = {"max_connections": 1, "head_timeout": 5, "write_timeout": 0.5}
+    with bounded(**limits) as address, socket.create_connection(address, timeout=10) as stuck:
+        stuck.sendall(b"GET /big HTTP/1.0\r\n\r\n")  # and never reads a byte
+        answer = wait_until(
+            lambda: exchange(address, b"GET / HTTP/1.0\r\n\r\n").endswith(b"hi\n"),
+            timeout=20,
+            what="the slot held by a client that does not read",
+        )
+    assert answer
 
 
 @pytest.fixture(scope="module")
