@@ -76,8 +76,12 @@ def parse_exposition(
                 values["tx"] = values.get("tx", 0.0) + sample.value
             elif name == c.RECEIVE_BYTES.sample:
                 values["rx"] = values.get("rx", 0.0) + sample.value
-            elif name == c.BBB_RECORDINGS and sample.labels.get("state") == "processing":
-                values["recordings_processing"] = sample.value
+            elif (
+                name == c.BBB_RECORDINGS and sample.labels.get("state") == "processing"
+            ) or name == c.BBB_RECORDINGS_UNPROCESSED:  # processing, or waiting for it
+                values["recordings_processing"] = values.get("recordings_processing", 0.0) + (
+                    sample.value
+                )
             if family.name == "jitsi_stress_level" or name.startswith("jitsi_"):
                 values["jitsi"] = 1.0
     return nodes

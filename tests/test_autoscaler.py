@@ -181,3 +181,19 @@ def test_jitsi_autoscaler_group_gets_the_count_clamped_to_its_range(keys):
         missing = JitsiAutoscalerTarget(base, "nope", pem, key_id="confscale")
         with pytest.raises(AdapterError, match="HTTP 404"):
             missing.publish(live.last, None, live.health)
+
+
+def test_the_exporter_reading_carries_recordings_processing_or_waiting():
+    from confscale.planner.scrape import parse_exposition
+
+    text = (
+        "# TYPE bbb_recordings gauge\n"
+        'bbb_recordings{node="bbb-1",state="processing"} 2\n'
+        'bbb_recordings{node="bbb-1",state="published"} 40\n'
+        "# TYPE bbb_recordings_unprocessed gauge\n"
+        'bbb_recordings_unprocessed{node="bbb-1"} 1\n'
+        'bbb_recordings_unprocessed{node="bbb-2"} 0\n'
+    )
+    nodes = parse_exposition(text)
+    assert nodes["bbb-1"]["recordings_processing"] == 3
+    assert nodes["bbb-2"]["recordings_processing"] == 0

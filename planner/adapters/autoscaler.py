@@ -223,7 +223,7 @@ class Autoscaler:
                 self._published = key
         if failures:
             raise AdapterError("; ".join(failures))
-        self.health.succeeded(decision.remove)
+        self.health.succeeded()  # the removal list has its own series, not "held out"
         return decision
 
 
