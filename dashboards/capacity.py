@@ -19,6 +19,8 @@ from dashboards.panels import (
 
 UID = "confscale-capacity"
 POOL = 'pool=~"$pool"'
+# the planner's series of a whole pool (a tagged sub-pool's carry tag="…")
+WHOLE = POOL + ',tag=""'
 
 
 def build() -> Json:
@@ -69,8 +71,8 @@ def build() -> Json:
         timeseries(
             "Servers needed vs online",
             [
-                Query("confscale_pool_servers_needed", "needed {{horizon}}"),
-                Query("confscale_pool_servers_online", "online"),
+                Query(f"confscale_pool_servers_needed{{{WHOLE}}}", "{{pool}} needed {{horizon}}"),
+                Query(f"confscale_pool_servers_online{{{WHOLE}}}", "{{pool}} online"),
             ],
             "none",
             width=12,
@@ -79,7 +81,12 @@ def build() -> Json:
         ),
         stat(
             "Binding constraint",
-            [Query("confscale_pool_binding_constraint == 1", "{{constraint}}")],
+            [
+                Query(
+                    f"confscale_pool_binding_constraint{{{WHOLE}}} == 1",
+                    "{{pool}} {{constraint}}",
+                )
+            ],
             "none",
             text_mode="name",
             graph=False,
@@ -89,7 +96,7 @@ def build() -> Json:
         ),
         stat(
             "Time to saturation",
-            [Query("min(confscale_pool_time_to_saturation_seconds)")],
+            [Query(f"min(confscale_pool_time_to_saturation_seconds{{{WHOLE}}})")],
             "s",
             graph=False,
             width=6,
@@ -118,7 +125,7 @@ def build() -> Json:
         linked_to_node_detail(
             bargauge(
                 "Placement weight per node",
-                [Query("confscale_node_placement_weight", "{{node}}")],
+                [Query(f"confscale_node_placement_weight{{{POOL}}}", "{{node}}")],
                 "none",
                 min_value=0,
                 max_value=1,

@@ -21,6 +21,8 @@ from dashboards.panels import (
 
 UID = "confscale-pool-overview"
 POOL = 'pool=~"$pool"'
+# the planner's series of a whole pool (a tagged sub-pool's carry tag="…")
+WHOLE = POOL + ',tag=""'
 
 
 def build() -> Json:
@@ -67,14 +69,14 @@ def build() -> Json:
         ),
         stat(
             "Servers needed (planner)",
-            [Query("max(confscale_pool_servers_needed)")],
+            [Query(f"max(confscale_pool_servers_needed{{{WHOLE}}})")],
             "none",
             description="The planner's servers needed, the largest over its forecast "
             "horizons (docs/design.md §4); compare with nodes up.",
         ),
         stat(
             "Servers online (planner)",
-            [Query("max(confscale_pool_servers_online)")],
+            [Query(f"max(confscale_pool_servers_online{{{WHOLE}}})")],
             "none",
             description="Servers the planner counts as online and usable.",
         ),
@@ -192,8 +194,8 @@ def build() -> Json:
         timeseries(
             "Servers needed vs online (planner)",
             [
-                Query("confscale_pool_servers_needed", "needed {{horizon}}"),
-                Query("confscale_pool_servers_online", "online"),
+                Query(f"confscale_pool_servers_needed{{{WHOLE}}}", "{{pool}} needed {{horizon}}"),
+                Query(f"confscale_pool_servers_online{{{WHOLE}}}", "{{pool}} online"),
             ],
             "none",
             width=24,

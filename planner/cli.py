@@ -466,7 +466,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         options = web.options_from_env(os.environ)
         if "CONFSCALE_WEB_SOURCE" not in os.environ:
             options = replace(options, source=_source_name(args))
-        web.mount(app, planners, options)
+        web.mount(app, planners, options, maintenance=maintenance)
     except ImportError:
         log.info("confscale.planner.web not available: serving the API only")
     listen = args.listen

@@ -162,3 +162,40 @@ def test_writes_are_off_without_a_token_or_page_auth(tmp_path: Path) -> None:
     answer = client.post("/api/v1/nodes/bbb-01/maintenance", json={"reason": "x"})
     assert answer.status_code == 403 and "--web.admin-token-file" in answer.get_json()["error"]
     assert client.get("/api/v1/maintenance").get_json() == {"nodes": []}
+
+
+def test_the_page_writes_only_with_its_login() -> None:
+    import base64
+
+    from confscale.planner.web.context import Context, WebOptions
+    from confscale.planner.web.pages.nodes import change_maintenance
+    from flask import Flask
+
+    registry = MaintenanceRegistry(None)
+    service = PlannerService(lambda: None, read_current=with_maintenance(readings, registry))
+    service.refresh_placement()
+    login = BasicAuth("alice", "wonder")
+    app = Flask("t")
+    good = "Basic " + base64.b64encode(b"alice:wonder").decode()
+    forged = "Basic " + base64.b64encode(b"alice:guess").decode()
+    open_page = Context(service, WebOptions(), registry, None)
+    with app.test_request_context(headers={"Authorization": good}):
+        assert "needs the page's login" in change_maintenance(
+            open_page, "maint-start", "bbb-02", "fan", 2
+        )
+    page = Context(service, WebOptions(), registry, login)
+    with app.test_request_context(headers={"Authorization": forged}):
+        assert "needs the page's login" in change_maintenance(
+            page, "maint-start", "bbb-02", "fan", 2
+        )
+    assert registry.active() == {}
+    with app.test_request_context(headers={"Authorization": good}):
+        said = change_maintenance(page, "maint-start", "bbb-02", "fan", 2)
+        assert "bbb-02 is in maintenance by alice until" in said
+        states = {n.node: n.state for n in service.placement().nodes}
+        assert states["bbb-02"] == "maintenance"
+        assert "not started: reason" in change_maintenance(page, "maint-start", "bbb-03", "", None)
+        assert change_maintenance(page, "maint-end", "bbb-02", None, None) == (
+            "maintenance of bbb-02 ended by alice"
+        )
+    assert {n.node: n.state for n in service.placement().nodes}["bbb-02"] == "available"

@@ -175,11 +175,16 @@ def create_app(
     *,
     server: Flask | bool = True,
     auth: BasicAuth | None = None,
+    maintenance: object | None = None,
 ) -> Dash:
-    """The planner page bound to ``service`` (on ``server`` if one is given)."""
+    """The planner page bound to ``service`` (on ``server`` if one is given).
+
+    With a ``maintenance`` registry and page ``auth``, the Nodes page can put nodes into
+    maintenance and take them out (the page's user is who).
+    """
     from confscale.planner.api import as_planners
 
-    ctx = Context(as_planners(service), options or WebOptions())
+    ctx = Context(as_planners(service), options or WebOptions(), maintenance, auth)
     app = Dash(
         "confscale.planner.web",
         server=server,
@@ -196,7 +201,10 @@ def create_app(
 
 
 def mount(
-    server: Flask, service: PlannerService | PoolPlanners, options: WebOptions | None = None
+    server: Flask,
+    service: PlannerService | PoolPlanners,
+    options: WebOptions | None = None,
+    maintenance: object | None = None,
 ) -> Dash:
     """Put the page on an existing Flask app (``confscale-planner serve``).
 
@@ -205,7 +213,9 @@ def mount(
     """
     if options is None:
         options = options_from_env(os.environ)
-    return create_app(service, options, server=server, auth=auth_from_env())
+    return create_app(
+        service, options, server=server, auth=auth_from_env(), maintenance=maintenance
+    )
 
 
 def options_from_env(env: Mapping[str, str]) -> WebOptions:

@@ -38,6 +38,8 @@ class Context:
 
     planners: PoolPlanners
     options: WebOptions
+    maintenance: object | None = None  # planner.maintenance.MaintenanceRegistry
+    page_auth: object | None = None  # planner.web.auth.BasicAuth: who may write
 
     def __post_init__(self) -> None:
         if not isinstance(self.planners, PoolPlanners):  # one service: its one pool

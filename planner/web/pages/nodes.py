@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from confscale.planner.web.context import Context, safe
 from confscale.planner.web.view import NODE_TABLE_COLUMNS, node_rows
-from dash import Dash, Input, Output, dash_table, html
+from dash import Dash, Input, Output, State, callback_context, dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
 from confscale.thresholds import PRESSURE_BAD, PRESSURE_WARN, UTILISATION_BAD, UTILISATION_WARN
@@ -49,7 +49,13 @@ def _thresholds() -> list[dict[str, object]]:
                 "fontWeight": "bold",
             }
         )
-    for state, colour in (("down", RED), ("stale", AMBER), ("out", AMBER), ("held", AMBER)):
+    for state, colour in (
+        ("down", RED),
+        ("stale", AMBER),
+        ("out", AMBER),
+        ("held", AMBER),
+        ("maintenance", AMBER),
+    ):
         rules.append(
             {
                 "if": {"filter_query": f'{{state}} = "{state}"', "column_id": "state"},
@@ -90,7 +96,32 @@ def layout(ctx: Context, store: dict[str, object] | None = None) -> html.Div:
                 style_data_conditional=_thresholds(),
             ),
             html.Div(id="nodes-updated", className="hint"),
+            _maintenance_form(ctx),
         ]
+    )
+
+
+def _maintenance_form(ctx: Context) -> html.Div:
+    """Start or end a node's maintenance (needs the page's login: its user is who)."""
+    if ctx.maintenance is None:
+        return html.Div()
+    return html.Div(
+        [
+            html.H3("Maintenance"),
+            dcc.Input(id="maint-node", type="text", placeholder="node (bbb-03)"),
+            dcc.Input(id="maint-reason", type="text", placeholder="reason", maxLength=200),
+            dcc.Input(
+                id="maint-hours",
+                type="number",
+                placeholder="hours (empty: until ended)",
+                min=0,
+                max=8784,
+            ),
+            html.Button("Start maintenance", id="maint-start"),
+            html.Button("End maintenance", id="maint-end"),
+            html.Div(id="maint-result", className="hint"),
+        ],
+        className="maintenance",
     )
 
 
@@ -111,6 +142,48 @@ def register(app: Dash, ctx: Context) -> None:
             f"{len(snapshot.nodes)} nodes; placement at "
             f"{_utc(placement.generated_at)}; recommended next: {placement.recommended or '—'}"
         )
+
+    @app.callback(
+        Output("maint-result", "children"),
+        Input("maint-start", "n_clicks"),
+        Input("maint-end", "n_clicks"),
+        State("maint-node", "value"),
+        State("maint-reason", "value"),
+        State("maint-hours", "value"),
+        prevent_initial_call=True,
+    )
+    @safe(lambda exc: f"not done: {exc}")
+    def maintenance(_start, _end, node, reason, hours):
+        return change_maintenance(ctx, callback_context.triggered_id, node, reason, hours)
+
+
+def change_maintenance(ctx: Context, action: str | None, node, reason, hours) -> str:
+    """The page's maintenance write (plain words back; nothing done without the login)."""
+    import time
+
+    from confscale.planner.maintenance import MaintenanceError, checked
+    from flask import request
+
+    registry = ctx.maintenance
+    auth = ctx.page_auth
+    header = request.headers.get("Authorization")
+    if registry is None or auth is None or not auth.allows(header):  # type: ignore[attr-defined]
+        return "maintenance from the page needs the page's login (CONFSCALE_WEB_AUTH_FILE)"
+    who = auth.user  # type: ignore[attr-defined]
+    if action == "maint-end":
+        entry = registry.end(str(node or ""), who)
+        if entry is None:
+            return f"{node} is not in maintenance"
+        ctx.planners.refresh_placements()
+        return f"maintenance of {node} ended by {who}"
+    now = time.time()
+    until = None if hours in (None, "") else now + float(hours) * 3600
+    try:
+        entry = registry.start(checked(node, reason, who, until, None, now=now))
+    except MaintenanceError as exc:
+        return f"not started: {exc}"
+    ctx.planners.refresh_placements()
+    return f"{entry.node} is in {entry.describe()}"
 
 
 def _utc(epoch: float) -> str:
