@@ -98,8 +98,8 @@ def simulate(out: Path, end: str, nodes: int, seed: int) -> None:
         harness.python_module(
             "confscale.simulator.cli",
             "history",
-            *("--weeks", str(WEEKS), "--nodes", str(nodes), "--seed", str(seed)),
-            *("--end", end, "--out", str(out)),
+            *("--history.weeks", str(WEEKS), "--pool.nodes", str(nodes), "--model.seed", str(seed)),
+            *("--history.end", end, "--output.file", str(out)),
         ),
         check=True,
         cwd=harness.REPO,
