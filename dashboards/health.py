@@ -6,7 +6,13 @@ Every threshold line comes from confscale/thresholds.py, the table the health al
 
 from __future__ import annotations
 
-from confscale.thresholds import DISK_FREE, MEMORY_AVAILABLE_MIN, RECORDINGS_BACKLOG_SECONDS
+from confscale.thresholds import (
+    DISK_FREE,
+    MEMORY_AVAILABLE_MIN,
+    RECORDINGS_BACKLOG_SECONDS,
+    TURN_ALLOCATIONS_WARN,
+    TURN_RELAY_PORTS,
+)
 from dashboards.board import dashboard, datasource_variable, pool_variable
 from dashboards.panels import Json, Query, Step, linked_to_node_detail, table, timeseries
 
@@ -144,6 +150,36 @@ def build() -> Json:
             description="Free share of the watched filesystems (/, /var/bigbluebutton).",
         ),
     ]
+    turn = [
+        timeseries(
+            "TURN allocations",
+            [Query(f"sum by (instance, type) (turn_total_allocations{{{POOL}}})")],
+            "none",
+            show_thresholds=True,
+            steps=(
+                Step("green"),
+                Step("red", int(TURN_RELAY_PORTS * TURN_ALLOCATIONS_WARN)),
+            ),
+            description="coturn's current allocations by socket type (job coturn); "
+            f"ConfscaleTurnAllocationsNearLimit above {TURN_ALLOCATIONS_WARN:.0%} "
+            f"of {TURN_RELAY_PORTS} relay ports.",
+        ),
+        timeseries(
+            "TURN relayed traffic",
+            [
+                Query(
+                    f"8 * rate(turn_total_traffic_sentb{{{POOL}}}[$__rate_interval])",
+                    "{{instance}} sent",
+                ),
+                Query(
+                    f"8 * rate(turn_total_traffic_rcvb{{{POOL}}}[$__rate_interval])",
+                    "{{instance}} received",
+                ),
+            ],
+            "bps",
+            description="Bytes of finished TURN sessions (coturn counts a session when it ends).",
+        ),
+    ]
     return dashboard(
         UID,
         "confscale / Node health",
@@ -154,5 +190,6 @@ def build() -> Json:
             ("Jitsi bridges", bridges),
             ("Versions", versions),
             ("Memory and disks", resources),
+            ("TURN (coturn)", turn),
         ],
     )

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from confscale.simulator import bbbapi, exposition, huge
+from confscale.simulator import bbbapi, exposition, huge, turn
 from confscale.simulator.pool import FaultError, Pool
 
 MAX_BODY = 16 * 1024 * 1024  # POSTed create bodies (presentation modules) we read and drop
@@ -157,6 +157,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/_admin/"):
                 self._admin(method, path[len("/_admin/") :].rstrip("/"), parts.query)
+            elif path == "/_turn/metrics":
+                body = turn.metrics_page(self.server.pool, self.server.pool.clock.now())
+                self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")
             else:
                 if method != "GET":
                     self._discard_body()  # e.g. create's XML modules; keep-alive stays in sync

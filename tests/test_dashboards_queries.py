@@ -50,7 +50,9 @@ class Stack:
     end: float
 
 
-def live_prometheus_config(exporter_address: str, planner_address: str | None) -> str:
+def live_prometheus_config(
+    exporter_address: str, planner_address: str | None, turn_address: str | None = None
+) -> str:
     """prometheus/prometheus.yml as shipped, with the test's addresses and a 1 s clock."""
     config = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
     config["global"].update(
@@ -66,6 +68,12 @@ def live_prometheus_config(exporter_address: str, planner_address: str | None) -
     config["scrape_configs"] = [jobs["confscale"]]
     if planner_address:
         config["scrape_configs"].append(jobs["confscale-planner"])
+    if turn_address:  # the simulator's coturn page, in place of the file_sd targets
+        turn = jobs["coturn"]
+        turn.pop("file_sd_configs")
+        targets = [{"targets": [turn_address], "labels": {"pool": "sim"}}]  # as file_sd's
+        turn.update(static_configs=targets, metrics_path="/_turn/metrics")
+        config["scrape_configs"].append(turn)
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -173,7 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         exporter_address = live.url.removeprefix("http://")
         url = stack.enter_context(
             harness.prometheus(
-                live_prometheus_config(exporter_address, None),
+                live_prometheus_config(exporter_address, None, sim.url.removeprefix("http://")),
                 workdir,
                 storage=data_dir,
                 extra_args=["--storage.tsdb.retention.time=30d"],
@@ -181,7 +189,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         planner = stack.enter_context(planner_process(url, live.url))
         (workdir / "prometheus.yml").write_text(
-            live_prometheus_config(exporter_address, planner.address)
+            live_prometheus_config(
+                exporter_address, planner.address, sim.url.removeprefix("http://")
+            )
         )
         requests.post(f"{url}/-/reload", timeout=10).raise_for_status()
         waits = [
