@@ -16,13 +16,55 @@ import math
 import time
 from typing import Any
 
+from confscale.simulator import model
 from confscale.simulator.model import Meeting
+from confscale.simulator.node import TX_BASE_BYTES
 
 JVB_VERSION = "2.3.209-gb5fbe618"
 OLDER_VERSION = "2.1-681-g3544ed05"
 # Faults that change what a bridge says about itself (its answers stay valid).
 STATE_FAULTS = ("jvb_unhealthy", "jvb_graceful_shutdown", "jvb_drain")
 SIZE_BUCKETS = 21  # le = 0 … 20, then +Inf
+
+# jitsi-videobridge's stress (jitsi/jitsi-videobridge@a29d97d1,
+# jvb/src/main/kotlin/org/jitsi/videobridge/load_management/): with load-measurement
+# "packet-rate", PacketRateLoadSampler sums every local endpoint's RTP packet rate received
+# plus sent (and relays'), every 10 s, and JvbLoadManager.getCurrentStressLevel() is that
+# measurement divided by the configured load-threshold — 50,000 packets/s in
+# jvb/src/main/resources/reference.conf (videobridge.load-management.load-measurements.
+# packet-rate.load-threshold). So stress is linear in the streams a bridge forwards, 1.0 at
+# the threshold. (The reference.conf default measurement is "cpu-usage", CPU ÷ 0.9; the
+# packet rate is what a deployment tunes per machine and what the streams determine.)
+JVB_PACKET_RATE_LOAD_THRESHOLD = 50_000.0
+AUDIO_PACKETS_PER_SECOND = 50.0  # Opus in 20 ms frames, per audio stream
+VIDEO_PACKET_BYTES = 1_200.0  # a full RTP video packet (the MTU-bound size)
+
+
+def packet_rates(sizes: list[model.Attendance], tx: float) -> tuple[float, float]:
+    """RTP packets/s the bridge sends and receives for these conferences' streams.
+
+    Audio: 50 packets/s per stream (one to each participant as the bit-rate model sends,
+    one from each talker); video: the webcam bit rates in 1,200-byte packets, sent W·(n − 1)
+    times and received W times (a screen share: n − 1 and 1). A saturated link (fault)
+    scales what is sent with it.
+    """
+    up = down = 0.0
+    modelled = 0.0
+    for a in sizes:
+        webcam = model.WEBCAM_BPS_MANY if a.video >= model.MANY_CAMS else model.WEBCAM_BPS
+        video_pps = webcam / 8.0 / VIDEO_PACKET_BYTES
+        up += AUDIO_PACKETS_PER_SECOND * (a.voice + a.listeners) + video_pps * a.fanout
+        down += AUDIO_PACKETS_PER_SECOND * a.voice + video_pps * a.video
+        if a.screenshare:  # one screen stream in, one to every other participant
+            screen_pps = model.SCREEN_BPS / 8.0 / VIDEO_PACKET_BYTES
+            up += screen_pps * max(a.participants - 1, 0)
+            down += screen_pps
+        modelled += a.tx_bytes_per_second()
+    if modelled > 0 and tx > TX_BASE_BYTES + modelled * 1.01:  # link_saturated override
+        up *= (tx - TX_BASE_BYTES) / modelled
+    elif modelled == 0 and tx > TX_BASE_BYTES * 2:
+        up = (tx - TX_BASE_BYTES) / VIDEO_PACKET_BYTES
+    return up, down
 
 
 def style(name: str) -> str:
@@ -42,8 +84,8 @@ def figures(
     tx, rx = rates
     upload_kbps = round(tx * 8 / 1000)
     download_kbps = round(rx * 8 / 1000)
-    # JVB's stress is packet rate over a nominal maximum; bit rate is a fair stand-in
-    stress = round(upload_kbps / 400_000, 4)
+    up, down = packet_rates(sizes, tx)
+    stress = round((up + down) / JVB_PACKET_RATE_LOAD_THRESHOLD, 4)
     histogram = [0] * 22
     for a in sizes:
         histogram[min(a.participants, 21)] += 1
@@ -58,8 +100,8 @@ def figures(
         "stress_level": stress,
         "bit_rate_upload": upload_kbps,
         "bit_rate_download": download_kbps,
-        "packet_rate_upload": round(upload_kbps / 9.6),
-        "packet_rate_download": round(download_kbps / 9.6),
+        "packet_rate_upload": round(up),
+        "packet_rate_download": round(down),
         # quality worsens with load: a loaded bridge queues (RTT) and drops (loss)
         "rtt_aggregate": round(20 + 60 * stress, 1),
         "jitter_aggregate": round(2 + 10 * stress, 2),
