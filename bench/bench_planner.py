@@ -22,6 +22,7 @@ from pathlib import Path
 
 import requests
 from confscale.planner.api import create_app
+from confscale.planner.forecast import ForecastConfig
 from confscale.planner.history import derive_rates, load_history
 from confscale.planner.nodes import readings_from_history
 from confscale.planner.placement import place
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--refit-only", action="store_true", help="only the refits (with and without ets)"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     weeks = max(1, round(args.days / 7))
@@ -102,6 +106,17 @@ def main(argv: list[str] | None = None) -> None:
     if snapshot is None:
         raise SystemExit(f"planner refresh failed: {service.status().last_error}")
     print(f"servers needed {snapshot.servers_needed}, binding {snapshot.sizing.binding_constraint}")
+    print(f"methods by horizon {snapshot.method_by_horizon}")
+    # the same refit without the statistical candidate: the slot-median and seasonal-naive
+    # pair the planner chose from before (bands still adaptive; packing still on)
+    before = PlannerService(
+        lambda: history,
+        PlannerConfig(forecast=ForecastConfig(methods=("confscale", "seasonal_naive"))),
+    )
+    _, before_s = timed("snapshot without the ets candidate", before.refresh)
+    print(f"refit ratio with / without ets: {snap_s / before_s:.2f}x")
+    if args.refit_only:
+        return
     _, whatif_s = timed("what_if (re-size, no refit)", lambda: what_if(snapshot, growth=1.5))
 
     fast_url, stop_fast = serve(create_app(service))

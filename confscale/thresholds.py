@@ -45,6 +45,17 @@ FAILURE = MappingProxyType(
     }
 )
 
+#: Packing-aware sizing (planner/packing.py): the share of simulated placements of a peak's
+#: meetings allowed to put some node over a target (and, with R nodes lost, over a failure
+#: target). 1 %: a pool sized for its forecast peak should overfill a node about once in a
+#: hundred such peaks, and then only briefly (the placement signal takes it out).
+PACKING_RISK = 0.01
+
+#: Forecast method choice (planner/backtest.py): per lead-time bucket the lowest backtest
+#: MASE among the methods whose 80 % and 95 % bands covered within this of nominal (the
+#: 95 % band is the demand sizing buys servers for: a band that covers 85 % would under-buy).
+BAND_COVERAGE_TOLERANCE = 0.07
+
 #: Nodes kept in reserve for failures (N+R) and the smallest pool the planner proposes.
 REDUNDANCY = 1
 MIN_SERVERS = 1

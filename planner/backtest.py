@@ -9,24 +9,27 @@ MASE (scale: in-sample seasonal-naive error before the origin), coverage of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from confscale.planner.ets import EtsForecaster
 from confscale.planner.forecast import (
     LEAD_BUCKETS,
-    METHODS,
     WEEK_HOURS,
     ForecastConfig,
     RegimeFn,
     apply_bands,
     band_quantiles,
     busy_level,
+    is_short,
     lead_bucket,
     predict,
     residual_scale,
     scale_floor,
 )
+
+from confscale.thresholds import BAND_COVERAGE_TOLERANCE
 
 RESIDUAL_COLUMNS = ("bucket", "error", "target_time", "lead_hours", "raw_error")
 
@@ -44,6 +47,8 @@ class BacktestResult:
     # forecasts as issued at each origin for the next step (a day): method, target_time,
     # origin, lead_hours, actual, median and band columns
     issued: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    # per method, lead-time bucket and level (50/80/95): the band widening learnt
+    widen: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
 
     def table(self) -> pd.DataFrame:
         """One row per method (the backtest table of the page)."""
@@ -103,6 +108,7 @@ def rolling_origin(
     config = config or ForecastConfig()
     if horizon_hours < 1:
         raise ValueError("horizon must be at least one hour")
+    methods = config.methods
     hourly = hourly.astype(float)
     values = hourly.to_numpy()
     index = hourly.index
@@ -111,11 +117,19 @@ def rolling_origin(
     # origins whose horizon runs past the data are not evaluated, but their residuals
     # (for the bands' recent pool) and day-ahead forecasts (the page's overlay) count
     origins = list(range(warmup_hours, len(hourly), step_hours))
-    records: dict[str, list[pd.DataFrame]] = {m: [] for m in METHODS}
-    per_origin: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
-    widths: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
-    busy_widths: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
-    issued: dict[str, list[pd.DataFrame]] = {m: [] for m in METHODS}
+    records: dict[str, list[pd.DataFrame]] = {m: [] for m in methods}
+    per_origin: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    widths: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    busy_widths: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    issued: dict[str, list[pd.DataFrame]] = {m: [] for m in methods}
+    ets = EtsForecaster(config.timezone)  # refits weekly, filters in between
+    level_names = [round(level * 100) for level in config.levels]
+    bucket_names = [name for name, _, _ in LEAD_BUCKETS]
+    log_widen = {m: {(b, n): 0.0 for b in bucket_names for n in level_names} for m in methods}
+    bands_out: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]] = {
+        m: [] for m in methods
+    }
+    previous_time: pd.Timestamp | None = None
     for origin in origins:
         train = hourly.iloc[:origin]
         actual = values[origin : origin + horizon_hours]
@@ -128,7 +142,18 @@ def rolling_origin(
         leads = np.arange(1, len(targets) + 1)
         buckets = lead_bucket(leads)
         origin_time = index[origin]
-        for method in METHODS:
+        short = is_short(train)
+        if previous_time is not None and config.band_adapt_rate > 0:
+            for method in methods:  # learn from targets resolved since the last origin
+                _adapt(
+                    log_widen[method],
+                    bands_out[method],
+                    previous_time,
+                    origin_time,
+                    config.band_adapt_rate,
+                )
+        previous_time = origin_time
+        for method in methods:
             point = predict(
                 method,
                 train,
@@ -136,12 +161,29 @@ def rolling_origin(
                 targets,
                 regimes[origin : origin + horizon_hours],
                 config,
+                ets,
             )
             earlier = _recent(records[method], origin_time, config.calibration_weeks)
             pool = pd.concat(earlier) if earlier else pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
-            quantiles = band_quantiles(pool, buckets, config.levels, config.min_residuals)
-            banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale)
+            quantiles = band_quantiles(pool, buckets, config.levels, config.min_residuals, short)
+            widen = widen_arrays(learnt_widen(log_widen[method]), buckets)
+            banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale, widen)
             median = banded["median"].to_numpy()
+            if quantiles is not None:
+                bands_out[method].append(
+                    (
+                        targets.asi8,
+                        actual,
+                        buckets,
+                        {
+                            name: np.c_[
+                                banded[f"lower_{name}"].to_numpy(),
+                                banded[f"upper_{name}"].to_numpy(),
+                            ]
+                            for name in level_names
+                        },
+                    )
+                )
             ok = np.isfinite(actual) & np.isfinite(median) & evaluated
             stats: dict[str, float] = {"n": float(ok.sum())}
             if ok.any() and scale > 0:
@@ -194,7 +236,70 @@ def rolling_origin(
                 )
                 .reset_index(drop=True)
             )
-    return _summarise(per_origin, records, (widths, busy_widths), issued, horizon_hours)
+    result = _summarise(per_origin, records, (widths, busy_widths), issued, horizon_hours)
+    return replace(result, widen={m: learnt_widen(log_widen[m]) for m in methods})
+
+
+def learnt_widen(log_widen: dict[tuple[str, int], float]) -> dict[str, dict[int, float]]:
+    """{bucket: {level: factor}} from the log widths."""
+    out: dict[str, dict[int, float]] = {}
+    for (bucket, level), value in log_widen.items():
+        out.setdefault(bucket, {})[level] = round(float(np.exp(value)), 4)
+    return out
+
+
+def widen_arrays(
+    widen: dict[str, dict[int, float]] | None, buckets: np.ndarray
+) -> dict[int, np.ndarray] | None:
+    """Per level, the factor of each target (by its lead-time bucket)."""
+    if not widen:
+        return None
+    levels = {level for per in widen.values() for level in per}
+    return {
+        level: np.array([widen.get(str(b), {}).get(level, 1.0) for b in buckets])
+        for level in levels
+    }
+
+
+MAX_LOG_WIDEN = 2.0  # bands at most e² ≈ 7.4× (and at least 1/7.4×) the conformal width
+
+
+def _adapt(
+    log_widen: dict[tuple[str, int], float],
+    issued: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]],
+    since: pd.Timestamp,
+    until: pd.Timestamp,
+    rate: float,
+) -> None:
+    """Adaptive conformal inference (Gibbs & Candès 2021) on the band width.
+
+    Every band issued before ``until`` for targets in [``since``, ``until``) is now
+    resolved: its miss share moves the level's log width by ``rate`` × (miss − nominal
+    miss), so over time the bands miss as often as they should, whatever the series.
+    """
+    hits = {key: [0, 0] for key in log_widen}
+    for times, actual, buckets, bands in issued:
+        low, high = np.searchsorted(times, [since.value, until.value])
+        if high <= low:
+            continue
+        seen = actual[low:high]
+        ok = np.isfinite(seen)
+        if not ok.any():
+            continue
+        names = buckets[low:high][ok]
+        for level, edges in bands.items():
+            part = edges[low:high][ok]
+            inside = (seen[ok] >= part[:, 0]) & (seen[ok] <= part[:, 1])
+            for bucket in np.unique(names):
+                sel = names == bucket
+                hits[(str(bucket), level)][0] += int(inside[sel].sum())
+                hits[(str(bucket), level)][1] += int(sel.sum())
+    for (bucket, level), (inside, total) in hits.items():
+        if total:
+            miss = 1 - inside / total
+            step = rate * (miss - (1 - level / 100))
+            value = log_widen[(bucket, level)] + step
+            log_widen[(bucket, level)] = float(np.clip(value, -MAX_LOG_WIDEN, MAX_LOG_WIDEN))
 
 
 def _recent(parts: list[pd.DataFrame], until: pd.Timestamp, weeks: int) -> list[pd.DataFrame]:
@@ -291,7 +396,12 @@ def _summarise(
     )
     method_by_bucket: dict[str, str] = {}
     for bucket, group in by_bucket.dropna().groupby("bucket"):
-        best = group.sort_values(["mase", "method"]).iloc[0]
+        # the lowest MASE among methods whose bands cover as they claim (else the lowest)
+        honest = group[
+            ((group["coverage_80"] - 0.8).abs() <= BAND_COVERAGE_TOLERANCE)
+            & ((group["coverage_95"] - 0.95).abs() <= BAND_COVERAGE_TOLERANCE)
+        ]
+        best = (honest if len(honest) else group).sort_values(["mase", "method"]).iloc[0]
         method_by_bucket[str(bucket)] = str(best["method"])
     residuals = {
         m: (

@@ -23,7 +23,14 @@ from confscale.planner.resources import (
     ResourceModel,
 )
 
-from confscale.thresholds import FAILURE, MIN_SERVERS, PARTICIPANTS_PER_NODE, REDUNDANCY, TARGET
+from confscale.thresholds import (
+    FAILURE,
+    MIN_SERVERS,
+    PACKING_RISK,
+    PARTICIPANTS_PER_NODE,
+    REDUNDANCY,
+    TARGET,
+)
 
 Load = float | np.ndarray  # one figure, or one per meeting of a table (same formulas)
 
@@ -77,7 +84,7 @@ class WhatIf:
     cameras_per_viewer: float = 5.0  # pagination: what a viewer of the largest meeting sees
     band: int = 95  # which upper band is "demand"
     # packing: the share of Monte Carlo placements allowed to pass a target (planner/packing.py)
-    packing_risk: float = 0.01
+    packing_risk: float = PACKING_RISK
 
     def headroom(self, constraint: str) -> float:
         return float(getattr(self, f"headroom_{constraint}"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from confscale.planner.calendar import HOLIDAY, TERM
+from confscale.planner.ets import EtsForecaster
 
 WEEK_HOURS = 168
 WEEK_SECONDS = 7 * 24 * 3600.0
@@ -26,7 +27,7 @@ LEAD_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("169-672h", 169, 672),
     (">672h", 673, 10**9),
 )
-METHODS = ("confscale", "seasonal_naive")
+METHODS = ("confscale", "seasonal_naive", "ets")
 
 RegimeFn = Callable[[pd.DatetimeIndex], np.ndarray]
 
@@ -45,6 +46,10 @@ class ForecastConfig:
     calibration_weeks: int = 6  # residuals older than this leave the pool (adaptive)
     floor_share: float = 0.25  # residual scale floor as a share of a busy hour
     error_scale: str = "sqrt"  # residuals ÷ √max(forecast, floor); "relative": ÷ max(…)
+    # adaptive conformal: per origin, log band width += rate × (miss share − (1 − level))
+    # over the targets resolved since the previous origin (0 switches it off)
+    band_adapt_rate: float = 0.5
+    methods: tuple[str, ...] = METHODS  # the candidates the backtest chooses from
 
 
 def lead_bucket(lead_hours: np.ndarray) -> np.ndarray:
@@ -178,12 +183,28 @@ def predict(
     targets: pd.DatetimeIndex,
     target_regimes: np.ndarray,
     config: ForecastConfig,
+    ets: EtsForecaster | None = None,
 ) -> np.ndarray:
-    """Point forecast by method name (one of :data:`METHODS`)."""
+    """Point forecast by method name (one of :data:`METHODS`).
+
+    ``ets``: the forecaster whose parameters a backtest keeps between origins (a new one
+    fits afresh).
+    """
     if method == "confscale":
         return point_forecast(history, history_regimes, targets, target_regimes, config)
     if method == "seasonal_naive":
         return seasonal_naive(history, targets)
+    if method == "ets":
+        forecaster = ets or EtsForecaster(config.timezone)
+
+        def fallback(mask: np.ndarray) -> np.ndarray:
+            out = np.full(len(targets), np.nan)
+            out[mask] = point_forecast(
+                history, history_regimes, targets[mask], np.asarray(target_regimes)[mask], config
+            )
+            return out
+
+        return forecaster.forecast(history, history_regimes, targets, target_regimes, fallback)
     raise ValueError(f"unknown forecast method {method!r}; expected one of {METHODS}")
 
 
@@ -224,20 +245,47 @@ def recent_residuals(pool: pd.DataFrame, until: pd.Timestamp, weeks: int) -> pd.
     return pool[(times < until) & (times >= until - pd.Timedelta(weeks=weeks))]
 
 
+SHORT_HISTORY_WEEKS = 6  # less history than this: bands are marked short and widened
+
+
+def is_short(history: pd.Series) -> bool:
+    """Fewer than :data:`SHORT_HISTORY_WEEKS` weeks of known hours."""
+    return int(history.notna().sum()) < SHORT_HISTORY_WEEKS * WEEK_HOURS
+
+
 def band_quantiles(
-    residuals: pd.DataFrame, buckets: np.ndarray, levels: Sequence[float], min_residuals: int
+    residuals: pd.DataFrame,
+    buckets: np.ndarray,
+    levels: Sequence[float],
+    min_residuals: int,
+    short: bool = False,
 ) -> dict[str, np.ndarray] | None:
     """Per target: quantiles of scaled residuals for median and each band edge.
 
     ``residuals`` has columns ``bucket`` and ``error`` (scaled). Buckets with too few
-    residuals borrow the whole pool; None when the whole pool is too small.
+    residuals borrow the whole pool; None when the whole pool is too small. ``short``
+    (a short history): the split-conformal finite-sample correction, quantile
+    ⌈(n + 1)·p⌉ / n, with n the distinct target *days* in the pool rather than the
+    residuals (hours of one day err together), so a few weeks of residuals give honestly
+    wider bands (with 10 days, the 95 % band's edges are the extreme residuals).
     """
     if len(residuals) < min_residuals:
         return None
+    days = None
+    if short and "target_time" in residuals:
+        days = max(1, pd.DatetimeIndex(residuals["target_time"]).floor("D").nunique())
+
+    def corrected(p: float) -> float:
+        if days is None or p == 0.5:
+            return p
+        upper = max(p, 1 - p)
+        adjusted = min(1.0, np.ceil((days + 1) * upper) / days)
+        return adjusted if p > 0.5 else 1 - adjusted
+
     probs = {"median": 0.5}
     for level in levels:
-        probs[f"lower_{round(level * 100)}"] = (1 - level) / 2
-        probs[f"upper_{round(level * 100)}"] = (1 + level) / 2
+        probs[f"lower_{round(level * 100)}"] = corrected((1 - level) / 2)
+        probs[f"upper_{round(level * 100)}"] = corrected((1 + level) / 2)
     names, values = list(probs), list(probs.values())
     pooled = np.quantile(residuals["error"].to_numpy(), values)
     table: dict[str, np.ndarray] = {}
@@ -254,8 +302,14 @@ def apply_bands(
     floor: float,
     levels: Sequence[float],
     kind: str = "sqrt",
+    widen: dict[int, float | np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Median and band columns from a point forecast and residual quantiles."""
+    """Median and band columns from a point forecast and residual quantiles.
+
+    ``widen``: per level (50, 80, 95), a factor on each edge's distance from the median,
+    learnt online by the backtest from the coverage its earlier bands achieved
+    (:func:`planner.backtest.rolling_origin`); bands stay nested.
+    """
     columns = ["median"] + [
         f"{edge}_{round(level * 100)}" for level in levels for edge in ("lower", "upper")
     ]
@@ -264,7 +318,17 @@ def apply_bands(
         frame["median"] = point
         return frame
     scale = residual_scale(point, floor, kind)
-    return pd.DataFrame({c: np.maximum(point + quantiles[c] * scale, 0.0) for c in columns})
+    frame = pd.DataFrame({c: point + quantiles[c] * scale for c in columns})
+    median = frame["median"].to_numpy()
+    inner_low, inner_high = median, median
+    for level in sorted(levels):
+        name = round(level * 100)
+        factor = (widen or {}).get(name, 1.0)
+        low = median - factor * (median - frame[f"lower_{name}"].to_numpy())
+        high = median + factor * (frame[f"upper_{name}"].to_numpy() - median)
+        inner_low, inner_high = np.minimum(low, inner_low), np.maximum(high, inner_high)
+        frame[f"lower_{name}"], frame[f"upper_{name}"] = inner_low, inner_high
+    return frame.clip(lower=0.0)
 
 
 def forecast_frame(
@@ -274,6 +338,7 @@ def forecast_frame(
     residuals: dict[str, pd.DataFrame],
     method_by_bucket: dict[str, str],
     config: ForecastConfig,
+    widen: dict[str, dict[str, dict[int, float]]] | None = None,
 ) -> pd.DataFrame:
     """Hourly history plus forecast for ``horizon_hours`` after its last hour.
 
@@ -294,7 +359,7 @@ def forecast_frame(
     floor = scale_floor(history, config.floor_share)
     out = apply_bands(np.zeros(horizon_hours), None, floor, config.levels)
     chosen = np.array([method_by_bucket.get(str(b), "confscale") for b in buckets])
-    for method in METHODS:
+    for method in config.methods:
         mask = chosen == method
         if not mask.any():
             continue
@@ -305,9 +370,20 @@ def forecast_frame(
         quantiles = (
             None
             if pool is None
-            else band_quantiles(pool, buckets, config.levels, config.min_residuals)
+            else band_quantiles(
+                pool, buckets, config.levels, config.min_residuals, is_short(history)
+            )
         )
-        banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale)
+        factors = (widen or {}).get(method)
+        per_target = (
+            None
+            if not factors
+            else {
+                level: np.array([factors.get(str(b), {}).get(level, 1.0) for b in buckets])
+                for level in {lv for per in factors.values() for lv in per}
+            }
+        )
+        banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale, per_target)
         out.loc[mask, :] = banded.loc[mask, :].to_numpy()
     out.index = targets
     out.insert(0, "method", chosen)

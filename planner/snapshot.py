@@ -23,6 +23,7 @@ from confscale.planner.forecast import (
     ForecastConfig,
     forecast_frame,
     growth_factor,
+    is_short,
 )
 from confscale.planner.history import derive_rates
 from confscale.planner.mix import (
@@ -100,6 +101,8 @@ class Snapshot:
     residuals: pd.DataFrame | None = field(default=None, repr=False)
     # the pool's meetings at busy instants (packing-aware sizing; the draw is cached on it)
     meetings: MeetingTable | None = field(default=None, repr=False)
+    # how the forecast bands were calibrated: "full", "short" (widened) or "none"
+    bands: dict[str, object] = field(default_factory=dict)
 
     @property
     def servers_online(self) -> int:
@@ -140,6 +143,7 @@ class Snapshot:
             "weekly_growth": round(self.weekly_growth, 4),
             "model": self.model.as_dict(),
             "method_by_horizon": dict(self.method_by_horizon),
+            "bands": dict(self.bands),
             "warnings": list(self.warnings),
         }
 
@@ -224,8 +228,17 @@ def compute_snapshot(
         past = backtest.past_forecasts(chosen.get(LEAD_BUCKETS[0][0], "confscale"))
         residual_frame = backtest.residual_frame(config.forecast.timezone)
     forecast = forecast_frame(
-        hourly, regime_of, config.horizon_hours, residuals, chosen, config.forecast
+        hourly,
+        regime_of,
+        config.horizon_hours,
+        residuals,
+        chosen,
+        config.forecast,
+        None if backtest is None else backtest.widen,
     )
+    bands = band_calibration(hourly, backtest, chosen)
+    if bands["calibration"] == "short":
+        warnings.append(str(bands["note"]))
     growth = growth_factor(hourly, regime_of(hourly.index), config.forecast)
     model = fit_resource_model(sized, config.quantile)
     if model.source.get("cpu") == "prior" or model.source.get("transmit") == "prior":
@@ -264,7 +277,43 @@ def compute_snapshot(
         past_forecasts=past,
         residuals=residual_frame,
         meetings=meetings,
+        bands=bands,
     )
+
+
+def band_calibration(
+    hourly: pd.Series, backtest: BacktestResult | None, chosen: dict[str, str]
+) -> dict[str, object]:
+    """How the bands were calibrated, for the JSON and the page (see docs/planner.md)."""
+    weeks = round(int(hourly.notna().sum()) / WEEK_HOURS, 1)
+    if backtest is None:
+        return {
+            "calibration": "none",
+            "history_weeks": weeks,
+            "note": "no backtest (under 3 weeks of history): no bands; demand = median × 1.25",
+        }
+    used = sorted(set(chosen.values()))
+    residuals = sum(len(backtest.residuals.get(m, ())) for m in used)
+    widen = {m: backtest.widen.get(m, {}) for m in used}
+    if is_short(hourly):
+        return {
+            "calibration": "short",
+            "history_weeks": weeks,
+            "residuals": residuals,
+            "widen": widen,
+            "note": (
+                f"bands from a short history ({weeks:g} weeks, {residuals} out-of-sample "
+                "residuals): widened by the finite-sample conformal correction over "
+                "distinct days; coverage is less certain than with 6+ weeks"
+            ),
+        }
+    return {
+        "calibration": "full",
+        "history_weeks": weeks,
+        "residuals": residuals,
+        "widen": widen,
+        "note": "split-conformal bands, widths adapted to the coverage the backtest achieved",
+    }
 
 
 def servers_online(placement: Placement, kind: str | None) -> int:

@@ -10,6 +10,7 @@ import harness
 import pandas as pd
 import pytest
 import requests
+from confscale.planner.forecast import METHODS
 from confscale.planner.synthetic import synthetic_history
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -50,7 +51,7 @@ def test_backtest_command_prints_metrics_for_both_methods(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
-    for method in ("confscale", "seasonal_naive"):
+    for method in METHODS:
         assert set(body[method]) == {
             "mase",
             "coverage_80",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from confscale.planner.backtest import rolling_origin
 from confscale.planner.calendar import HOLIDAY, TERM, Period, RegimeCalendar
-from confscale.planner.forecast import ForecastConfig, forecast_frame, point_forecast
+from confscale.planner.forecast import METHODS, ForecastConfig, forecast_frame, point_forecast
 from confscale.planner.history import derive_rates, validate_history
 from confscale.planner.peaks import hourly_peaks, pool_totals
 from confscale.planner.synthetic import synthetic_history
@@ -111,7 +111,7 @@ def test_forecast_frame_columns_bands_ordered_and_methods(term_only) -> None:
         assert (future[f"upper_{level}"] >= future["median"] - 1e-9).all()
     assert (future["upper_95"] >= future["upper_80"] - 1e-9).all()
     assert (future["upper_80"] >= future["upper_50"] - 1e-9).all()
-    assert set(future["method"]) <= {"confscale", "seasonal_naive"}
+    assert set(future["method"]) <= set(METHODS)
 
 
 def test_slots_follow_the_pools_local_time_across_a_dst_change() -> None:
@@ -165,19 +165,19 @@ def test_backtest_publishes_past_forecasts_residuals_and_a_per_horizon_table(ter
     )  # a changed future does not change what was issued before it
     # residuals by lead and local hour; a table per method and lead-time bucket
     residuals = result.residual_frame("Europe/Berlin")
-    assert set(residuals["method"]) == {"confscale", "seasonal_naive"}
+    assert set(residuals["method"]) == set(METHODS)
     assert set(residuals["hour"]) == set(range(24))
     assert residuals["lead_hours"].between(1, 168).all()
     table = result.horizon_table()
     assert {(m, b) for m, b in zip(table["method"], table["bucket"], strict=True)} == {
-        (m, b) for m in ("confscale", "seasonal_naive") for b in ("1-24h", "25-168h")
+        (m, b) for m in METHODS for b in ("1-24h", "25-168h")
     }
     assert table[["coverage_80", "coverage_95"]].notna().all().all()
     assert (table["coverage_80"] <= table["coverage_95"]).all()
     chosen = table[table["chosen"]]
     assert dict(zip(chosen["bucket"], chosen["method"], strict=True)) == result.method_by_bucket
     # the per-bucket counts add up to the summary's evaluated targets
-    for method in ("confscale", "seasonal_naive"):
+    for method in METHODS:
         part = table[table["method"] == method]
         hits = (part["coverage_95"] * part["n"]).sum() / part["n"].sum()
         assert hits == pytest.approx(result.summary[method]["coverage_95"], abs=1e-3)

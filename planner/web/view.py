@@ -199,6 +199,8 @@ def messages(snapshot: Snapshot | None, status: RefreshStatus, source: str) -> l
     for warning in snapshot.warnings:
         short = "hours of history" in warning
         title = "History too short" if short else "Degraded"
+        if "bands from a short history" in warning:
+            title = "Forecast bands from a short history"
         out.append(Message("warn", title, warning))
     for note in snapshot.sizing.notes:
         out.append(Message("info", "Sizing note", note))

@@ -1,0 +1,75 @@
+"""The ets candidate and adaptive bands on a public series and on short histories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from confscale.planner.backtest import rolling_origin
+from confscale.planner.forecast import WEEK_HOURS, ForecastConfig, band_quantiles
+from confscale.planner.snapshot import compute_snapshot
+from confscale.planner.synthetic import synthetic_history
+
+
+def always_term(index: pd.DatetimeIndex) -> np.ndarray:
+    return np.full(len(index), "term", dtype=object)
+
+
+def test_ets_beats_seasonal_naive_on_a_smooth_trending_public_series():
+    pytest.importorskip("vega_datasets")
+    from confscale.planner.public_series import vega_temperatures
+
+    # San Francisco's hourly temperature normals, autumn: a daily cycle on a level that
+    # falls week by week (the kind of series the slot median lags)
+    series = vega_temperatures("sf-temps")["2010-09-06":"2010-10-24"]
+    result = rolling_origin(series, always_term, 48, ForecastConfig(), warmup_hours=4 * WEEK_HOURS)
+    table = result.horizon_table().set_index(["method", "bucket"])
+    for bucket in ("1-24h", "25-168h"):
+        assert table.loc[("ets", bucket), "mase"] < table.loc[("seasonal_naive", bucket), "mase"]
+    assert result.method_by_bucket["1-24h"] == "ets"
+
+
+def test_adaptive_bands_recover_coverage_after_the_errors_grow():
+    rng = np.random.default_rng(3)
+    index = pd.date_range("2026-01-05", periods=9 * WEEK_HOURS, freq="1h", tz="UTC")
+    hours = np.arange(len(index))
+    noise = np.where(hours < 5 * WEEK_HOURS, 5.0, 20.0)  # the errors quadruple in week 6
+    values = 200 + 100 * np.sin(hours / 24 * 2 * np.pi) + rng.normal(0, 1, len(index)) * noise
+    series = pd.Series(values, index)
+    methods = ("confscale", "seasonal_naive")  # no ets: keep this test fast
+    fixed = rolling_origin(
+        series,
+        always_term,
+        24,
+        ForecastConfig(band_adapt_rate=0.0, methods=methods),
+        warmup_hours=2 * WEEK_HOURS,
+    )
+    adaptive = rolling_origin(
+        series, always_term, 24, ForecastConfig(methods=methods), warmup_hours=2 * WEEK_HOURS
+    )
+    for method in methods:
+        before = fixed.summary[method]["coverage_80"]
+        after = adaptive.summary[method]["coverage_80"]
+        assert abs(after - 0.8) < abs(before - 0.8)
+        assert abs(after - 0.8) <= 0.07
+        assert adaptive.widen[method]["1-24h"][80] > 1  # it learnt to widen
+
+
+def test_short_history_bands_are_widened_and_marked():
+    pool = pd.DataFrame(
+        {
+            "bucket": "1-24h",
+            "error": np.random.default_rng(1).normal(size=240),
+            "target_time": pd.date_range("2026-01-01", periods=240, freq="1h", tz="UTC"),
+        }
+    )
+    buckets = np.array(["1-24h"])
+    normal = band_quantiles(pool, buckets, (0.8, 0.95), 48)
+    short = band_quantiles(pool, buckets, (0.8, 0.95), 48, short=True)
+    assert short["upper_95"][0] > normal["upper_95"][0]
+    assert short["lower_95"][0] < normal["lower_95"][0]
+    assert short["upper_95"][0] == pytest.approx(pool["error"].max())  # 10 days: the extreme
+    snapshot = compute_snapshot(synthetic_history(nodes=2, weeks=4, seed=2))
+    bands = snapshot.capacity_dict()["bands"]
+    assert bands["calibration"] == "short" and bands["history_weeks"] == 4.0
+    assert any("short history" in w for w in snapshot.warnings)
