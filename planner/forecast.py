@@ -11,7 +11,7 @@ rolling-origin backtest (split-conformal on scaled residuals, per lead-time buck
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -302,7 +302,7 @@ def apply_bands(
     floor: float,
     levels: Sequence[float],
     kind: str = "sqrt",
-    widen: dict[int, float | np.ndarray] | None = None,
+    widen: Mapping[int, float | np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Median and band columns from a point forecast and residual quantiles.
 
