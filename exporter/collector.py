@@ -6,7 +6,6 @@ import functools
 import platform
 import time
 from collections.abc import Callable, Iterator
-from importlib import metadata
 
 from confscale.exporter import contract as c
 from confscale.exporter.config import PoolConfig
@@ -16,15 +15,13 @@ from confscale.exporter.registry import SOURCES
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from confscale import __version__
 
-@functools.cache
+
 def build_version() -> str:
-    """The installed version (read once: importlib.metadata parses the package's files,
-    about 4 ms, and the build info is rendered with every cycle's page)."""
-    try:
-        return metadata.version("confscale")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    """The installed version: ``confscale.__version__``, the one ``--version`` prints (read
+    once at import: importlib.metadata parses the package's files, about 4 ms)."""
+    return __version__
 
 
 @functools.cache
