@@ -161,13 +161,13 @@ def change_maintenance(ctx: Context, action: str | None, node, reason, hours) ->
     """The page's maintenance write (plain words back; nothing done without the login)."""
     import time
 
-    from confscale.planner.maintenance import MaintenanceError, checked
+    from confscale.planner.maintenance import MaintenanceError, MaintenanceRegistry, checked
     from flask import request
 
     registry = ctx.maintenance
     auth = ctx.page_auth
     header = request.headers.get("Authorization")
-    if registry is None or auth is None or not auth.allows(header):  # type: ignore[attr-defined]
+    if not isinstance(registry, MaintenanceRegistry) or auth is None or not auth.allows(header):  # type: ignore[attr-defined]
         return "maintenance from the page needs the page's login (CONFSCALE_WEB_AUTH_FILE)"
     who = auth.user  # type: ignore[attr-defined]
     if action == "maint-end":
