@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from confscale.planner.adapters import adapter_health
 from confscale.planner.pools import PoolPlanners
-from confscale.planner.service import PlannerService
+from confscale.planner.service import PlannerService, RefreshStatus
 from confscale.planner.web.auth import BasicAuth, auth_from_env, protect
 from confscale.planner.web.components import banners, waiting
 from confscale.planner.web.context import POOL_COOKIE, Context, WebOptions, safe
@@ -113,11 +113,9 @@ def register_shell(app: Dash, ctx: Context) -> None:
     def refresh(_tick: int, ready: bool):
         snapshot = ctx.snapshot()
         now_ready = snapshot is not None
-        if not ctx.planners.names():
-            waiting_for = Message(
-                "warn", "No pool yet", ctx.planners.discovery_error or "looking for pools"
-            )
-            return banners([waiting_for]), False, "", []
+        if not ctx.planners.names():  # no pool found yet: the store's error, as a refresh's
+            status = RefreshStatus(last_error=ctx.planners.discovery_error)
+            return banners(messages(None, status, ctx.options.source)), False, "", []
         return (
             banners(
                 messages(snapshot, ctx.service.status(), ctx.options.source)
