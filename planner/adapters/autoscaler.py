@@ -182,7 +182,13 @@ class Autoscaler:
     def _needed_ahead(self, snapshot: object, now: float) -> int | None:
         if snapshot is None:
             return None
-        key = (id(snapshot), int((now + self.policy.lead) // 3600), int(now // 3600))
+        # the refit's forecast (a placement refresh copies the snapshot, same generated_at)
+        key = (
+            getattr(snapshot, "generated_at", id(snapshot)),
+            getattr(snapshot, "servers_online", None),
+            int((now + self.policy.lead) // 3600),
+            int(now // 3600),
+        )
         if self._ahead_cache is not None and self._ahead_cache[0] == key:
             return self._ahead_cache[1]
         value = servers_needed_ahead(snapshot, now, self.policy.lead)
