@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from typing import IO, Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
@@ -33,6 +34,7 @@ HEAD_TIMEOUT = 10.0  # seconds for the request line and all headers
 WRITE_TIMEOUT = 30.0  # seconds to take the whole answer
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEAD_BYTES = 32 * 1024  # request line and headers together
+LINGER = 1.0  # seconds to drain a refused request, so its client reads the error
 _BUSY = (
     b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n"
     b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\r\n"
@@ -83,15 +85,20 @@ class _Handler(WSGIRequestHandler):
             if len(self.raw_requestline) > MAX_REQUEST_LINE:
                 self.requestline = self.request_version = self.command = ""
                 self.send_error(414)
+                self._linger()
                 return
             # parse_request reads the headers through the budget (it only calls readline)
             self.rfile = head  # type: ignore[assignment]
             parsed = self.parse_request()
-        if guard.expired or not parsed:
-            return  # cut at the deadline (the socket is shut), or an error was sent
+        if guard.expired:
+            return  # cut at the deadline: the socket is shut
+        if not parsed:
+            self._linger()  # parse_request sent the error
+            return
         if head.exceeded:
             self.close_connection = True
             self.send_error(431, "Request header fields too large")
+            self._linger()
             return
         self.connection.settimeout(server.write_timeout)  # sendall: a total since 3.5
         handler = _ServerHandler(
@@ -105,6 +112,23 @@ class _Handler(WSGIRequestHandler):
         app = server.get_app()
         assert app is not None  # set before serving
         handler.run(app)
+
+    def _linger(self) -> None:
+        """After an error answer, read (and drop) what the client is still sending for
+        at most LINGER seconds (RFC 7230 §6.6, "tear-down"): closing with unread input
+        makes the kernel send a reset, and the client may lose the answer that says what
+        was wrong."""
+        deadline = time.monotonic() + LINGER
+        budget = 1 << 20  # bytes; the time bound is what matters
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            while budget > 0 and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                data = self.connection.recv(min(65536, budget))
+                if not data:
+                    return
+                budget -= len(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines are not logged: a /probe query names nodes, nothing more is useful.
