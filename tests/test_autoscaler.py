@@ -197,3 +197,34 @@ def test_the_exporter_reading_carries_recordings_processing_or_waiting():
     nodes = parse_exposition(text)
     assert nodes["bbb-1"]["recordings_processing"] == 3
     assert nodes["bbb-2"]["recordings_processing"] == 0
+
+
+def test_no_secret_token_or_key_in_logs_errors_or_health(keys, receiver, caplog):
+    import logging
+
+    pem, public = keys
+    caplog.set_level(logging.DEBUG)
+    fake = FakeAutoscaler(public, issuers=("someone-else",))  # our token is refused: 401
+    fake.add_group("campus", 0, 9, 1)
+    nodes = {"bbb-1": 1, "bbb-2": 0}
+    with serve(fake) as base:
+        target = JitsiAutoscalerTarget(base, "campus", pem, key_id="confscale")
+        refused = WebhookTarget(f"http://127.0.0.1:{harness_free_port()}/hook?token=q", "s3cret")
+        live = scaler([target, refused], False, lambda: 100.0)
+        assert AdapterRunner(live).run_once(placement(100.0, nodes)) is False
+        tokens = [c for c in target.session.headers.values() if str(c).startswith("Bearer ")]
+    view = live.health.view()
+    parts = {"log": caplog.text, "reason": view.reason or "", "repr": repr(live) + repr(target)}
+    text = "".join(parts.values())
+    for where, part in parts.items():
+        assert "s3cret" not in part and "token=q" not in part, where
+    assert view.requests.get("unauthorized") == 1 and view.requests.get("unreachable") == 1
+    assert tokens and tokens[0].split()[1] not in text
+    assert "s3cret" not in text and "token=q" not in text
+    assert "PRIVATE KEY" not in text and pem.splitlines()[1] not in text
+
+
+def harness_free_port() -> int:
+    from harness import free_port
+
+    return free_port()

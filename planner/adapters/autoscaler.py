@@ -50,6 +50,7 @@ from confscale.planner.autoscale import (
 from confscale.planner.placement import Placement
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from confscale import redact
 from confscale.flags import duration, positive_int
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,13 @@ def sign(secret: str, body: bytes) -> str:
 
 @dataclass
 class WebhookTarget:
-    url: str
+    url: str = field(repr=False)  # may carry a token in its query: never shown
     secret: str = field(repr=False)
     timeout: float = 5.0
     name: str = "webhook"
+
+    def __repr__(self) -> str:
+        return f"WebhookTarget({redact.redact_url(self.url)!r})"
 
     def publish(self, decision: Decision, session: requests.Session, health: AdapterHealth) -> None:
         body = json.dumps(decision.as_dict(), sort_keys=True).encode()
@@ -98,7 +102,7 @@ class WebhookTarget:
 
 @dataclass
 class JitsiAutoscalerTarget:
-    base: str
+    base: str = field(repr=False)
     group: str
     private_key: str = field(repr=False)  # PEM, RS256
     key_id: str = ""
@@ -106,6 +110,10 @@ class JitsiAutoscalerTarget:
     audience: str = "jitsi-autoscaler"
     timeout: float = 5.0
     name: str = "jitsi-autoscaler"
+
+    def __repr__(self) -> str:
+        return f"JitsiAutoscalerTarget({redact.redact_url(self.base)!r}, {self.group!r})"
+
     # its own session: the bearer token must never go to another target
     session: requests.Session = field(default_factory=requests.Session, repr=False)
 
