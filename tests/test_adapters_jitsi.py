@@ -100,3 +100,20 @@ def test_dry_run_reads_and_changes_nothing() -> None:
     assert bridge.drain is False
     assert all(m == "GET" for m, _, _ in bridge.calls)
     assert adapter.health.view().state == "dry-run"
+
+
+def test_a_bridge_in_maintenance_is_drained_and_undrained_when_it_ends() -> None:
+    from dataclasses import replace
+
+    from adapter_support import NOW
+    from confscale.planner.placement import place
+
+    bridge = FakeBridge()
+    with serve(bridge) as url:
+        adapter = JitsiAdapter({"jvb-01": url}, dry_run=False)
+        calm = jvb({"jvb-01": 0.2})
+        reading = replace(calm.nodes[0].reading, maintenance="maintenance by ann: upgrade")
+        adapter.apply(place([reading], now=NOW))
+        assert bridge.drain is True  # idle, drained all the same
+        adapter.apply(jvb({"jvb-01": 0.2}))  # maintenance ended
+    assert bridge.drain is False

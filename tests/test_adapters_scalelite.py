@@ -268,3 +268,23 @@ def test_scalelite_update_errors_are_reported_with_scalelite_words() -> None:
             sl.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.7}))
     assert fake.servers["id-1"].state == "cordoned"  # the other node's call went through
     assert sl.health.view().requests["not_found"] == 2
+
+
+def test_a_node_in_maintenance_is_cordoned_and_enabled_when_it_ends() -> None:
+    from dataclasses import replace
+
+    fake = pool()
+    with serve(fake) as url:
+        sl = adapter(url)
+        calm = placement_for({"bbb-01": 0.2, "bbb-02": 0.3})
+        readings = [replace(n.reading, maintenance="maintenance by ann: disk") for n in calm.nodes]
+        sl.apply(
+            place(
+                [r if r.node == "bbb-01" else replace(r, maintenance=None) for r in readings],
+                now=NOW,
+            )
+        )
+        assert fake.servers["id-1"].state == "cordoned"  # low pressure, cordoned all the same
+        assert fake.servers["id-2"].state == "enabled"
+        sl.apply(placement_for({"bbb-01": 0.2, "bbb-02": 0.3}))  # maintenance ended
+        assert fake.servers["id-1"].state == "enabled"
