@@ -108,6 +108,17 @@ JITSI_GAUGES: tuple[Gauge, ...] = (
     ),
 )
 JITSI_METRICS = MappingProxyType({g.field: g.metric for g in JITSI_GAUGES})
+# History column -> the Jitsi gauge that fills it on a bridge's rows (docs/contracts.md):
+# the simulator's history writer and the planner's Prometheus reader both use it.
+JITSI_HISTORY_GAUGES = MappingProxyType(
+    {
+        "meetings": JITSI_METRICS["conferences"],
+        "participants": JITSI_METRICS["participants"],
+        "participants_max": JITSI_METRICS["largest_conference"],
+        "video_participants": JITSI_METRICS["endpoints_sending_video"],
+        "jitsi_stress": JITSI_METRICS["stress_level"],
+    }
+)
 # Conferences by participants, as a gauge histogram with the bridge's own buckets
 # (le = 0 … 20, +Inf), cumulative like jitsi_jvb_conferences_by_size_bucket.
 JITSI_CONFERENCE_SIZES = "jitsi_conferences_by_size_bucket"

@@ -41,6 +41,9 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "link_capacity_bytes_per_second",
 )
 NUMERIC_COLUMNS: tuple[str, ...] = HISTORY_COLUMNS[3:]
+# Read when present (older files have none): the JVB's own stress_level per Jitsi row. A
+# BBB row's empty cell is 0 (it has no stress); a Jitsi row's is a missing figure.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("jitsi_stress",)
 KINDS = frozenset({"bbb", "jitsi"})
 log = logging.getLogger(__name__)
 # Rates across a gap longer than this would smear an outage over hours: leave them empty.
@@ -126,6 +129,7 @@ MAXIMA = MappingProxyType(
         "transmit_bytes_total": 1e20,
         "receive_bytes_total": 1e20,
         "link_capacity_bytes_per_second": 1.25e12,  # 10 Tbit/s
+        "jitsi_stress": 10.0,  # 1.0 is the bridge's load threshold; 10× is an export error
     }
 )
 
@@ -260,7 +264,8 @@ def validate_history(
             f"{source}: {where(int(bad[0]))}: column kind is {kinds.iloc[bad[0]]!r}; "
             "expected bbb or jitsi"
         )
-    for column in NUMERIC_COLUMNS:
+    present = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+    for column in (*NUMERIC_COLUMNS, *present):
         raw = frame[column].reset_index(drop=True)
         if pd.api.types.is_numeric_dtype(raw.dtype):
             values = raw.astype(float)
@@ -286,6 +291,11 @@ def validate_history(
                 f"{MAXIMA[column]:g}; {absurd.size} such row(s))"
             )
         columns[column] = values.to_numpy(dtype=float)
+    if "jitsi_stress" in columns:  # a BBB node has no stress: 0, not a missing figure
+        stress = columns["jitsi_stress"]
+        columns["jitsi_stress"] = np.where(
+            np.isnan(stress) & (kinds != "jitsi").to_numpy(), 0.0, stress
+        )
     warnings: list[str] = []
     missing_values = np.zeros(len(frame), dtype=bool)
     for values in columns.values():
@@ -360,7 +370,7 @@ def _sorted_frame(
             "timestamp": stamps.iloc[rows].reset_index(drop=True),
             "node": nodes.iloc[rows].reset_index(drop=True),
             "kind": kinds.iloc[rows].reset_index(drop=True),
-            **{c: columns[c][rows] for c in NUMERIC_COLUMNS},
+            **{c: v[rows] for c, v in columns.items()},
         }
     )
 

@@ -18,6 +18,7 @@ GAUGE_COLUMNS: tuple[str, ...] = (
     "video_participants",
     "participants_max",
     "video_fanout",
+    "jitsi_stress",
 )
 # Pool totals are sums over nodes of these per-node columns (where present).
 POOL_SUM_COLUMNS: tuple[str, ...] = (

@@ -26,7 +26,12 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 from confscale.exporter import contract as c
-from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS, READING_FIELDS
+from confscale.exporter.contract import (
+    BBB_METRICS,
+    JITSI_HISTORY_GAUGES,
+    JITSI_METRICS,
+    READING_FIELDS,
+)
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.planner.placement import NodeReading
 
@@ -300,6 +305,15 @@ def history_queries(step: float) -> dict[str, tuple[str, ...]]:
     return queries
 
 
+def jitsi_history_queries(step: float) -> dict[str, tuple[str, ...]]:
+    """Per history column: the Jitsi gauge that fills it on a bridge's rows (5-minute max)."""
+    seconds = max(int(step), 2)
+    return {
+        column: (f"max by (node) (max_over_time({metric}[{seconds - 1}s]))",)
+        for column, metric in JITSI_HISTORY_GAUGES.items()
+    }
+
+
 def _range_column(
     client: PrometheusClient, exprs: tuple[str, ...], start: float, end: float, step: float
 ) -> tuple[dict[str, pd.Series], str]:
@@ -353,19 +367,32 @@ def load_prometheus_history(
     used: dict[str, str] = {}
     for column, exprs in history_queries(step).items():
         columns[column], used[column] = _range_column(client, exprs, node_start, end, step)
-    nodes = sorted(columns["participants"])
+    bridges: dict[str, dict[str, pd.Series]] = {}
+    for column, exprs in jitsi_history_queries(step).items():
+        bridges[column], expr = _range_column(client, exprs, node_start, end, step)
+        if bridges[column]:
+            used[f"jitsi:{column}"] = expr
+    jitsi = sorted(set(bridges["participants"]) - set(columns["participants"]))
+    nodes = sorted(columns["participants"]) + jitsi
     if not nodes:
         raise PrometheusError(
             f"Prometheus at {redact(client.base_url)} has no bbb_meetings_participants "
             f"between {pd.Timestamp(node_start, unit='s')} and {pd.Timestamp(end, unit='s')}"
         )
     frames = []
+    names = [*columns, "jitsi_stress"] if jitsi else list(columns)
     for node in nodes:
-        data = {c: series.get(node) for c, series in columns.items()}
+        kind = "jitsi" if node in jitsi else "bbb"
+        data = {
+            c: (bridges if kind == "jitsi" and c in bridges else columns).get(c, {}).get(node)
+            for c in names
+        }
         frame = pd.DataFrame({c: s for c, s in data.items() if s is not None})
-        frame = frame.reindex(columns=list(columns))
+        frame = frame.reindex(columns=names)
+        if kind == "bbb" and jitsi:
+            frame["jitsi_stress"] = 0.0  # a BBB node has no stress (docs/contracts.md)
         frame["node"] = node
-        frame["kind"] = "bbb"
+        frame["kind"] = kind
         frames.append(frame.rename_axis("timestamp").reset_index())
     history = pd.concat(frames, ignore_index=True)
     history = history.dropna(subset=["participants"])

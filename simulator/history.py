@@ -14,14 +14,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import IO
 
 import numpy as np
 import pandas as pd
 from confscale.exporter import contract as c
-from confscale.exporter.contract import BBB_METRICS, JITSI_METRICS
-from confscale.simulator import model, node
+from confscale.exporter.contract import BBB_METRICS, JITSI_HISTORY_GAUGES
+from confscale.simulator import jvb, model, node
 from confscale.simulator.pool import node_names
 from confscale.simulator.terms import CalendarError, TermCalendar, load_calendar
 
@@ -32,17 +31,10 @@ COLUMNS = (
     "timestamp", "node", "kind", "meetings", "breakout_rooms", "participants", "moderators",
     "listeners", "voice_participants", "video_participants", "participants_max",
     "video_fanout", "cpu_count", "cpu_seconds_total", "transmit_bytes_total",
-    "receive_bytes_total", "link_capacity_bytes_per_second",
+    "receive_bytes_total", "link_capacity_bytes_per_second", "jitsi_stress",
 )  # fmt: skip
 GAUGES = BBB_METRICS  # column -> metric of the contract (docs/design.md §2)
-JITSI_GAUGES = MappingProxyType(  # history column -> the contract's Jitsi gauge
-    {
-        "meetings": JITSI_METRICS["conferences"],
-        "participants": JITSI_METRICS["participants"],
-        "participants_max": JITSI_METRICS["largest_conference"],
-        "video_participants": JITSI_METRICS["endpoints_sending_video"],
-    }
-)
+JITSI_GAUGES = JITSI_HISTORY_GAUGES  # history column -> the contract's Jitsi gauge
 
 
 def node_history(
@@ -89,6 +81,11 @@ def node_history(
     out["participants_max"] = largest
     for column in out:
         out[column] = out[column].round().astype(np.int64)
+    out["jitsi_stress"] = (
+        _step_sum(n, lo, hi, np.array([segment_stress(s.attendance) for s in segments]))
+        if kind == "jitsi" and segments
+        else np.zeros(n)
+    ).round(4)
 
     # counters: exact integrals of the piecewise-constant rates, from the node's boot values
     boot = node.NodeState(name, kind, seed=seed, calendar=calendar, origin=start).snapshot(start)
@@ -119,6 +116,14 @@ def node_history(
     out["receive_bytes_total"] = np.floor(boot.rx + integral(rx, node.RX_BASE_BYTES))
     out["link_capacity_bytes_per_second"] = np.full(n, model.LINK_CAPACITY_BYTES)
     return out
+
+
+def segment_stress(attendance: model.Attendance) -> float:
+    """The JVB stress one conference adds (simulator.jvb's packet-rate formula, no fault):
+    stress is linear in the streams, so a bridge's stress is the sum over its conferences."""
+    tx = node.TX_BASE_BYTES + attendance.tx_bytes_per_second()
+    up, down = jvb.packet_rates([attendance], tx)
+    return (up + down) / jvb.JVB_PACKET_RATE_LOAD_THRESHOLD
 
 
 def time_grid(end: float, weeks: float, step: float = STEP) -> np.ndarray:
@@ -208,7 +213,8 @@ def openmetrics_lines(
                 continue
             yield f"# TYPE {metric} gauge\n"
             for name in targets:
-                yield from series(metric, f'{common},node="{name}"', data[name][column], "d")
+                fmt = ".4f" if column == "jitsi_stress" else "d"
+                yield from series(metric, f'{common},node="{name}"', data[name][column], fmt)
     yield f"# TYPE {c.CPU_SECONDS.name} counter\n"
     for name, columns in data.items():
         busy, idle = columns["cpu_seconds_total"], columns["cpu_idle_seconds_total"]
