@@ -78,6 +78,8 @@ class WhatIf:
     failure_participants: float = FAILURE["participants"]
     failure_cpu: float = FAILURE["cpu"]
     failure_transmit: float = FAILURE["transmit"]
+    headroom_jitsi_stress: float = TARGET["jitsi_stress"]  # Jitsi bridges (planner/jitsi.py)
+    failure_jitsi_stress: float = FAILURE["jitsi_stress"]
     link_capacity_bytes_per_second: float | None = None
     redundancy: int = REDUNDANCY
     min_servers: int = MIN_SERVERS
@@ -124,7 +126,7 @@ WHAT_IF_RANGES = MappingProxyType(
         **{
             f"{kind}_{constraint}": Range(0, 1.5, low_open=True)
             for kind in ("headroom", "failure")
-            for constraint in ("participants", "cpu", "transmit")
+            for constraint in ("participants", "cpu", "transmit", "jitsi_stress")
         },
         "link_capacity_bytes_per_second": Range(0, 1.25e12, optional=True, low_open=True),
         "redundancy": Range(0, 100, whole=True),

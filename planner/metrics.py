@@ -75,6 +75,15 @@ class _Families:
 
         self.needed = gauge("confscale_pool_servers_needed", "Servers the pool needs, per horizon")
         self.online = gauge("confscale_pool_servers_online", "Servers up and reporting")
+        # Jitsi bridges apart (planner/jitsi.py): the BBB family above stays what the
+        # alerts read, and a max over it never mixes the two kinds of node
+        self.jitsi_needed = gauge(
+            "confscale_pool_jitsi_servers_needed",
+            "Jitsi bridges the pool needs, per horizon (binding constraint jitsi_stress)",
+        )
+        self.jitsi_online = gauge(
+            "confscale_pool_jitsi_servers_online", "Jitsi bridges up and reporting"
+        )
         self.headroom = gauge(
             "confscale_pool_headroom_ratio",
             "1 - demand now / (target x capacity of online servers), no largest-meeting "
@@ -105,6 +114,13 @@ class _Families:
             if servers is not None:
                 _put(self.needed, {**labels, "horizon": horizon}, servers)
         _put(self.online, labels, sizing.servers_online)
+        if sizing.jitsi is not None:
+            jitsi_needed = sizing.jitsi["servers_needed"]
+            assert isinstance(jitsi_needed, dict)
+            for horizon, servers in jitsi_needed.items():
+                if servers is not None:
+                    _put(self.jitsi_needed, {**labels, "horizon": horizon}, servers)
+            _put(self.jitsi_online, labels, float(sizing.jitsi["servers_online"]))  # type: ignore[arg-type]
         for constraint in CONSTRAINTS:
             value = sizing.utilisation_headroom.get(constraint)
             if value is not None:
@@ -128,6 +144,8 @@ class _Families:
         families = [
             self.needed,
             self.online,
+            self.jitsi_needed,
+            self.jitsi_online,
             self.headroom,
             self.binding,
             self.saturation,

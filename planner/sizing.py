@@ -156,6 +156,8 @@ class Sizing:
     utilisation_headroom: dict[str, float | None] = field(default_factory=dict)
     # per horizon: the packing-aware count, its fluid and analytic bounds, which was used
     packing: dict[str, dict[str, object]] = field(default_factory=dict)
+    # the Jitsi bridges' own count (planner/jitsi.py), None when the pool has none sized
+    jitsi: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -171,6 +173,7 @@ class Sizing:
             "what_if": asdict(self.what_if),
             "notes": list(self.notes),
             "packing": {h: dict(v) for h, v in self.packing.items()},
+            **({"jitsi": self.jitsi} if self.jitsi is not None else {}),
         }
 
 

@@ -26,6 +26,7 @@ from confscale.planner.forecast import (
     is_short,
 )
 from confscale.planner.history import derive_rates
+from confscale.planner.jitsi import JitsiModel, jitsi_model, with_jitsi
 from confscale.planner.mix import (
     demand_mix,
     meeting_table,
@@ -103,6 +104,8 @@ class Snapshot:
     meetings: MeetingTable | None = field(default=None, repr=False)
     # how the forecast bands were calibrated: "full", "short" (widened) or "none"
     bands: dict[str, object] = field(default_factory=dict)
+    # the Jitsi bridges' stress fit and demand (planner/jitsi.py); None: no bridges sized
+    jitsi: JitsiModel | None = field(default=None, repr=False)
 
     @property
     def servers_online(self) -> int:
@@ -114,10 +117,13 @@ class Snapshot:
 
     def sizing_scope(self) -> dict[str, object]:
         """What the sizing counts: the node kind, and the nodes of other kinds it leaves out
-        (Jitsi bridges are placed and drained by the signal, not sized)."""
+        (Jitsi bridges are sized apart, in the ``jitsi`` block, when the history has their
+        stress; otherwise they are placed and drained by the signal, not sized)."""
         others: dict[str, int] = {}
         if self.sized_kind is not None:
             for node in self.placement.nodes:
+                if node.kind == "jitsi" and self.jitsi is not None:
+                    continue
                 if node.kind != self.sized_kind:
                     others[node.kind] = others.get(node.kind, 0) + 1
         note = (
@@ -131,6 +137,8 @@ class Snapshot:
                 f"{n} {names.get(kind, kind + ' node(s)')}" for kind, n in sorted(others.items())
             )
             note += f"; {left} of the pool are in the placement signal but not sized"
+        if self.jitsi is not None and self.sized_kind is not None:
+            note += "; Jitsi bridges are sized separately (the jitsi block, at jitsi_stress)"
         return {"sized_kind": self.sized_kind, "not_sized": others, "note": note}
 
     def capacity_dict(self) -> dict[str, object]:
@@ -159,7 +167,7 @@ class Snapshot:
 def what_if(snapshot: Snapshot, **changes: object) -> Sizing:
     """Re-size from ``snapshot`` with changed what-if inputs (no refit, no new forecast)."""
     inputs = with_changes(snapshot.sizing.what_if, **changes)
-    return size_pool(
+    sizing = size_pool(
         snapshot.forecast,
         mix=snapshot.mix,
         model=snapshot.model,
@@ -169,6 +177,8 @@ def what_if(snapshot: Snapshot, **changes: object) -> Sizing:
         weekly_growth=snapshot.weekly_growth,
         meetings=snapshot.meetings,
     )
+    bridges = servers_online(snapshot.placement, "jitsi")
+    return with_jitsi(sizing, snapshot.jitsi, snapshot.forecast, bridges)
 
 
 def compute_snapshot(
@@ -258,6 +268,10 @@ def compute_snapshot(
         weekly_growth=growth,
         meetings=meetings,
     )
+    bridges = jitsi_model(frame, hourly, own=sized_kind is None)
+    if bridges is not None:
+        warnings.extend(bridges.notes)
+        sizing = with_jitsi(sizing, bridges, forecast, servers_online(placement, "jitsi"))
     return Snapshot(
         generated_at=now,
         data_until=data_until,
@@ -278,6 +292,7 @@ def compute_snapshot(
         residuals=residual_frame,
         meetings=meetings,
         bands=bands,
+        jitsi=bridges,
     )
 
 
@@ -344,6 +359,9 @@ def with_placement(snapshot: Snapshot, placement: Placement) -> Snapshot:
             weekly_growth=snapshot.weekly_growth,
             meetings=snapshot.meetings,
         )
+    sizing = with_jitsi(
+        sizing, snapshot.jitsi, snapshot.forecast, servers_online(placement, "jitsi")
+    )
     return replace(
         snapshot,
         placement=placement,

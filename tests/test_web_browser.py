@@ -322,18 +322,21 @@ def test_diagnostics_show_the_backtest_per_horizon_and_residuals(page_url, brows
     assert severe_console_entries(browser) == []
 
 
-def test_sizing_says_it_covers_the_bbb_part_of_the_pool(page_url, browser):
-    scope = requests.get(f"{page_url}/api/v1/capacity", timeout=10).json()["scope"]
-    assert scope["sized_kind"] == "bbb" and scope["not_sized"] == {"jitsi": 1}
-    assert "1 Jitsi bridge(s)" in scope["note"]
+def test_sizing_reports_bbb_and_jitsi_apart(page_url, browser):
+    body = requests.get(f"{page_url}/api/v1/capacity", timeout=10).json()
+    scope, block = body["scope"], body["jitsi"]
+    assert scope["sized_kind"] == "bbb" and scope["not_sized"] == {}
+    assert "sized separately" in scope["note"]
+    assert block["binding_constraint"] == "jitsi_stress" and block["servers_online"] == 1
+    counts = " / ".join(str(block["servers_needed"][h]) for h in ("now", "next_peak", "4w"))
     browser.get(page_url + "/")
     text = wait_for(
         browser,
-        "const t = document.body.innerText;"
-        "return t.includes('Sizing covers the BBB part of the pool') && t;",
-        what="the sizing scope message",
+        "const t = document.body.innerText;return t.includes('Jitsi bridges needed') && t;",
+        what="the Jitsi card",
     )
-    assert "not sized" in text
+    assert counts in text
+    assert "Sizing covers the BBB part of the pool" not in text
 
 
 def test_nodes_table_lists_every_simulated_node(page_url, browser, history):

@@ -128,7 +128,28 @@ def overview_cards(snapshot: Snapshot, sizing: Sizing, lead_time_days: float) ->
         )
     )
     cards.append(forecast_health(snapshot))
+    if sizing.jitsi is not None:
+        cards.append(jitsi_card(sizing.jitsi))
     return cards
+
+
+def jitsi_card(jitsi: dict[str, object]) -> Card:
+    """The Jitsi bridges' own count (planner/jitsi.py), apart from the BBB cards."""
+    needed = jitsi["servers_needed"]
+    online = int(jitsi["servers_online"])  # type: ignore[call-overload]
+    fit = jitsi["fit"]
+    assert isinstance(needed, dict) and isinstance(fit, dict)
+    counts = " / ".join(fmt_servers(needed.get(h)) for h in ("now", "next_peak", "4w"))
+    peak = needed.get("next_peak")
+    tone = "neutral" if peak is None else ("bad" if peak > online else "good")
+    return Card(
+        "jitsi",
+        "Jitsi bridges needed",
+        counts,
+        f"now / next peak / 4 weeks · {online} online · binding {jitsi['binding_constraint']} "
+        f"at {jitsi['target_stress']:g} · stress fit {fit['source']}",
+        tone,
+    )
 
 
 def packing_line(sizing: Sizing, horizon: str) -> str:
