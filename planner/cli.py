@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
-from confscale.exporter.config import read_small_file
 from confscale.planner.adapters import ADAPTER_FLAGS_RENAMED
 from confscale.planner.backtest import rolling_origin
 from confscale.planner.calendar import CalendarError, RegimeCalendar, load_calendar
@@ -35,6 +34,7 @@ from confscale.planner.sizing import WhatIf
 from confscale.planner.snapshot import PlannerConfig, compute_snapshot, json_safe, what_if
 from confscale.planner.wsgi import DEFAULT_THREADS
 
+from confscale.files import read_small_file
 from confscale.flags import (
     add_subcommand,
     duration,

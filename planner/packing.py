@@ -134,7 +134,7 @@ class PackingResult:
     packing: int | None  # the Monte Carlo's own count (None: not run)
     fluid_bound: int
     analytic_bound: int | None
-    used: str  # "packing", "fluid" or "analytic"
+    used: str  # "packing", "fluid" or "packing-ceiling" (no count up to the ceiling passed)
     risk: float | None  # share of trials over a target at ``servers`` (normal operation)
     risk_failure: float | None  # … over a failure target with R nodes lost
     binding: str | None  # the constraint nearest its target at ``servers``
@@ -191,6 +191,13 @@ def packing_servers(
     trials = costs.shape[0]
     meetings = float(mask.sum(axis=1).mean())
     allowed = allowed_over(trials, risk)
+    # A meeting that alone passes a node's target (a lecture bigger than a node) passes
+    # it wherever it goes: no count of servers makes such a trial pass. Each one gets a
+    # node of its own (the 99th percentile of how many a peak holds) and the rest are
+    # packed; the analytic count's note says the largest meeting does not fit.
+    oversize = mask & ((costs >= targets * (1 - EPS)).any(axis=2))
+    own_nodes = int(np.ceil(np.quantile(oversize.sum(axis=1), 0.99))) if oversize.any() else 0
+    mask = mask & ~oversize
     cache: dict[int, tuple[float, float, np.ndarray | None]] = {}
 
     def over(n: int, limit: np.ndarray, sample: slice) -> tuple[int, np.ndarray | None]:
@@ -236,19 +243,23 @@ def packing_servers(
             lo, hi = (lo, mid) if ok(mid) else (mid, hi)
         found = hi
     if found is None:
-        servers, used = analytic, "analytic"
+        # no count up to the search's ceiling passed: report the ceiling (an upper bound
+        # on what the pool needs), never the lower analytic count, so more demand never
+        # reads as fewer servers
+        servers, used = max(high, analytic or 0), "packing-ceiling"
     else:
         servers, used = found, ("fluid" if found == fluid else "packing")
-    if servers is None:
-        return PackingResult(None, None, fluid, analytic, used, None, None, None, trials, meetings)
     ok(servers)
     normal, lost, peak = cache[servers]
     if peak is None:
         peak = place_least_loaded(costs, mask, targets, servers)
     binding = constraints[int(np.argmax(peak.mean(axis=0)))]
+    if own_nodes:
+        servers += own_nodes
+        used = "packing" if used == "fluid" else used
     return PackingResult(
         servers,
-        found,
+        found if found is None else found + own_nodes,
         fluid,
         analytic,
         used,

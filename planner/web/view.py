@@ -157,7 +157,7 @@ def packing_line(sizing: Sizing, horizon: str) -> str:
     packing = sizing.packing.get(horizon)
     if not packing:
         return ""
-    used = {"packing": "packed", "fluid": "fluid bound", "analytic": "analytic bound"}
+    used = {"packing": "packed", "fluid": "fluid bound", "packing-ceiling": "packing ceiling"}
     return (
         f"{used.get(str(packing['used']), packing['used'])} · fluid "
         f"{fmt_servers(packing['fluid_bound'])}, analytic {fmt_servers(packing['analytic_bound'])}"
