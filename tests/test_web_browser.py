@@ -330,13 +330,12 @@ def test_sizing_reports_bbb_and_jitsi_apart(page_url, browser):
     assert block["binding_constraint"] == "jitsi_stress" and block["servers_online"] == 1
     counts = " / ".join(str(block["servers_needed"][h]) for h in ("now", "next_peak", "4w"))
     browser.get(page_url + "/")
-    text = wait_for(
-        browser,
-        "const t = document.body.innerText;return t.includes('Jitsi bridges needed') && t;",
-        what="the Jitsi card",
+    shown = wait_until(lambda: text_of(browser, "card-jitsi-value"), timeout=30, what="Jitsi card")
+    assert shown == counts
+    assert "jitsi_stress" in text_of(browser, "card-jitsi")
+    assert "Sizing covers the BBB part of the pool" not in browser.execute_script(
+        "return document.body.textContent;"
     )
-    assert counts in text
-    assert "Sizing covers the BBB part of the pool" not in text
 
 
 def test_nodes_table_lists_every_simulated_node(page_url, browser, history):
