@@ -273,3 +273,7 @@ def test_prometheus_history_reads_the_bridges_stress(tmp_path):
         bridge["video_participants_prom"], bridge["video_participants_file"]
     )
     assert (merged.loc[merged["node"] == "bbb-01", "jitsi_stress_prom"] == 0).all()
+    # the Prometheus path sizes the bridge too (one day: under the fit's minimum, so priors)
+    block = compute_snapshot(frame, rates_included=True).capacity_dict()["jitsi"]
+    assert block["servers_online"] == 1 and block["fit"]["source"] == "prior"
+    assert "video_fanout" not in block["fit"]["coefficients"]  # not a Jitsi gauge
