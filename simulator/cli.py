@@ -95,6 +95,13 @@ def serve_parser() -> argparse.ArgumentParser:
         "--pool.jitsi", dest="jitsi", type=int, default=0, help="Jitsi bridges (default 0)"
     )
     p.add_argument(
+        "--pool.proxy",
+        dest="proxy",
+        action="store_true",
+        help="a cluster proxy proxy-01 in front of the BBB nodes (nginx stub_status at "
+        "/proxy-01/nginx_status, fault proxy_refusing:SHARE)",
+    )
+    p.add_argument(
         "--bbb.secret",
         dest="secret",
         default=os.environ.get("CONFSCALE_SIM_SECRET", ""),
@@ -189,6 +196,7 @@ def build_pool(args: argparse.Namespace) -> Pool:
         calendar=calendar,
         load_scale=args.load_scale,
         counter_scale=1.0 / args.speed if args.counters == "wall" else 1.0,
+        proxy=args.proxy,
     )
 
 
@@ -221,6 +229,7 @@ def serve_main(argv: Sequence[str]) -> int:
             base_url=base,
             bbb=pool.bbb_names,
             jitsi=pool.jitsi_names,
+            proxy=pool.proxy_name,
             secret=args.secret,
             checksum=args.checksum[0],
         )
@@ -246,6 +255,7 @@ def serve_main(argv: Sequence[str]) -> int:
             base_url=args.base_url or url,
             bbb=pool.bbb_names,
             jitsi=pool.jitsi_names,
+            proxy=pool.proxy_name,
             secret=args.secret,
             checksum=args.checksum[0],
         )

@@ -17,6 +17,7 @@ def exporter_config(
     secret_file: Path,
     checksum: str,
     pool: str = "sim",
+    proxy: str = "",
 ) -> dict[str, object]:
     """The configuration as data; secrets only by reference to ``secret_file``."""
     base = base_url.rstrip("/")
@@ -43,11 +44,20 @@ def exporter_config(
                 "host": {"node_exporter": f"{base}/{name}/metrics", "interface": "eth0"},
             }
         )
+    if proxy:  # the cluster proxy: its stub_status only (the simulator has no host page for it)
+        nodes.append({"name": proxy, "proxy": {"stub_status": f"{base}/{proxy}/nginx_status"}})
     return {"pool": pool, "interval": "15s", "timeout": "5s", "nodes": nodes}
 
 
 def write_config(
-    path: Path, *, base_url: str, bbb: list[str], jitsi: list[str], secret: str, checksum: str
+    path: Path,
+    *,
+    base_url: str,
+    bbb: list[str],
+    jitsi: list[str],
+    secret: str,
+    checksum: str,
+    proxy: str = "",
 ) -> Path:
     """Write FILE and FILE.secret (mode 0600); returns the config path."""
     path = path.resolve()
@@ -57,7 +67,7 @@ def write_config(
     with os.fdopen(fd, "w") as handle:
         handle.write(secret)
     os.chmod(secret_file, 0o600)
-    config = exporter_config(base_url, bbb, jitsi, secret_file, checksum)
+    config = exporter_config(base_url, bbb, jitsi, secret_file, checksum, proxy=proxy)
     header = "# written by confscale-sim --write-config for the simulated pool\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return path

@@ -13,6 +13,7 @@ from typing import Any
 
 from confscale.simulator.model import LINK_CAPACITY_BYTES
 from confscale.simulator.node import NodeState
+from confscale.simulator.proxy import PROXY_NAME, ProxyState
 from confscale.simulator.terms import TermCalendar
 
 FAULT_DEFAULTS: Mapping[str, float | str | None] = MappingProxyType(
@@ -35,9 +36,12 @@ FAULT_DEFAULTS: Mapping[str, float | str | None] = MappingProxyType(
         "disk_full": 0.03,
         "recordings_backlog": 6.0,
         "bbb_version": "3.0.4",
+        "proxy_refusing": 0.05,  # share of new connections the cluster proxy drops
     }
 )
 LOAD_FAULTS = ("link_saturated", "cpu_high")
+# what the cluster proxy (--pool.proxy) can suffer: its own fault and the network ones
+PROXY_FAULTS = ("proxy_refusing", "slow", "timeout", "refused", "html", "http_error")
 
 
 class FaultError(ValueError):
@@ -103,6 +107,7 @@ class Pool:
         calendar: TermCalendar | None = None,
         load_scale: float = 1.0,
         counter_scale: float = 1.0,
+        proxy: bool = False,
     ) -> None:
         self.clock = clock
         self.load_scale = load_scale
@@ -118,6 +123,9 @@ class Pool:
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
         self._origin = clock.now()
+        # the cluster proxy in front of the BBB nodes: not a node, no meetings of its own
+        self.proxy_name = PROXY_NAME if proxy else ""
+        self.proxy = ProxyState(self._origin) if proxy else None
 
     @property
     def names(self) -> list[str]:
@@ -153,9 +161,13 @@ class Pool:
             return {name: f.as_dict() for name, f in sorted(self._faults.items())}
 
     def set_fault(self, name: str, mode: str, arg: object = None) -> Fault:
+        if self.proxy is not None and name == self.proxy_name:
+            return self._set_proxy_fault(mode, arg)
         node = self.node(name)
         if node is None:
             raise FaultError(f"unknown node {name!r}; nodes are {self._name_hint()}")
+        if mode == "proxy_refusing":
+            raise FaultError(f"fault proxy_refusing is for the cluster proxy ({PROXY_NAME})")
         if mode not in FAULT_DEFAULTS:
             raise FaultError(f"unknown fault mode {mode!r}; modes: {', '.join(FAULT_DEFAULTS)}")
         fault = Fault(mode, _fault_arg(mode, arg))
@@ -169,14 +181,32 @@ class Pool:
             self._faults[name] = fault
         return fault
 
+    def _set_proxy_fault(self, mode: str, arg: object) -> Fault:
+        assert self.proxy is not None
+        if mode not in PROXY_FAULTS:
+            raise FaultError(
+                f"fault {mode!r} is not for the cluster proxy; modes: {', '.join(PROXY_FAULTS)}"
+            )
+        fault = Fault(mode, _fault_arg(mode, arg))
+        if mode == "proxy_refusing" and fault.number() > 1:
+            raise FaultError(f"fault proxy_refusing takes a share 0–1, got {arg!r}")
+        share = fault.number() if mode == "proxy_refusing" else None
+        with self._lock:
+            self.proxy.set_refusing(self, self.clock.now(), share)
+            self._faults[self.proxy_name] = fault
+        return fault
+
     def clear_faults(self, name: str | None = None) -> None:
-        if name is not None and name not in self.kinds:
+        known = name is None or name in self.kinds or (self.proxy and name == self.proxy_name)
+        if not known:
             raise FaultError(f"unknown node {name!r}; nodes are {self._name_hint()}")
         t = self.clock.now()
         with self._lock:
             names = [name] if name else list(self._faults)
             for n in names:
                 self._faults.pop(n, None)
+            if self.proxy is not None and self.proxy_name in names:
+                self.proxy.set_refusing(self, t, None)
         for n in names:
             node = self.node(n)
             if node is not None:
@@ -184,7 +214,7 @@ class Pool:
                     node.clear_overrides(t)
 
     def _name_hint(self) -> str:
-        names = self.names
+        names = [*self.names, *([self.proxy_name] if self.proxy_name else [])]
         if len(names) <= 6:
             return ", ".join(names)
         return f"{names[0]} … {names[len(self.bbb_names) - 1] if self.bbb_names else ''}" + (

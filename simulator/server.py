@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from confscale.simulator import bbbapi, exposition, huge, turn
+from confscale.simulator import bbbapi, exposition, huge, proxy, turn
 from confscale.simulator.pool import FaultError, Pool
 
 MAX_BODY = 16 * 1024 * 1024  # POSTed create bodies (presentation modules) we read and drop
@@ -50,7 +50,7 @@ class SimServer(ThreadingHTTPServer):
 
 def truth(pool: Pool, names: list[str] | None = None) -> dict[str, Any]:
     """Ground truth of the current instant, for every node or the ``names`` given."""
-    wanted = names or pool.names
+    wanted = [n for n in names or pool.names if not (pool.proxy and n == pool.proxy_name)]
     unknown = [n for n in wanted if n not in pool.kinds]
     if unknown:
         raise ValueError(f"unknown node(s) {', '.join(unknown)} in ?node=")
@@ -68,7 +68,10 @@ def truth(pool: Pool, names: list[str] | None = None) -> dict[str, Any]:
             fault.number() if fault else 0.0,
             str(fault.arg) if fault else "",
         )
-    return {"now": t, "nodes": nodes}
+    answer: dict[str, Any] = {"now": t, "nodes": nodes}
+    if pool.proxy is not None:
+        answer["proxy"] = {"name": pool.proxy_name, **pool.proxy.figures(pool, t)}
+    return answer
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -207,7 +210,8 @@ class Handler(BaseHTTPRequestHandler):
     def _node(self, name: str, rest: str, query: str) -> None:
         pool = self.server.pool
         node = pool.node(name)
-        if node is None:
+        is_proxy = node is None and pool.proxy is not None and name == pool.proxy_name
+        if node is None and not is_proxy:
             self._send(404, f"no simulated node {name!r}\n".encode())
             return
         fault = pool.fault(name)
@@ -228,10 +232,22 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "http_error":
             self._send(int(arg), HTML_ERROR, "text/html")
             return
+        if is_proxy:
+            self._proxy_answer(rest)
+            return
         status, body, content_type, headers = self._node_answer(name, rest, query, mode, fault)
         if mode == "invalid_xml" and status == 200 and body:
             body = body[: max(len(body) * 2 // 3, 10)] + b"<meeting><unclosed"
         self._send(status, body, content_type, headers)
+
+    def _proxy_answer(self, rest: str) -> None:
+        pool = self.server.pool
+        assert pool.proxy is not None
+        if rest != "/nginx_status":
+            self._send(404, f"{pool.proxy_name}: nothing at {rest}\n".encode(), "text/plain")
+            return
+        figures = pool.proxy.figures(pool, pool.clock.now())
+        self._send(200, proxy.stub_status_page(figures), "text/plain")
 
     def _node_answer(
         self, name: str, rest: str, query: str, mode: str, fault: Any

@@ -197,7 +197,7 @@ def test_every_contract_metric_equals_the_truth(tmp_path: Path, auto_interface: 
 
 
 def test_state_faults_and_the_native_bridge_page_equal_the_truth(tmp_path: Path) -> None:
-    with simulator(nodes=2, jitsi=2, secret=SECRET) as sim:
+    with simulator(nodes=2, jitsi=2, secret=SECRET, extra_args=["--pool.proxy"]) as sim:
         config = exporter_config(sim, tmp_path / "pool.yml")
         data = yaml.safe_load(config.read_text())
         native = next(n for n in data["nodes"] if n["name"] == "jvb-01")
@@ -210,12 +210,16 @@ def test_state_faults_and_the_native_bridge_page_equal_the_truth(tmp_path: Path)
             ("jvb-02", "jvb_drain", None),
             ("bbb-01", "disk_full", 0.02),
             ("bbb-02", "memory_low", 0.03),
+            ("proxy-01", "proxy_refusing", 0.25),
         ):
             sim.set_fault(node, mode, arg)
+        sim.advance(600)  # the frozen clock moves: the refusing proxy drops a quarter from now
         with exporter(config) as running:
             samples = running.wait_cycles(1)
-            truth = sim.truth()["nodes"]
+            whole = sim.truth()
+            truth = whole["nodes"]
     labels = {"pool": "sim"}
+    assert_proxy_matches_truth(samples, whole["proxy"])
     for node in ("bbb-01", "bbb-02", "jvb-02"):
         assert_node_matches_truth(samples, node, truth[node])
     assert truth["bbb-01"]["filesystems"]["/var/bigbluebutton"][0] < 0.03 * 500 * 1024**3
@@ -233,6 +237,23 @@ def test_state_faults_and_the_native_bridge_page_equal_the_truth(tmp_path: Path)
     }
     assert sizes == bridge["conference_sizes"]
     assert not series(samples, "jitsi_version_info", node="jvb-01", **labels)  # not native
+
+
+def assert_proxy_matches_truth(samples: Samples, truth: dict[str, Any]) -> None:
+    """The cluster proxy's stub_status series (exporter/proxy.py) equal the simulator's."""
+    labels = {"node": truth["name"], "pool": "sim"}
+    assert value(samples, "confscale_node_up", **labels, source="proxy") == 1
+    for state in ("active", "reading", "writing", "waiting"):
+        got = value(samples, "confscale_proxy_connections", **labels, state=state)
+        assert got == truth[state], state
+    for field, metric in (
+        ("accepted", "confscale_proxy_connections_accepted_total"),
+        ("handled", "confscale_proxy_connections_handled_total"),
+        ("requests", "confscale_proxy_requests_total"),
+    ):
+        assert value(samples, metric, **labels) == truth[field], field
+    assert truth["active"] > 0
+    assert truth["handled"] < truth["accepted"]  # the fault: connections refused
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha384", "sha512"])
