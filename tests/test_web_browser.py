@@ -336,6 +336,18 @@ def test_sizing_reports_bbb_and_jitsi_apart(page_url, browser):
     assert "Sizing covers the BBB part of the pool" not in browser.execute_script(
         "return document.body.textContent;"
     )
+    from selenium.webdriver.common.keys import Keys
+
+    _move_slider(browser, "wi-headroom-jitsi", Keys.HOME)  # stress target 0.3
+    lower = wait_until(
+        lambda: (t := text_of(browser, "card-jitsi-value")) != counts and t,
+        timeout=30,
+        what="the Jitsi count to follow a lower stress target",
+    )
+    before = [int(n) for n in counts.split(" / ")]
+    after = [int(n) for n in lower.split(" / ")]
+    assert all(a >= b for a, b in zip(after, before, strict=True)) and after != before
+    _move_slider(browser, "wi-headroom-jitsi", Keys.END)  # back up (1.0) for the next tests
 
 
 def test_nodes_table_lists_every_simulated_node(page_url, browser, history):

@@ -115,6 +115,15 @@ def what_if_panel(ctx: Context, store: dict[str, object] | None = None) -> html.
                 values.get("headroom_participants", 1.0),
                 {0.5: "0.5", 1: "1", 1.5: "1.5"},
             ),
+            _slider(
+                "wi-headroom-jitsi",
+                "Jitsi stress target (bridges)",
+                0.3,
+                1.0,
+                0.01,
+                values.get("headroom_jitsi_stress", TARGET["jitsi_stress"]),
+                {0.5: "0.5", 0.8: "0.8", 1: "1"},
+            ),
             _control(
                 "Redundancy (N + R)",
                 dcc.Input(
@@ -204,7 +213,7 @@ def layout(ctx: Context, store: dict[str, object] | None = None) -> html.Div:
 
 
 def store_from_controls(
-    growth, webcam, camera, screen, cpu, link, participants, redundancy, link_mbit, band
+    growth, webcam, camera, screen, cpu, link, participants, redundancy, link_mbit, band, jitsi=None
 ) -> dict[str, object]:
     """The what-if store from the control values (None where a control is empty)."""
 
@@ -224,6 +233,7 @@ def store_from_controls(
         "redundancy": None if red is None else int(red),
         "link_capacity_bytes_per_second": None if mbit is None else mbit * 1e6 / 8,
         "band": None if band is None else int(band),
+        "headroom_jitsi_stress": number(jitsi),
     }
 
 
@@ -240,6 +250,7 @@ def register(app: Dash, ctx: Context) -> None:
         Input("wi-redundancy", "value"),
         Input("wi-link", "value"),
         Input("wi-band", "value"),
+        Input("wi-headroom-jitsi", "value"),
     )
     def controls_to_store(*values: object) -> dict[str, object]:
         return store_from_controls(*values)
