@@ -2,8 +2,12 @@
 scaled as in test_alerts_e2e.py) → Alertmanager's route tree → this test's webhook.
 
 A recordings backlog, a bridge failing its health check, a bridge stuck in graceful
-shutdown, a node short of memory and a full recordings disk each reach their receiver,
-for their node only. BBB versions mixed
+shutdown, a node short of memory, a full recordings disk and the cluster proxy refusing
+connections (--pool.proxy, fault proxy_refusing) each reach their receiver, for their node
+only; of two coturn targets (the simulator's /_turn/metrics and a closed port) only the
+closed one raises ConfscaleTurnServerDown. ConfscaleTurnAllocationsNearLimit needs 13,108
+allocations, a pool of about 130,000 participants, so only its promtool test in
+alerts/tests/ runs it. BBB versions mixed
 for a day cannot be waited for end to end (24 h scaled is still 48 min); its promtool test
 in alerts/tests/health.yml runs it at the real duration.
 """
@@ -26,6 +30,7 @@ FAULTS = [
     "bbb-03=disk_full:0.02",
     "jvb-01=jvb_unhealthy",
     "jvb-02=jvb_graceful_shutdown",  # for: 1h, 2 min scaled: the longest wait here
+    "proxy-01=proxy_refusing:0.2",  # the cluster proxy drops a fifth of new connections
 ]
 EXPECTED = {
     ("capacity-channel", "ConfscaleRecordingsBacklog", "bbb-01", "warning", ""),
@@ -33,6 +38,8 @@ EXPECTED = {
     ("oncall", "ConfscaleNodeDiskLow", "bbb-03", "critical", ""),
     ("oncall", "ConfscaleJitsiBridgeUnhealthy", "jvb-01", "critical", ""),
     ("capacity-channel", "ConfscaleJitsiBridgeStuckInShutdown", "jvb-02", "warning", ""),
+    ("oncall", "ConfscaleProxyRefusingConnections", "proxy-01", "critical", ""),
+    ("oncall", "ConfscaleTurnServerDown", "", "critical", ""),  # no node label: by instance
 }
 
 
@@ -47,7 +54,10 @@ def test_health_alerts_reach_the_webhook(tmp_path: Path) -> None:
             speed=1,
             faults=FAULTS,
             # simulated time is wall time: recording timestamps compare with Prometheus' time()
-            extra_args=[f"--clock.start={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"],
+            extra_args=[
+                f"--clock.start={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+                "--pool.proxy",
+            ],
         ) as sim,
         WebhookSink() as sink,
     ):
@@ -57,13 +67,17 @@ def test_health_alerts_reach_the_webhook(tmp_path: Path) -> None:
             if "bbb" in node:
                 node["bbb"]["recordings"] = True  # getRecordings every 5 min
         pool_config.write_text(yaml.safe_dump(data))
+        turn_down = f"127.0.0.1:{harness.free_port()}"  # nothing listens: coturn is down
         am_config = tmp_path / "alertmanager.yml"
         am_config.write_text(yaml.safe_dump(delivery_config(sink.url), sort_keys=False))
         with (
             exporter(pool_config, log_level="info") as running_exporter,
             harness.alertmanager(am_config, tmp_path / "am") as am_url,
             harness.prometheus(
-                _prometheus_config(rules, running_exporter.url, am_url), tmp_path / "prom"
+                _with_coturn(
+                    _prometheus_config(rules, running_exporter.url, am_url), sim.url, turn_down
+                ),
+                tmp_path / "prom",
             ) as prom_url,
         ):
             harness.wait_until(
@@ -77,6 +91,31 @@ def test_health_alerts_reach_the_webhook(tmp_path: Path) -> None:
     delivered = {d for d in sink.firing() if d[1] in health}
     assert delivered == EXPECTED, delivered  # the healthy nodes raise none of them
     faulty = {fault.partition("=")[0] for fault in FAULTS}
-    assert {a["metric"].get("node") for a in firing if a["metric"]["alertname"] in health} <= (
+    by_node = health - {"ConfscaleTurnServerDown"}
+    assert {a["metric"].get("node") for a in firing if a["metric"]["alertname"] in by_node} <= (
         faulty
     )
+    turn = {a["metric"]["instance"] for a in firing if a["metric"]["alertname"] in TURN_ALERTS}
+    assert turn == {turn_down}, turn  # the simulator's coturn page is up
+
+
+TURN_ALERTS = {"ConfscaleTurnServerDown", "ConfscaleTurnAllocationsNearLimit"}
+
+
+def _with_coturn(prometheus_config: str, sim_url: str, down: str) -> str:
+    """The same Prometheus configuration plus a coturn job: the simulator's TURN page and a
+    target where nothing listens."""
+    config = yaml.safe_load(prometheus_config)
+    config["scrape_configs"].append(
+        {
+            "job_name": "coturn",
+            "static_configs": [
+                {
+                    "targets": [sim_url.removeprefix("http://")],
+                    "labels": {"__metrics_path__": "/_turn/metrics"},
+                },
+                {"targets": [down]},
+            ],
+        }
+    )
+    return yaml.safe_dump(config, sort_keys=False)
