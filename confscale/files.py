@@ -31,3 +31,21 @@ def read_small_file(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:  # grew while we read it
         raise ValueError(f"is larger than {max_bytes} bytes")
     return data
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a crash leaves the old file or the new one,
+    never half of one: a sibling file, flushed to disk (fsync), renamed over ``path``,
+    then the folder synced so the rename itself survives."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

@@ -20,7 +20,6 @@ cluster-proxy``).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+
+from confscale.files import write_atomic
 
 # A node's name becomes a URL path segment and an nginx location: no spaces, ';', '{', ':'.
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -192,9 +193,6 @@ def write_files(files: Mapping[str, str], directory: Path) -> list[Path]:
     written = []
     for relative, text in files.items():
         path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        temp.write_text(text)
-        os.replace(temp, path)
+        write_atomic(path, text)
         written.append(path)
     return written

@@ -23,6 +23,8 @@ from pathlib import Path
 from confscale.planner.placement import Placement
 from confscale.planner.snapshot import Snapshot, json_safe
 
+from confscale.files import write_atomic
+
 SCHEMA = 1
 MAX_STATE_BYTES = 64 * 1024 * 1024
 log = logging.getLogger(__name__)
@@ -53,18 +55,7 @@ def save_last_result(
         "placement": json_safe(placement.as_dict()),
         "capacity": None if snapshot is None else json.loads(snapshot.capacity_json),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as out:
-        json.dump(document, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_atomic(path, json.dumps(document))
 
 
 def load_last_result(path: Path, *, now: float | None = None) -> LastResult | None:

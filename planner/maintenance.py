@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -24,6 +23,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from confscale.planner.placement import NodeReading
+
+from confscale.files import write_atomic
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
@@ -142,18 +143,7 @@ class MaintenanceRegistry:
 def save(path: Path, entries: Sequence[Maintenance]) -> None:
     """Write the entries atomically: a sibling file, fsync, rename, fsync the folder."""
     document = {"schema": SCHEMA, "nodes": [e.as_dict() for e in entries]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomic(path, json.dumps(document))
 
 
 def load(path: Path) -> dict[str, Maintenance]:

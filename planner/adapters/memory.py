@@ -10,10 +10,11 @@ checked on load and save, so a record can never carry a secret or a checksum.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from confscale.files import write_atomic
 
 # field name → allowed JSON types (None = null allowed)
 Schema = Mapping[str, tuple[type | None, ...]]
@@ -87,7 +88,4 @@ class NodeRecords:
     def _save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(self.path.suffix + ".tmp")
-        temporary.write_text(json.dumps(self.records, sort_keys=True, indent=1))
-        os.replace(temporary, self.path)
+        write_atomic(self.path, json.dumps(self.records, sort_keys=True, indent=1))
