@@ -37,11 +37,14 @@ FAULT_DEFAULTS: Mapping[str, float | str | None] = MappingProxyType(
         "recordings_backlog": 6.0,
         "bbb_version": "3.0.4",
         "proxy_refusing": 0.05,  # share of new connections the cluster proxy drops
+        "turn_allocations": 14000.0,  # the TURN server holds this many allocations
     }
 )
 LOAD_FAULTS = ("link_saturated", "cpu_high")
 # what the cluster proxy (--pool.proxy) can suffer: its own fault and the network ones
 PROXY_FAULTS = ("proxy_refusing", "slow", "timeout", "refused", "html", "http_error")
+TURN_NAME = "turn"  # the pool's TURN server (/_turn/metrics) as a fault target
+TURN_FAULTS = ("turn_allocations",)
 
 
 class FaultError(ValueError):
@@ -163,11 +166,20 @@ class Pool:
     def set_fault(self, name: str, mode: str, arg: object = None) -> Fault:
         if self.proxy is not None and name == self.proxy_name:
             return self._set_proxy_fault(mode, arg)
+        if name == TURN_NAME:
+            if mode not in TURN_FAULTS:
+                raise FaultError(f"fault {mode!r} is not for {TURN_NAME}; modes: {TURN_FAULTS[0]}")
+            fault = Fault(mode, _fault_arg(mode, arg))
+            with self._lock:
+                self._faults[TURN_NAME] = fault
+            return fault
         node = self.node(name)
         if node is None:
             raise FaultError(f"unknown node {name!r}; nodes are {self._name_hint()}")
         if mode == "proxy_refusing":
             raise FaultError(f"fault proxy_refusing is for the cluster proxy ({PROXY_NAME})")
+        if mode in TURN_FAULTS:
+            raise FaultError(f"fault {mode} is for the TURN server ({TURN_NAME})")
         if mode not in FAULT_DEFAULTS:
             raise FaultError(f"unknown fault mode {mode!r}; modes: {', '.join(FAULT_DEFAULTS)}")
         fault = Fault(mode, _fault_arg(mode, arg))
@@ -197,7 +209,8 @@ class Pool:
         return fault
 
     def clear_faults(self, name: str | None = None) -> None:
-        known = name is None or name in self.kinds or (self.proxy and name == self.proxy_name)
+        known = name in (None, TURN_NAME) or name in self.kinds
+        known = known or bool(self.proxy and name == self.proxy_name)
         if not known:
             raise FaultError(f"unknown node {name!r}; nodes are {self._name_hint()}")
         t = self.clock.now()

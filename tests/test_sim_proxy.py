@@ -1,5 +1,6 @@
 """The simulated cluster proxy (--pool.proxy): nginx's stub_status text, its counters and
-the proxy_refusing fault, in process (the HTTP route is in test_exporter_e2e.py)."""
+the proxy_refusing fault, in process (the HTTP route is in test_exporter_e2e.py); and the
+TURN page's turn_allocations fault."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import re
 
 import pytest
 from confscale.exporter.proxy import parse_stub_status
-from confscale.simulator.pool import FaultError, Pool, SimClock
+from confscale.simulator import turn
+from confscale.simulator.pool import TURN_NAME, FaultError, Pool, SimClock
 from confscale.simulator.proxy import PROXY_NAME, stub_status_page
 
 START = 1_760_000_000.0  # a weekday in term, so there are meetings
@@ -69,3 +71,26 @@ def test_proxy_faults_are_validated() -> None:
     assert without.proxy is None
     with pytest.raises(FaultError, match="unknown node"):
         without.set_fault(PROXY_NAME, "proxy_refusing", 0.1)
+
+
+ALLOCATIONS = re.compile(r'^turn_total_allocations\{type="\w+"\} (\d+)$', re.M)
+
+
+def allocations(pool: Pool) -> int:
+    page = turn.metrics_page(pool, pool.clock.now()).decode()
+    return sum(int(n) for n in ALLOCATIONS.findall(page))
+
+
+def test_turn_allocations_fault_sets_the_count_and_is_validated() -> None:
+    pool = make_pool()
+    pool.clock.advance(4 * 3600)
+    modelled = allocations(pool)
+    assert modelled < 13107  # far below the alert's 80 % of 16384 ports
+    pool.set_fault(TURN_NAME, "turn_allocations", 14000)
+    assert allocations(pool) == 14000
+    pool.clear_faults(TURN_NAME)
+    assert allocations(pool) == modelled
+    with pytest.raises(FaultError, match="TURN server"):
+        pool.set_fault("bbb-01", "turn_allocations", 10)
+    with pytest.raises(FaultError, match="not for turn"):
+        pool.set_fault(TURN_NAME, "slow", 1)
