@@ -57,6 +57,13 @@ def _what_if_flag(name: str) -> str:
 
 DEFAULT_LISTEN = "127.0.0.1:9689"
 # Old spellings that still work for one release, with a warning (docs/cli.md).
+_UNDOTTED_WHAT_IF = (
+    "growth", "webcam_share", "camera_kbit", "screen_share_share", "screen_share_kbit",
+    "headroom_participants", "headroom_cpu", "headroom_transmit", "failure_participants",
+    "failure_cpu", "failure_transmit", "link_capacity_bytes_per_second", "redundancy",
+    "min_servers", "cameras_per_viewer", "band",
+)  # fmt: skip
+
 RENAMED = {
     "--history": "--history.file",
     "--prometheus": "--prometheus.url",
@@ -75,7 +82,8 @@ RENAMED = {
     "--refit-interval": "--refit.interval",
     "--placement-interval": "--placement.interval",
     "--pool": "--pool.name",
-    **{f"--{f.name.replace('_', '-')}": _what_if_flag(f.name) for f in fields(WhatIf)},
+    # only the inputs that had an undotted flag in 0.1.0 keep one; later inputs never did
+    **{f"--{name.replace('_', '-')}": _what_if_flag(name) for name in _UNDOTTED_WHAT_IF},
     **ADAPTER_FLAGS_RENAMED,
 }
 
@@ -342,7 +350,39 @@ def _units(args: argparse.Namespace):
     client = _prometheus_client(args)
     tags = args.pool_tags == "all"
     pools = sorted({unit.pool or "" for unit in named})
-    return named, lambda: discover_units(client, pools=pools, tags=tags)
+
+    def discover() -> list[Scope]:
+        try:
+            return list(discover_units(client, pools=pools, tags=tags))
+        except Exception as exc:
+            # A store that is down at start must not hide the answers saved by the last
+            # run: plan the units that have a state file until discovery works again.
+            saved = _saved_units(args.state_file) if args.state_file is not None else []
+            if not saved:
+                raise
+            log.warning(
+                "pool discovery failed; serving the saved units meanwhile",
+                extra={"error": str(exc)[:300], "units": ",".join(s.name or "-" for s in saved)},
+            )
+            return saved
+
+    return named, discover
+
+
+def _saved_units(path: Path) -> list:
+    """The units whose state file exists: FILE is the unnamed pool, FILE's stem.POOL the
+    pool POOL (a tagged unit's file name cannot be told from a pool with a dot)."""
+    from confscale.planner.scope import Scope, ScopeError
+
+    units = [Scope()] if path.is_file() else []
+    for other in sorted(path.parent.glob(f"{path.stem}.*{path.suffix}")):
+        name = other.name[len(path.stem) + 1 : len(other.name) - len(path.suffix)]
+        if name and ".corrupt-" not in other.name:
+            try:
+                units.append(Scope(pool=name))
+            except ScopeError:
+                continue
+    return units
 
 
 def _state_path(path: Path, scope) -> Path:

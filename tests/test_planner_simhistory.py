@@ -116,10 +116,16 @@ def test_resource_fit_is_conservative_on_simulated_nodes(simulated) -> None:
     sizing = snapshot.sizing
     assert sizing.servers_online == 20
     assert all(isinstance(sizing.servers_needed[h], int) for h in ("now", "next_peak", "4w"))
-    # The simulated 20 nodes carry their term peaks with rare saturations (p99 link use
-    # ~0.3, the 250-seat lectures taking half a link): the answer must be of that order,
-    # not a multiple of it (a band or largest-meeting estimate gone wrong would be).
-    assert 12 <= sizing.servers_needed["next_peak"] <= 35
+    # The simulated 20 nodes carry their term peaks on the links (p99 link use ~0.3), but
+    # not on seats: the simulator's own placement puts some node over 200 participants
+    # in most busy 5-minute steps (lectures of 150-250 seats), so least-loaded packing
+    # at a 1 % risk needs more nodes than the analytic bound; the answer stays between
+    # the fluid bound and a small multiple of the analytic one (a band or largest-meeting
+    # estimate gone wrong gives a large multiple: "175 needed" for 4 nodes once).
+    packing = sizing.packing["next_peak"]
+    needed = sizing.servers_needed["next_peak"]
+    assert packing["fluid_bound"] <= needed <= 3 * packing["analytic_bound"]
+    assert packing["fluid_bound"] >= 12
 
 
 def test_planner_backtest_command_on_a_simulated_series(simulated, tmp_path: Path) -> None:

@@ -130,6 +130,7 @@ def test_restarted_planner_answers_its_last_result_while_the_store_is_down(
         again = requests.get(f"{base}/api/v1/capacity", timeout=5)
         placement_again = requests.get(f"{base}/api/v1/placement", timeout=5)
     # served with their age, marked restored (and not stale: a minute old)
+    assert again.status_code == 200, again.text
     again_body, placement_body = again.json(), placement_again.json()
     for body in (again_body, placement_body):
         assert body.pop("answer")["restored"] is True
