@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
+from confscale.exporter.exposition import Family
+from confscale.exporter.exposition import gauge as exposition_gauge
 from confscale.planner.adapters.health import HealthView
 from confscale.planner.adapters.http import RESULTS
 from confscale.planner.placement import Placement
@@ -11,7 +13,6 @@ from confscale.planner.sizing import CONSTRAINTS
 from confscale.planner.snapshot import Snapshot
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
 
 # (labels of the unit, its snapshot, its placement, whether its node series are exported)
 Unit = tuple[dict[str, str], Snapshot | None, Placement | None, bool]
@@ -62,16 +63,13 @@ class PlannerCollector(Collector):
             yield from self._extra()
 
 
-def _put(family: Metric, labels: dict[str, str], value: float) -> None:
-    family.samples.append(Sample(family.name, labels, value, None))
-
-
 class _Families:
     """The planner's families, filled unit by unit (labels differ per unit)."""
 
     def __init__(self) -> None:
-        def gauge(name: str, text: str) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, text)
+        def gauge(name: str, text: str) -> Family:
+            # the exposition's own family type: label sets differ per unit (pool, tag)
+            return exposition_gauge(name, text)
 
         self.needed = gauge("confscale_pool_servers_needed", "Servers the pool needs, per horizon")
         self.online = gauge("confscale_pool_servers_online", "Servers up and reporting")
@@ -112,33 +110,33 @@ class _Families:
         sizing = snapshot.sizing
         for horizon, servers in sizing.servers_needed.items():
             if servers is not None:
-                _put(self.needed, {**labels, "horizon": horizon}, servers)
-        _put(self.online, labels, sizing.servers_online)
+                self.needed.add({**labels, "horizon": horizon}, servers)
+        self.online.add(labels, sizing.servers_online)
         if sizing.jitsi is not None:
             jitsi_needed = sizing.jitsi["servers_needed"]
             assert isinstance(jitsi_needed, dict)
             for horizon, servers in jitsi_needed.items():
                 if servers is not None:
-                    _put(self.jitsi_needed, {**labels, "horizon": horizon}, servers)
-            _put(self.jitsi_online, labels, float(sizing.jitsi["servers_online"]))  # type: ignore[arg-type]
+                    self.jitsi_needed.add({**labels, "horizon": horizon}, servers)
+            self.jitsi_online.add(labels, float(sizing.jitsi["servers_online"]))  # type: ignore[arg-type]
         for constraint in CONSTRAINTS:
             value = sizing.utilisation_headroom.get(constraint)
             if value is not None:
-                _put(self.headroom, {**labels, "constraint": constraint}, value)
+                self.headroom.add({**labels, "constraint": constraint}, value)
             chosen = 1.0 if constraint == sizing.binding_constraint else 0.0
-            _put(self.binding, {**labels, "constraint": constraint}, chosen)
+            self.binding.add({**labels, "constraint": constraint}, chosen)
         if sizing.time_to_saturation_seconds is not None:
-            _put(self.saturation, labels, sizing.time_to_saturation_seconds)
-        _put(self.snapshot_ts, labels, snapshot.generated_at)
+            self.saturation.add(labels, sizing.time_to_saturation_seconds)
+        self.snapshot_ts.add(labels, snapshot.generated_at)
 
     def nodes(self, labels: dict[str, str], placement: Placement, with_nodes: bool) -> None:
         if with_nodes:
             for node in placement.nodes:
                 node_labels = {**labels, "node": node.node}
                 if node.pressure is not None:
-                    _put(self.pressure, node_labels, node.pressure)
-                _put(self.weight, node_labels, node.weight)
-        _put(self.placement_ts, labels, placement.generated_at)
+                    self.pressure.add(node_labels, node.pressure)
+                self.weight.add(node_labels, node.weight)
+        self.placement_ts.add(labels, placement.generated_at)
 
     def all(self) -> list[Metric]:
         families = [
@@ -228,24 +226,24 @@ class AnswerCollector(Collector):
         )
 
     def collect(self) -> Iterator[Metric]:
-        age = GaugeMetricFamily(
+        age = exposition_gauge(
             "confscale_planner_answer_age_seconds",
             "Seconds since the served answer was computed (or saved, when restored)",
         )
-        stale = GaugeMetricFamily(
+        stale = exposition_gauge(
             "confscale_planner_answer_stale",
             "1 when the served answer is older than its --*.max-age (served marked stale)",
         )
-        restored = GaugeMetricFamily(
+        restored = exposition_gauge(
             "confscale_planner_answer_restored",
             "1 while the answer is the one saved in --state.file by an earlier run",
         )
         for labels, ages in self._units():
             for answer, (seconds, is_stale, is_restored) in sorted(ages.items()):
                 keys = {**labels, "answer": answer}
-                _put(age, keys, seconds)
-                _put(stale, keys, 1.0 if is_stale else 0.0)
-                _put(restored, keys, 1.0 if is_restored else 0.0)
+                age.add(keys, seconds)
+                stale.add(keys, 1.0 if is_stale else 0.0)
+                restored.add(keys, 1.0 if is_restored else 0.0)
         yield age
         yield stale
         yield restored
@@ -265,7 +263,7 @@ class MaintenanceCollector(Collector):
         self._pools = pools or dict
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
+        family = exposition_gauge(
             "confscale_node_maintenance",
             "1 while an operator has the node in maintenance (out of placement and capacity)",
         )
@@ -273,5 +271,5 @@ class MaintenanceCollector(Collector):
         pools = self._pools() if entries else {}
         for node, entry in sorted(entries.items()):
             pool = entry.pool or pools.get(node)
-            _put(family, {"node": node, **({"pool": pool} if pool else {})}, 1.0)
+            family.add({"node": node, **({"pool": pool} if pool else {})}, 1.0)
         yield family
