@@ -357,7 +357,8 @@ def _units(args: argparse.Namespace):
         except Exception as exc:
             # A store that is down at start must not hide the answers saved by the last
             # run: plan the units that have a state file until discovery works again.
-            saved = _saved_units(args.state_file) if args.state_file is not None else []
+            state = getattr(args, "state_file", None)  # serve has one; size has none
+            saved = _saved_units(state) if state is not None else []
             if not saved:
                 raise
             log.warning(
