@@ -42,7 +42,7 @@ MAX_TRACKED_IDS = 4096  # internal meeting IDs remembered per answer (meetings s
 
 @dataclass(frozen=True)
 class BbbFigures:
-    """What one getMeetings answer says about a node (DESIGN.md §2)."""
+    """What one getMeetings answer says about a node (docs/design.md §2)."""
 
     meetings: int = 0
     breakout_rooms: int = 0

@@ -513,7 +513,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listen = args.listen
     server = PlannerServer(app, listen, threads=args.web_threads)
     planners.start()
-    log.info("listening", extra={"address": listen.url(server.port), "server": "waitress"})
+    address = listen.url(server.port)  # where we listen: no query, nothing secret
+    log.info("listening", extra={"address": address, "server": "waitress"})
     try:
         server.run()
     finally:

@@ -262,7 +262,7 @@ def serve_main(argv: Sequence[str]) -> int:
     return run_forever(server, url)
 
 
-def run_forever(server: object, url: str) -> int:
+def run_forever(server: object, address: str) -> int:
     """Serve until SIGTERM or Ctrl-C; prints the ready line first."""
     from confscale.simulator.server import SimServer
 
@@ -276,7 +276,7 @@ def run_forever(server: object, url: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
-    log.info("listening", extra={"address": url})
+    log.info("listening", extra={"address": address})
     while not stop.wait(0.5):
         pass
     server.shutdown()
