@@ -5,6 +5,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-$repo/.venv/bin/python}"
+case "$python" in /*) ;; */*) python="$PWD/$python" ;; esac  # relative to the caller: we cd below
 tree="$(mktemp -d)"
 trap 'rm -rf "$tree"' EXIT
 mkdir "$tree/confscale"
