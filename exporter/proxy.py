@@ -20,13 +20,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confscale.exporter.config import (
+from confscale.exporter.config_values import (
     ConfigValueError,
     ParseContext,
     TlsOptions,
-    _parse_tls,
-    _reject_unknown,
-    _url,
+    parse_tls,
+    parse_url,
+    reject_unknown,
 )
 from confscale.exporter.contract import (
     PROXY_ACCEPTED,
@@ -65,9 +65,9 @@ class ProxyFigures:
 def parse_proxy(raw: object, where: str, context: ParseContext) -> ProxySource:
     if not isinstance(raw, dict):
         raise ConfigValueError(f"{where}: expected a mapping with stub_status: URL")
-    _reject_unknown(raw, _KEYS, where)
-    url = _url(raw.get("stub_status"), f"{where}.stub_status")
-    return ProxySource(url, _parse_tls(raw.get("tls"), url, f"{where}.tls", context.base_dir))
+    reject_unknown(raw, _KEYS, where)
+    url = parse_url(raw.get("stub_status"), f"{where}.stub_status")
+    return ProxySource(url, parse_tls(raw.get("tls"), url, f"{where}.tls", context.base_dir))
 
 
 def parse_stub_status(page: bytes) -> ProxyFigures:
