@@ -12,11 +12,16 @@ blindsidenetworks/scalelite@7498a81d; the signal sets ``load_multiplier`` from p
 The answer is the smallest N for which the share of trials where any node passes a target
 is at most ``WhatIf.packing_risk`` (1 %), and with R nodes lost (the same meetings on N − R
 nodes) at most that share pass a failure target (with an upper confidence bound, so a
-lucky draw does not pass). It is never below the fluid bound ⌈D/T⌉ (and ⌈D/F⌉ + R). It
-can be above the analytic bound: that bound is first fit's, which opens a node for a
-meeting that fits nowhere; least-loaded placement puts a big lecture that arrives late on
-a node already holding about D/N, so it needs D/N + L ≤ T (Graham's list-scheduling
-bound, the search's ceiling). The capacity JSON shows all three and which was used.
+lucky draw does not pass). It lies in [fluid bound, analytic bound]: never below
+⌈D/T⌉ (and ⌈D/F⌉ + R), never above the analytic count. Least-loaded placement can need
+more than the analytic count — that bound is first fit's, which opens a node for a
+meeting that fits nowhere, while least-loaded puts a big meeting that arrives late on a
+node already holding about D/N, so it needs D/N + L ≤ T (Graham's list-scheduling bound);
+with meetings near a node's target that explodes (≈ 4× the analytic count on the
+simulator's pool, whose lectures reach 250 seats on 200-seat nodes). Then the analytic
+count is reported, ``used`` says ``"analytic"`` and ``reason`` gives the risk measured
+at it: a balancer that keeps a node free for the big meeting (what first fit does) fits
+the pool in that many. The capacity JSON shows the bounds, the count used and why.
 
 The draw (which meetings, in which order, per trial) is made once per meeting table with
 a fixed seed and cached on it (one table per snapshot), so a what-if only re-prices the
@@ -131,15 +136,16 @@ class PackingResult:
     """The packing-aware count at one horizon and how it was bounded."""
 
     servers: int | None  # the count used
-    packing: int | None  # the Monte Carlo's own count (None: not run)
+    packing: int | None  # the Monte Carlo's own count (None: none up to the ceiling passed)
     fluid_bound: int
     analytic_bound: int | None
-    used: str  # "packing", "fluid" or "packing-ceiling" (no count up to the ceiling passed)
+    used: str  # "packing", "fluid" or "analytic" (no count up to the analytic one passed)
     risk: float | None  # share of trials over a target at ``servers`` (normal operation)
     risk_failure: float | None  # … over a failure target with R nodes lost
     binding: str | None  # the constraint nearest its target at ``servers``
     trials: int
     meetings: float  # mean meetings placed per trial
+    reason: str | None = None  # why the analytic count was used (None: it was not)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -148,6 +154,7 @@ class PackingResult:
             "fluid_bound": self.fluid_bound,
             "analytic_bound": self.analytic_bound,
             "used": self.used,
+            "reason": self.reason,
             "risk": None if self.risk is None else round(self.risk, 4),
             "risk_failure": None if self.risk_failure is None else round(self.risk_failure, 4),
             "binding": self.binding,
@@ -180,13 +187,18 @@ def packing_servers(
     risk: float,
     fluid: int,
     analytic: int | None,
+    ceiling: int | None = None,
 ) -> PackingResult:
-    """Smallest N ≥ ``fluid`` whose placements pass a target in at most ``risk`` of trials.
+    """Smallest N in [``fluid``, ``analytic``] whose placements pass a target in ≤ ``risk``.
 
     ``targets`` and ``failure`` are per-constraint absolute loads (u·C, u_fail·C);
     ``costs`` trials × meetings × constraints in the same units. The search steps up from
-    the fluid bound (the answer is usually near it) and stops at a count no least-loaded
-    placement can overfill (Graham's bound D/N + L ≤ T) or 4 × the analytic count.
+    the fluid bound (the answer is usually near it) to the analytic count, the upper
+    limit: first fit is sure to place these meetings on that many nodes. When least-loaded
+    placement still passes a target too often there (meetings above half a node, arriving
+    late on nodes already holding about D/N), the analytic count is reported, ``used`` is
+    ``"analytic"`` and ``reason`` says why with the risk measured at it. ``ceiling``
+    (tests, bench) searches above the analytic count instead, up to Graham's bound.
     """
     trials = costs.shape[0]
     meetings = float(mask.sum(axis=1).mean())
@@ -198,7 +210,7 @@ def packing_servers(
     oversize = mask & ((costs >= targets * (1 - EPS)).any(axis=2))
     own_nodes = int(np.ceil(np.quantile(oversize.sum(axis=1), 0.99))) if oversize.any() else 0
     mask = mask & ~oversize
-    cache: dict[int, tuple[float, float, np.ndarray | None]] = {}
+    cache: dict[int, tuple[int, int, np.ndarray | None]] = {}
 
     def over(n: int, limit: np.ndarray, sample: slice) -> tuple[int, np.ndarray | None]:
         if n <= 0:
@@ -206,28 +218,36 @@ def packing_servers(
         peak = place_least_loaded(costs[sample], mask[sample], targets, n)
         return int(((peak * targets / limit) > 1 + EPS).any(axis=1).sum()), peak
 
+    def measured(n: int) -> tuple[int, int, np.ndarray | None]:
+        """Trials over a target (normal, R lost) on ``n`` packed nodes, all trials."""
+        if n not in cache or (cache[n][2] is None and n > 0):
+            normal, peak = over(n, targets, slice(None))
+            lost = over(n - redundancy, failure, slice(None))[0] if redundancy else 0
+            cache[n] = (normal, lost, peak)
+        return cache[n]
+
     def ok(n: int) -> bool:
-        if n in cache:
-            a, b, _ = cache[n]
-            return a <= allowed and b <= allowed
-        quick = slice(0, min(QUICK_TRIALS, trials))
-        if over(n, targets, quick)[0] > allowed:
-            cache[n] = (trials, trials, None)
-            return False
-        normal, peak = over(n, targets, slice(None))
-        lost = over(n - redundancy, failure, slice(None))[0] if redundancy else 0
-        cache[n] = (normal, lost, peak)
+        if n not in cache:
+            quick = slice(0, min(QUICK_TRIALS, trials))
+            if n <= 0 or over(n, targets, quick)[0] > allowed:
+                cache[n] = (trials, trials, None)
+                return False
+            measured(n)
+        normal, lost, _ = cache[n]
         return normal <= allowed and lost <= allowed
 
-    low = max(fluid, 1)
-    demand = (costs * mask[..., None]).sum(axis=1).max(axis=0)
-    largest = costs.max(axis=(0, 1))
-    caps = [analytic * 4 if analytic else low * 4 + redundancy]
-    if (largest < targets).all() and (largest < failure).all():
-        graham = np.ceil(demand / (targets - largest)).max()
-        graham_f = np.ceil(demand / (failure - largest)).max() + redundancy
-        caps.append(int(max(graham, graham_f)))
-    high = max(min(caps), low)
+    low = max(fluid - own_nodes, 1)
+    if ceiling is None and analytic is not None:
+        high = max(analytic - own_nodes, low)
+    else:
+        demand = (costs * mask[..., None]).sum(axis=1).max(axis=0)
+        largest = costs.max(axis=(0, 1), where=mask[..., None], initial=0.0)
+        high = ceiling if ceiling is not None else low * 4 + redundancy
+        if (largest < targets).all() and (largest < failure).all():
+            graham = np.ceil(demand / (targets - largest)).max()
+            graham_f = np.ceil(demand / (failure - largest)).max() + redundancy
+            high = min(high, int(max(graham, graham_f)))
+        high = max(high, low)
     found, step, below = None, 1, low - 1
     n = low
     while n <= high:
@@ -242,24 +262,30 @@ def packing_servers(
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if ok(mid) else (mid, hi)
         found = hi
-    if found is None:
-        # no count up to the search's ceiling passed: report the ceiling (an upper bound
-        # on what the pool needs), never the lower analytic count, so more demand never
-        # reads as fewer servers
-        servers, used = max(high, analytic or 0), "packing-ceiling"
-    else:
-        servers, used = found, ("fluid" if found == fluid else "packing")
-    ok(servers)
-    normal, lost, peak = cache[servers]
-    if peak is None:
-        peak = place_least_loaded(costs, mask, targets, servers)
+    packed = high if found is None else found
+    normal, lost, peak = measured(packed)
+    if peak is None:  # no node left to pack on (every one holds an oversize meeting)
+        peak = np.zeros((trials, len(constraints)))
     binding = constraints[int(np.argmax(peak.mean(axis=0)))]
-    if own_nodes:
-        servers += own_nodes
-        used = "packing" if used == "fluid" else used
+    servers = max(packed + own_nodes, fluid)
+    reason = None
+    capped = ceiling is None and analytic is not None
+    if capped and (found is None or servers > analytic):
+        servers, used = analytic, "analytic"
+        reason = (
+            f"least-loaded placement passes a target in {normal / trials:.1%} of trials "
+            f"(with {redundancy} lost, a failure target in {lost / trials:.1%}) even at the "
+            f"analytic count, over the {risk:.0%} allowed: meetings above half a node that "
+            "arrive on nodes already holding D/N do not fit; first fit places them on "
+            f"{analytic}, so the analytic count is used"
+        )
+    elif found is None:  # only with an explicit ceiling (tests, bench)
+        used = "packing-ceiling"
+    else:
+        used = "fluid" if servers == fluid else "packing"
     return PackingResult(
         servers,
-        found if found is None else found + own_nodes,
+        None if found is None else max(found + own_nodes, fluid),
         fluid,
         analytic,
         used,
@@ -268,4 +294,5 @@ def packing_servers(
         binding,
         trials,
         meetings,
+        reason,
     )

@@ -345,8 +345,12 @@ def packed_count(
     caps: dict[str, float],
     what_if: WhatIf,
     analytic: int,
+    ceiling: int | None = None,
 ) -> PackingResult:
-    """The packing-aware count for one horizon's pool participants (see planner.packing)."""
+    """The packing-aware count for one horizon's pool participants (see planner.packing).
+
+    ``ceiling`` (tests, bench): search above the analytic count, up to this one.
+    """
     targets = np.array([what_if.headroom(k) * caps[k] for k in CONSTRAINTS])
     failure = np.array([what_if.failure(k) * caps[k] for k in CONSTRAINTS])
     fluid = min(fluid_bound(demand, caps, what_if), analytic)
@@ -359,6 +363,7 @@ def packed_count(
         what_if.packing_risk,
         fluid,
         analytic,
+        ceiling,
     )
     cached = meetings.results.get(key)
     if cached is not None:
@@ -374,6 +379,7 @@ def packed_count(
         risk=what_if.packing_risk,
         fluid=fluid,
         analytic=analytic,
+        ceiling=ceiling,
     )
     if len(meetings.results) >= 256:
         meetings.results.clear()

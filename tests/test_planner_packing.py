@@ -22,13 +22,16 @@ from confscale.planner.resources import prior_model
 from confscale.planner.sizing import (
     NodeCapacity,
     WhatIf,
+    constraint_demand,
     effective_capacity,
+    meeting_costs,
+    packed_count,
     size_pool,
 )
 from confscale.planner.synthetic import MeetingKind, meeting_history, true_servers
 
 
-def planner_count(kinds, demand, capacity, what_if, seed=1):
+def planner_count(kinds, demand, capacity, what_if, seed=1, ceiling=None):
     history = meeting_history(
         kinds,
         nodes=6,
@@ -47,16 +50,32 @@ def planner_count(kinds, demand, capacity, what_if, seed=1):
         },
         index=index,
     )
+    mix, table = demand_mix(pool), meeting_table(history, pool)
     sizing = size_pool(
         forecast,
-        mix=demand_mix(pool),
+        mix=mix,
         model=prior_model(),
         capacity=capacity,
         servers_online=3,
         what_if=what_if,
-        meetings=meeting_table(history, pool),
+        meetings=table,
     )
-    return sizing
+    if ceiling is None:
+        return sizing
+    # the Monte Carlo's own count above the analytic one (what the JSON does not report)
+    what_if = what_if.validated()
+    caps = effective_capacity(capacity, prior_model(), what_if)
+    analytic = sizing.packing["next_peak"]["analytic_bound"]
+    return packed_count(
+        meeting_costs(table, prior_model(), what_if),
+        table,
+        demand,
+        constraint_demand(demand, mix, prior_model(), what_if),
+        caps,
+        what_if,
+        analytic,
+        ceiling=ceiling * analytic,
+    )
 
 
 SMALL = MeetingKind(0.5, (2, 6), 0.8, 0.2, (1, 4))
@@ -95,16 +114,22 @@ def test_count_within_ten_percent_above_the_truth(name, kinds, demand, capacity,
     packing = sizing.packing["next_peak"]
     caps = effective_capacity(capacity, prior_model(), what_if)
     truth = true_servers(kinds, demand, caps, prior_model(), what_if, start=packing["fluid_bound"])
-    got = sizing.servers_needed["next_peak"]
-    assert truth <= got <= math.floor(truth * 1.1 + 1e-9) or got == truth, (
-        name,
-        got,
-        truth,
-        packing,
-    )
-    assert got >= packing["fluid_bound"]
-    assert packing["used"] in ("packing", "fluid", "packing-ceiling")
+    got, analytic = sizing.servers_needed["next_peak"], packing["analytic_bound"]
+    assert packing["fluid_bound"] <= got <= analytic, (name, got, packing)
     assert sizing.binding_by_horizon["next_peak"] == binding
+    within = lambda count: truth <= count <= max(truth, math.floor(truth * 1.1 + 1e-9))  # noqa: E731
+    if truth <= analytic:
+        assert within(got), (name, got, truth, packing)
+        assert packing["used"] in ("packing", "fluid") and packing["reason"] is None
+        return
+    # Meetings above half a node (lectures of 120-160 on 200-seat nodes): least-loaded
+    # placement needs more than first fit's count, the issue's upper limit. That limit is
+    # reported, and says why; the Monte Carlo itself still finds the truth above it.
+    assert got == analytic and packing["used"] == "analytic", (name, got, truth, packing)
+    assert packing["risk"] > 0.01 or packing["risk_failure"] > 0.01
+    assert "least-loaded placement passes a target" in packing["reason"]
+    engine = planner_count(kinds, demand, capacity, what_if, ceiling=4)
+    assert engine.used == "packing" and within(engine.servers), (name, engine, truth)
 
 
 def test_equal_meetings_spread_evenly_give_the_exact_answer():
@@ -162,10 +187,10 @@ def test_least_loaded_placement_and_risk_rule():
 
 
 def test_more_growth_never_reads_as_fewer_servers(tmp_path) -> None:
-    """A search that reaches its ceiling reports the ceiling, never the lower analytic
-    count, and a lecture bigger than a node gets a node of its own. On this simulator
-    pool (lectures near a node's target) the count used to fall back to the analytic
-    bound: growth 2 gave 17 servers at 4 weeks where growth 1 gave 35."""
+    """On this simulator pool (lectures near and above a node's target) the count stays
+    in [fluid, analytic] and grows with demand. It once fell back to the analytic bound
+    only sometimes (growth 2 gave 17 servers at 4 weeks where growth 1 gave 35), then
+    ran to Graham's ceiling (4x the analytic count)."""
     import subprocess
     import sys
 
@@ -180,7 +205,14 @@ def test_more_growth_never_reads_as_fewer_servers(tmp_path) -> None:
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     snapshot = compute_snapshot(load_history(out), PlannerConfig())
-    counts = [what_if(snapshot, growth=g).servers_needed for g in (1.0, 1.5, 2.0, 2.5, 3.0)]
+    sizings = [what_if(snapshot, growth=g) for g in (1.0, 1.5, 2.0, 2.5, 3.0)]
     for horizon in ("now", "next_peak", "4w"):
-        series = [c[horizon] for c in counts]
+        series = [c.servers_needed[horizon] for c in sizings]
         assert series == sorted(series), (horizon, series)
+        # the issue's bounds: never below the fluid bound, never above the analytic one
+        # (this pool once got 4x the analytic count: a search run to Graham's ceiling)
+        for sizing in sizings:
+            packing = sizing.packing[horizon]
+            assert packing["fluid_bound"] <= sizing.servers_needed[horizon]
+            assert sizing.servers_needed[horizon] <= packing["analytic_bound"], packing
+            assert (packing["used"] == "analytic") == (packing["reason"] is not None)

@@ -118,13 +118,15 @@ def test_resource_fit_is_conservative_on_simulated_nodes(simulated) -> None:
     assert all(isinstance(sizing.servers_needed[h], int) for h in ("now", "next_peak", "4w"))
     # The simulated 20 nodes carry their term peaks on the links (p99 link use ~0.3), but
     # not on seats: the simulator's own placement puts some node over 200 participants
-    # in most busy 5-minute steps (lectures of 150-250 seats), so least-loaded packing
-    # at a 1 % risk needs more nodes than the analytic bound; the answer stays between
-    # the fluid bound and a small multiple of the analytic one (a band or largest-meeting
-    # estimate gone wrong gives a large multiple: "175 needed" for 4 nodes once).
+    # in most busy 5-minute steps (lectures of 150-250 seats), so least-loaded packing at
+    # a 1 % risk would need ~4x the analytic bound (Graham's D/(T - L)); the issue keeps
+    # the analytic count as the upper limit, and the JSON says it was used and why.
     packing = sizing.packing["next_peak"]
     needed = sizing.servers_needed["next_peak"]
-    assert packing["fluid_bound"] <= needed <= 3 * packing["analytic_bound"]
+    assert packing["fluid_bound"] <= needed <= packing["analytic_bound"]
+    assert packing["used"] in ("packing", "fluid", "analytic")
+    if packing["used"] == "analytic":
+        assert packing["risk"] > 0.01 or packing["risk_failure"] > 0.01, packing
     assert packing["fluid_bound"] >= 12
 
 

@@ -157,9 +157,13 @@ def packing_line(sizing: Sizing, horizon: str) -> str:
     packing = sizing.packing.get(horizon)
     if not packing:
         return ""
-    used = {"packing": "packed", "fluid": "fluid bound", "packing-ceiling": "packing ceiling"}
+    used = {"packing": "packed", "fluid": "fluid bound", "analytic": "analytic bound"}
+    label = used.get(str(packing["used"]), str(packing["used"]))
+    if packing["used"] == "analytic" and isinstance(packing.get("risk"), float):
+        # why: least-loaded placement overfilled a node too often even at that count
+        label = f"{label} (least-loaded over a target in {packing['risk']:.0%} of peaks)"
     return (
-        f"{used.get(str(packing['used']), packing['used'])} · fluid "
+        f"{label} · fluid "
         f"{fmt_servers(packing['fluid_bound'])}, analytic {fmt_servers(packing['analytic_bound'])}"
     )
 
