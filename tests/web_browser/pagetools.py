@@ -27,38 +27,6 @@ CHROMIUM_FLAGS = (
 )
 
 
-GRAPHS = {
-    "overview": ["constraint-chart"],
-    "forecast": ["fan-chart", "heatmap-demand", "heatmap-servers"],
-    "diagnostics": ["coverage-chart", "residuals-chart"],
-    "nodes": [],
-}
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
-
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
-
-
 def planner(*source: str, env: dict[str, str] | None = None) -> tuple[Proc, str]:
     port = free_port()
     args = python_module(
