@@ -9,9 +9,15 @@ really gets, when it gets it.
    polls goes offline and its meetings are cleared; ``config/application.rb``),
    ``app/models/server.rb`` (``find_available``: the enabled, online server of lowest
    load; ``increment_load(n)`` adds n × multiplier) and
-   ``app/controllers/bigbluebutton_api_controller.rb`` (create and every join increment
-   the load by 1; a failed create leaves the meeting on its server, so a retry goes to
-   the same server until the poller takes it offline).
+   ``app/controllers/bigbluebutton_api_controller.rb`` (the create of a new meeting and
+   every join ``increment_load(1)``, i.e. + 1 × multiplier, however large the room will
+   grow; a failed create leaves the meeting on its server, so a retry goes to the same
+   server — without another increment — until the poller takes it offline, or, if the
+   server is cordoned, is placed afresh). ``save!`` in ``server.rb``: a cordon takes the
+   server out of ``server_load`` at once, an enable puts it back with its load — but
+   from ``disabled`` (the poller disables a cordoned server whose load is 0) it has no
+   load and takes no create until the next poll; a new ``load_multiplier`` changes no
+   load until the next poll (only the increments use it at once).
 2. ``seed``: the Scaleway seed's API: least CPU (the 5-minute rate from Prometheus) among
    the nodes Prometheus has, the list refreshed every 30 s.
 3. ``scalelite+confscale``: (1) with confscale's Scalelite adapter (the real
@@ -74,6 +80,10 @@ class Scalelite(Policy):
 
     names: list[str]
     name: str = "scalelite"
+    # the operator's settings: POLL_INTERVAL, LOAD_MIN_USER_COUNT, LOAD_JOIN_BUFFER_TIME
+    poll_seconds: float = SCALELITE_POLL_SECONDS
+    min_user_count: int = LOAD_MIN_USER_COUNT
+    join_buffer_seconds: float = LOAD_JOIN_BUFFER_SECONDS
     servers: dict[str, ScaleliteServer] = field(init=False)
     pinned: dict[str, str] = field(default_factory=dict)  # failed creates stay on a server
     _live: list = field(default_factory=list, repr=False)  # rooms not yet ended
@@ -83,7 +93,7 @@ class Scalelite(Policy):
         self.servers = {n: ScaleliteServer() for n in self.names}
 
     def tick(self, pool: PoolLoad, step: int) -> None:
-        if every(SCALELITE_POLL_SECONDS, step):
+        if every(self.poll_seconds, step):
             attendees = self._attendees(pool, step)
             for name, server in self.servers.items():
                 if not pool.up(name, step):
@@ -98,6 +108,8 @@ class Scalelite(Policy):
                 server.load = attendees.get(name, 0.0) * server.load_multiplier
                 if server.state == "cordoned" and server.load == 0:
                     server.state = "disabled"
+                if server.state == "disabled":
+                    server.load = None  # save! drops a disabled server's load
         # every join is an increment_load(1) on the meeting's server
         for name, server in self.servers.items():
             joins = pool.q["joins"][pool.index[name], step]
@@ -116,14 +128,16 @@ class Scalelite(Policy):
             if offset < 0 or not pool.up(where, step):
                 continue
             attendees = p.participants[offset] + p.moderators[offset]
-            if offset * STEP < LOAD_JOIN_BUFFER_SECONDS:
-                attendees = max(attendees, LOAD_MIN_USER_COUNT)
+            if offset * STEP < self.join_buffer_seconds:
+                attendees = max(attendees, self.min_user_count)
             totals[where] = totals.get(where, 0.0) + attendees
         return totals
 
     def choose(self, pool: PoolLoad, step: int, request: Request) -> str:
-        if request.meeting_id in self.pinned:
-            return self.pinned[request.meeting_id]
+        pinned = self.pinned.get(request.meeting_id)
+        if pinned is not None and self.servers[pinned].state != "cordoned":
+            return pinned  # the meeting exists in Scalelite: no find_available
+        self.pinned.pop(request.meeting_id, None)  # a stale meeting on a cordoned server
         available = [
             (s.load, n)
             for n, s in self.servers.items()
@@ -135,7 +149,8 @@ class Scalelite(Policy):
 
     def created(self, pool: PoolLoad, step: int, request: Request, node: str, ok: bool) -> None:
         server = self.servers[node]
-        if server.load is not None and server.state == "enabled":
+        fresh = request.meeting_id not in self.pinned  # only a new meeting increments
+        if fresh and server.load is not None and server.state == "enabled" and server.online:
             server.load += 1 * server.load_multiplier
         if not ok:
             self.pinned[request.meeting_id] = node
@@ -192,6 +207,8 @@ class ScaleliteWithConfscale(Scalelite):
             if state == "cordon":
                 server.state = "cordoned"
             elif state == "enable":
+                if server.state == "disabled":
+                    server.load = None  # back in server_load at the next poll only
                 server.state = "enabled"
             if "load_multiplier" in action.server:
                 server.load_multiplier = float(action.server["load_multiplier"])

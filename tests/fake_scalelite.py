@@ -25,6 +25,17 @@ Upstream: blindsidenetworks/scalelite at 7498a81dc813efcb5116143c64d23493292f7b5
   secret, tag.
 - lib/tasks/poll.rake: load = attendees × load_multiplier while online, and
   ``server.state = 'disabled' if server.cordoned? && server.load.to_f.zero?``.
+- app/models/server.rb: the load lives in the Redis sorted sets ``server_load`` (enabled)
+  and ``cordoned_server_load``; ``save!`` drops the load of a disabled server, a cordon
+  moves it to ``cordoned_server_load`` and an enable moves it back — from ``disabled``
+  there is none, so the server is not in ``server_load`` (cannot take a create) until the
+  next poll sets its load; a new ``load_multiplier`` leaves the load as it is (the next
+  poll and the next increments use it). ``find_available``: the lowest score of
+  ``server_load`` (ties by id); ``increment_load(n)`` adds n × load_multiplier only to a
+  server in ``server_load`` (``zadd … xx: true, incr: true``).
+- app/controllers/bigbluebutton_api_controller.rb: ``create`` of a new meeting
+  ``increment_load(1)`` on the server find_available chose; every ``join``
+  ``increment_load(1)`` on the meeting's server.
 """
 
 from __future__ import annotations
@@ -127,6 +138,42 @@ class FakeScalelite:
                 server.load = float(server.attendees * multiplier)
                 if server.state == "cordoned" and server.load == 0:
                     server.state = "disabled"
+                if server.state == "disabled":
+                    server.load = None  # save!: a disabled server's load is dropped
+
+    def find_available(self, tags: str | None = None) -> FakeServer:
+        """Server.find_available: the lowest load in ``server_load`` among the servers of
+        the ``meta_server-tag`` tags ("a;b", "a!" = required), else the untagged ones."""
+        required = bool(tags) and tags.endswith("!")
+        wanted = (tags[:-1] if required else tags or "").split(";")
+        with self.lock:
+            ranked = sorted(
+                (s.load, s.id, s.tag)
+                for s in self.servers.values()
+                if s.state == "enabled" and s.online and s.load is not None
+            )
+            if not ranked:
+                raise LookupError("Could not find any available servers.")
+            tagged = [r for r in ranked if (r[2] or "none") in wanted] if tags else []
+            if not tagged:
+                if required:
+                    raise LookupError(f"no server with tag {tags[:-1]!r} (ServerTagUnavailable)")
+                tagged = [r for r in ranked if r[2] is None]
+            if not tagged:
+                raise LookupError("Could not find any available servers.")
+            return self.servers[tagged[0][1]]
+
+    def increment_load(self, server: FakeServer, amount: int = 1) -> None:
+        """Server#increment_load: only a server in ``server_load`` (enabled, with a load)."""
+        with self.lock:
+            if server.state == "enabled" and server.online and server.load is not None:
+                server.load += amount * float(Decimal(server.load_multiplier or "1.0"))
+
+    def create(self, tags: str | None = None) -> FakeServer:
+        """A create of a new meeting: find_available, then increment_load(1)."""
+        server = self.find_available(tags)
+        self.increment_load(server)
+        return server
 
     def updates(self) -> list[dict]:
         return [
@@ -205,7 +252,10 @@ class FakeScalelite:
         if change.get("state"):
             if change["state"] not in states:
                 return jsonify(400, {"error": f"Invalid state parameter: {change['state']}"})
-            server.state = states[str(change["state"])]
+            state = states[str(change["state"])]
+            if state == "disabled" or (state == "enabled" and server.state == "disabled"):
+                server.load = None  # none until the next poll (server.rb save!)
+            server.state = state
         if change.get("load_multiplier") not in (None, ""):
             try:
                 value = Decimal(str(change["load_multiplier"]))

@@ -119,15 +119,24 @@ def test_saturated_node_cordoned_then_reenabled_after_auto_disable() -> None:
     fake = pool()
     with serve(fake) as url:
         sl = adapter(url)
+        fake.servers["id-9"].load = 5.0
+        assert fake.create().id == "id-1"  # untagged servers only; the lowest load
         sl.apply(placement_for({"bbb-01": 0.95, "bbb-02": 0.3}))
         assert fake.servers["id-1"].state == "cordoned"
+        assert fake.create().id == "id-9"  # the cordon counts at once, between polls
+        assert fake.servers["id-9"].load == 6.0  # + 1 × multiplier per create
         fake.poll()  # no attendees on the cordoned server: Scalelite disables it
         assert fake.servers["id-1"].state == "disabled"
+        assert fake.servers["id-1"].as_json()["load"] == "unavailable"
         sl.apply(placement_for({"bbb-01": 0.8}, previous_out=frozenset({"bbb-01"})))
         assert fake.servers["id-1"].state == "disabled"  # hysteresis: still out
         sl.apply(placement_for({"bbb-01": 0.5}, previous_out=frozenset({"bbb-01"})))
         assert fake.servers["id-1"].state == "enabled"
         assert sl.health.view().held_out == ()
+        # re-enabled from disabled, it has no load: no create reaches it before a poll
+        assert fake.create().id == "id-9"
+        fake.poll()
+        assert fake.create().id == "id-1"
     states = [u["server"].get("state") for u in fake.updates()]
     assert set(states) <= {None, "cordon", "enable"}  # never disable
     assert all(r.path.rsplit("/", 1)[-1] in ("getServers", "updateServer") for r in fake.requests)
