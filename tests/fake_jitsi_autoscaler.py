@@ -25,11 +25,10 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
+from localhttp import Answer, Incoming, answering, json_or_html
 
 # src/app.ts' own words, typo included
 RANGE_ERROR = "Desired count must be between min and max; min cannot be grater than max"
@@ -116,33 +115,12 @@ class FakeAutoscaler:
         return 200, json.dumps({"save": "OK"}).encode()
 
 
-@contextlib.contextmanager
-def serve(fake: FakeAutoscaler) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+def serve(fake: FakeAutoscaler) -> contextlib.AbstractContextManager[str]:
+    """Run the fake on 127.0.0.1 (a free port); yields its base URL."""
 
-        def _do(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, answer = fake.handle(
-                self.command, self.path, self.headers.get("Authorization"), body
-            )
-            self.send_response(status)
-            kind = "application/json" if answer.startswith(b"{") else "text/html"
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+    def respond(request: Incoming) -> Answer:
+        auth = request.headers.get("Authorization")
+        status, answer = fake.handle(request.method, request.target, auth, request.body)
+        return status, json_or_html(answer), answer
 
-        do_GET = do_PUT = do_POST = _do
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return answering(respond, methods=("GET", "PUT", "POST"))

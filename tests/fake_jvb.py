@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from localhttp import Answer, Incoming, answering, json_or_html
 
 
 @dataclass
@@ -63,31 +63,11 @@ class FakeBridge:
             return 404, b"<html><body><h2>HTTP ERROR 404 Not Found</h2></body></html>"
 
 
-@contextlib.contextmanager
-def serve(bridge: FakeBridge) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+def serve(bridge: FakeBridge) -> contextlib.AbstractContextManager[str]:
+    """Run the fake on 127.0.0.1 (a free port); yields its base URL."""
 
-        def _do(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, answer = bridge.handle(self.command, self.path, body)
-            self.send_response(status)
-            kind = "application/json" if answer.startswith(b"{") else "text/html"
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+    def respond(request: Incoming) -> Answer:
+        status, answer = bridge.handle(request.method, request.target, request.body)
+        return status, json_or_html(answer), answer
 
-        do_GET = do_POST = _do
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return answering(respond)

@@ -48,8 +48,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from localhttp import Incoming, answering
 
 ROUTES = {
     ("GET", "getServers"),
@@ -287,42 +288,19 @@ def xml_failed(key: str, message: str) -> tuple[int, str, bytes]:
 def serve(fake: FakeScalelite) -> Iterator[str]:
     """Run the fake on 127.0.0.1 (a free port); yields its base URL."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _do(self) -> None:
-            with fake.lock:
-                fake.arrivals += 1
-            if fake.hang is not None:
-                fake.hang.wait(30)
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            request = Request(
-                self.command,
-                parts.path,
-                parts.query,
-                self.headers.get("Content-Type"),
-                self.rfile.read(length) if length else b"",
-            )
-            status, content_type, body = fake.handle(request)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(body)  # a client that timed out has gone
-
-        do_GET = do_POST = _do
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
+    def respond(incoming: Incoming) -> tuple[int, str, bytes]:
+        with fake.lock:
+            fake.arrivals += 1
         if fake.hang is not None:
-            fake.hang.set()
-        server.shutdown()
-        server.server_close()
+            fake.hang.wait(30)
+        parts = urlsplit(incoming.target)
+        content_type = incoming.headers.get("Content-Type")
+        request = Request(incoming.method, parts.path, parts.query, content_type, incoming.body)
+        return fake.handle(request)
+
+    with answering(respond) as url:
+        try:
+            yield url
+        finally:
+            if fake.hang is not None:
+                fake.hang.set()  # before the server's shutdown waits for its requests
