@@ -40,6 +40,13 @@ RECORDING_QUEUE = Path("/var/bigbluebutton/recording/status/sanity")
 _MAX_QUEUE = 100_000
 _KEPT = (b"node_cpu_seconds_total{", b"node_network_", b"node_memory_Mem", b"node_filesystem_")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+# node_exporter's own layout of the two families with most lines (labels sorted, values
+# without quotes, backslashes or braces): read by one match instead of the general split.
+# A line of any other layout takes _split, which gives the same labels for these lines.
+_CPU_LINE = re.compile(r'node_cpu_seconds_total\{cpu="([^"\\{}]*)",mode="([^"\\{}]*)"\}([^}]*)\Z')
+_NET_LINE = re.compile(
+    r'node_network_(?:receive|transmit)_bytes_total\{device="([^"\\{}]*)"\}([^}]*)\Z'
+)
 _NOT_UPLINK = ("lo", "veth", "docker", "br-", "ifb", "virbr")
 # /proc/stat cpu columns in order (guest time is already inside user and nice).
 _PROC_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -91,12 +98,22 @@ def parse_node_exporter(
             if mount in filesystems:
                 (avail if line.startswith(_FS_AVAIL) else size)[mount] = value
         elif line.startswith(_CPU):
-            labels, value = _split(line)
-            cpus[labels.get("cpu", "")] += 1
-            cpu[labels.get("mode", "unknown")] += value
+            fast = _CPU_LINE.match(line)
+            if fast is None:
+                labels, value = _split(line)
+                cpus[labels.get("cpu", "")] += 1
+                cpu[labels.get("mode", "unknown")] += value
+            else:
+                cpus[fast[1]] += 1
+                cpu[fast[2]] += _first_value(fast[3], line)
         elif line.startswith((_RX, _TX)):
-            labels, value = _split(line)
-            if is_uplink(labels.get("device", ""), interface):
+            fast = _NET_LINE.match(line)
+            if fast is None:
+                labels, value = _split(line)
+                device = labels.get("device", "")
+            else:
+                device, value = fast[1], _first_value(fast[2], line)
+            if is_uplink(device, interface):
                 found_net = True
                 if line.startswith(_RX):
                     rx += value
@@ -124,10 +141,15 @@ def _split(line: str) -> tuple[dict[str, str], float]:
     if close < 0:
         raise PollError("parse", f"malformed sample line {line[:60]!r}")
     labels = _labels(line[line.find("{") + 1 : close])
-    fields = line[close + 1 :].split()
+    return labels, _first_value(line[close + 1 :], line)
+
+
+def _first_value(rest: str, line: str) -> float:
+    """The sample value: the first field after the labels (a timestamp may follow)."""
+    fields = rest.split()
     if not fields:
         raise PollError("parse", f"sample without a value {line[:60]!r}")
-    return labels, _value(fields[0], line)
+    return _value(fields[0], line)
 
 
 def _value(text: str, line: str) -> float:

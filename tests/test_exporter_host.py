@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+from confscale.exporter import host
 from confscale.exporter.config import ConfigValueError, parse_config
 from confscale.exporter.exposition import render
+from confscale.exporter.fetch import PollError
 from confscale.exporter.host import HostFamilies, parse_node_exporter, read_proc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_exporter_support import parse_text, value
 
 CPU = 'node_cpu_seconds_total{cpu="0",mode="idle"} 10\n'
@@ -85,3 +90,49 @@ def test_local_bbb_host_counts_the_recordings_waiting(tmp_path: Path) -> None:
     samples = parse_text(render(families.families()).decode())
     assert value(samples, "bbb_recordings_unprocessed", node="bbb-01") == 2
     assert value(samples, "bbb_recordings_unprocessed", node="jvb-01") is None
+
+
+LABEL_VALUES = st.sampled_from(
+    ("0", "12", "idle", "user", "eth0", "lo", 'a"b', "a\\\\b", "x}", "{y")
+)
+VALUES = st.sampled_from(("1", "2.5e+03", "0", "1e400", "NaN", "lots", "", "7 1700000000000"))
+
+
+@st.composite
+def sample_line(draw: st.DrawFn) -> str:
+    family = draw(
+        st.sampled_from(
+            (
+                "node_cpu_seconds_total",
+                "node_network_receive_bytes_total",
+                "node_network_transmit_bytes_total",
+            )
+        )
+    )
+    names = ["cpu", "mode"] if family.startswith("node_cpu") else ["device"]
+    if draw(st.booleans()):
+        names = draw(st.permutations([*names, "extra"]))
+    labels = ",".join(f'{n}="{draw(LABEL_VALUES)}"' for n in names)
+    gap = draw(st.sampled_from((" ", "  ", "\t", "")))
+    return f"{family}{{{labels}}}{gap}{draw(VALUES)}"
+
+
+@given(st.lists(sample_line(), min_size=1, max_size=12), st.sampled_from((None, "eth0")))
+@settings(max_examples=150, deadline=None)
+def test_fast_line_forms_read_as_the_general_split(lines: list[str], interface: str | None) -> None:
+    """node_exporter's own layout is matched by one regex per line; any line, in any
+    layout, must give what the general label split gives (the same figures or refusal)."""
+
+    def outcome() -> object:
+        try:
+            return parse_node_exporter(lines, interface)
+        except PollError as exc:
+            return ("refused", exc.reason)
+
+    fast = outcome()
+    never = re.compile(r"(?!)")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(host, "_CPU_LINE", never)
+        patch.setattr(host, "_NET_LINE", never)
+        general = outcome()
+    assert fast == general
