@@ -189,6 +189,53 @@ def prometheus(
         yield url
 
 
+def sim_history(out: Path, *, end: str, weeks: int, nodes: int, seed: int) -> None:
+    """``confscale-sim history`` into ``out`` (its suffix picks the format: .om, .csv, …)."""
+    subprocess.run(
+        python_module(
+            "confscale.simulator.cli",
+            "history",
+            *("--history.weeks", str(weeks), "--pool.nodes", str(nodes), "--model.seed", str(seed)),
+            *("--history.end", end, "--output.file", str(out)),
+        ),
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def backfill(openmetrics: Path, data: Path) -> None:
+    """``promtool tsdb create-blocks-from openmetrics``: the file's samples as TSDB blocks
+    in ``data`` (blocks of up to three weeks), for a Prometheus started on ``data``."""
+    done = subprocess.run(
+        [
+            require_tool("promtool"),
+            *("tsdb", "create-blocks-from", "openmetrics", "--quiet"),
+            "--max-block-duration=504h",
+            str(openmetrics),
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"promtool create-blocks-from {openmetrics}:\n{done.stderr}"
+
+
+@contextlib.contextmanager
+def backfilled_prometheus(openmetrics: Path, workdir: Path) -> Iterator[str]:
+    """A real Prometheus serving the samples of ``openmetrics`` (backfilled before it
+    starts, kept by a 10-year retention however old they are); yields its base URL."""
+    data = workdir / "data"
+    backfill(openmetrics, data)
+    with prometheus(
+        "global: {}\n", workdir, storage=data, extra_args=["--storage.tsdb.retention.time=10y"]
+    ) as url:
+        yield url
+
+
 @contextlib.contextmanager
 def alertmanager(config_file: Path, workdir: Path) -> Iterator[str]:
     """A real Alertmanager on 127.0.0.1 (no clustering); yields its base URL."""

@@ -234,28 +234,13 @@ def test_metrics_have_a_jitsi_family_and_keep_the_bbb_one(snapshot):
 
 
 def test_prometheus_history_reads_the_bridges_stress(tmp_path):
-    import subprocess
-
     import harness
     from confscale.planner.prometheus import PrometheusClient, load_prometheus_history
 
-    promtool = harness.require_tool("promtool")
     end = pd.Timestamp.now(tz="UTC").floor("5min") - pd.Timedelta(minutes=5)
     options = {"nodes": 1, "jitsi": 1, "seed": 4, "end": end.timestamp(), "weeks": 2 / 7}
     (tmp_path / "h.om").write_text("".join(history.openmetrics_lines(**options)))
-    paths = [str(tmp_path / "h.om"), str(tmp_path / "data")]
-    subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", *paths],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    with harness.prometheus(
-        "global: {}\n",
-        tmp_path,
-        storage=tmp_path / "data",
-        extra_args=["--storage.tsdb.retention.time=10y"],
-    ) as url:
+    with harness.backfilled_prometheus(tmp_path / "h.om", tmp_path) as url:
         client = PrometheusClient(url)
         frame, used = load_prometheus_history(
             client, start=end.timestamp() - 86400, end=end.timestamp()

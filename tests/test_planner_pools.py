@@ -7,7 +7,6 @@ must be its own, and ``confscale-planner serve`` must answer each on ``?pool=``.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,21 +92,6 @@ def test_select_names_the_pools_it_plans() -> None:
 # --- one real Prometheus with two pools ----------------------------------------------------
 
 
-def simulate(out: Path, end: str, nodes: int, seed: int) -> None:
-    subprocess.run(
-        harness.python_module(
-            "confscale.simulator.cli",
-            "history",
-            *("--history.weeks", str(WEEKS), "--pool.nodes", str(nodes), "--model.seed", str(seed)),
-            *("--history.end", end, "--output.file", str(out)),
-        ),
-        check=True,
-        cwd=harness.REPO,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 def families(path: Path, pool: str, prefix: str) -> dict[str, list[str]]:
     """The OpenMetrics file's lines by family, relabelled into ``pool`` and ``prefix``-NN."""
     out: dict[str, list[str]] = {}
@@ -126,15 +110,16 @@ def families(path: Path, pool: str, prefix: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def two_pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    promtool = harness.require_tool("promtool")
+    harness.require_tool("promtool")
     harness.require_tool("prometheus")
     work = tmp_path_factory.mktemp("planner-pools")
     # The data runs 30 minutes past now, so that the instant queries of the current
     # readings (5-minute lookback) find samples while the test runs: placement has nodes.
     end = pd.Timestamp.now(tz="UTC").floor("5min") + pd.Timedelta(minutes=30)
     for name, nodes, seed in (("a", 4, 7), ("b", 2, 8)):
-        simulate(work / f"{name}.om", end.isoformat(), nodes, seed)
-        simulate(work / f"{name}.csv", end.isoformat(), nodes, seed)
+        for suffix in (".om", ".csv"):
+            out = work / f"{name}{suffix}"
+            harness.sim_history(out, end=end.isoformat(), weeks=WEEKS, nodes=nodes, seed=seed)
     merged = families(work / "a.om", "a", "bbb")
     for header, lines in families(work / "b.om", "b", "lec").items():
         merged.setdefault(header, []).extend(lines)
@@ -150,25 +135,7 @@ def two_pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     merged["# TYPE confscale_node_info gauge"] = info
     text = "".join(f"{h}\n" + "".join(f"{line}\n" for line in ls) for h, ls in merged.items())
     (work / "pools.om").write_text(text + "# EOF\n")
-    data = work / "data"
-    subprocess.run(
-        [
-            promtool,
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "--quiet",
-            "--max-block-duration=504h",
-            str(work / "pools.om"),
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    with harness.prometheus(
-        "global: {}\n", work, storage=data, extra_args=["--storage.tsdb.retention.time=10y"]
-    ) as url:
+    with harness.backfilled_prometheus(work / "pools.om", work) as url:
         yield {"url": url, "end": end.timestamp(), "work": work}
 
 

@@ -36,56 +36,15 @@ WEEKS = 3
 NODES = 4
 
 
-def simulate(out: Path, end: str) -> None:
-    subprocess.run(
-        harness.python_module(
-            "confscale.simulator.cli",
-            "history",
-            "--history.weeks",
-            str(WEEKS),
-            "--pool.nodes",
-            str(NODES),
-            "--model.seed",
-            "7",
-            "--history.end",
-            end,
-            "--output.file",
-            str(out),
-        ),
-        check=True,
-        cwd=harness.REPO,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    promtool = harness.require_tool("promtool")
+    harness.require_tool("promtool")
     harness.require_tool("prometheus")
     work = tmp_path_factory.mktemp("planner-prom")
     end = pd.Timestamp.now(tz="UTC").floor("5min") - pd.Timedelta(minutes=5)
-    simulate(work / "history.om", end.isoformat())
-    simulate(work / "history.csv", end.isoformat())
-    data = work / "data"
-    subprocess.run(
-        [
-            promtool,
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "--quiet",
-            "--max-block-duration=504h",
-            str(work / "history.om"),
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    with harness.prometheus(
-        "global: {}\n", work, storage=data, extra_args=["--storage.tsdb.retention.time=10y"]
-    ) as url:
+    for name in ("history.om", "history.csv"):
+        harness.sim_history(work / name, end=end.isoformat(), weeks=WEEKS, nodes=NODES, seed=7)
+    with harness.backfilled_prometheus(work / "history.om", work) as url:
         yield {"url": url, "end": end.timestamp(), "csv": work / "history.csv"}
 
 

@@ -121,7 +121,7 @@ def size(url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def history_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    promtool = harness.require_tool("promtool")
+    harness.require_tool("promtool")
     work = tmp_path_factory.mktemp("scale-vm")
     # The simulator ends its history on a 5-minute step; the files are shifted so the last
     # sample is at most a minute old and every node counts as online (not stale) in both.
@@ -150,21 +150,7 @@ def history_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     frame.to_csv(work / "history.csv", index=False)
     recorded_series(work / "history.csv", work / "recorded.om")
     for name in ("history", "recorded"):
-        subprocess.run(
-            [
-                promtool,
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                "--quiet",
-                "--max-block-duration=504h",
-                str(work / f"{name}.om"),
-                str(work / "prom-data"),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        harness.backfill(work / f"{name}.om", work / "prom-data")
         openmetrics_to_prometheus_text(work / f"{name}.om", work / f"{name}.prom")
     with (
         victoria_metrics(work) as vm_url,
