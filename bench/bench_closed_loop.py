@@ -34,7 +34,6 @@ from bench.closedloop_policies import (
     PLACEMENT_SECONDS,
     POLICIES,
     SCALELITE_POLL_SECONDS,
-    ConfscaleNext,
     make_policy,
 )
 from bench.closedloop_pool import (
@@ -189,11 +188,13 @@ def run(
     mean = total[alive].mean() if alive else 0.0
     result.least_share = float(total[alive].min() / mean) if mean else 0.0
     result.participant_minutes = float(pool.q["participants"][:, :steps].sum()) * STEP / 60
-    if isinstance(policy, ConfscaleNext) and policy.service is not None:
-        book = policy.service.reservations
-        result.fallbacks = policy.fallbacks
+    service = getattr(policy, "service", None)
+    if service is not None:  # /next's answers and the rooms the readings showed started
+        book = service.reservations
+        result.fallbacks = getattr(policy, "fallbacks", 0)
         result.reservations = {
-            "answers": policy.answers,
+            "answers": getattr(policy, "answers", 0),
+            "observed": book.observed,
             "released": book.released,
             "expired": book.expired,
             "open": book.open_count(),

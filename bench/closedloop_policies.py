@@ -33,7 +33,7 @@ import inspect
 from dataclasses import dataclass, field
 
 import pandas as pd
-from confscale.planner.adapters.scalelite import Server, plan
+from confscale.planner.adapters.scalelite import ScaleliteAdapter, Server
 from confscale.planner.reservations import NoNodeAvailable
 from confscale.planner.service import PlannerService
 
@@ -169,18 +169,28 @@ def confscale_service(pool: PoolLoad, clock: list[float]) -> PlannerService:
 
 @dataclass
 class ScaleliteWithConfscale(Scalelite):
-    """Scalelite, with confscale's adapter (its real ``plan``) setting cordon and
-    load_multiplier after every placement refresh, as ``ScaleliteAdapter.apply`` does."""
+    """Scalelite, with confscale's adapter — a real :class:`ScaleliteAdapter`'s
+    ``decide`` (reservations, admission, ``plan``) on what getServers would answer —
+    setting cordon and load_multiplier after every placement refresh, as its ``apply``
+    does (getServers and updateServer are the only parts not run)."""
 
     name: str = "scalelite+confscale"
+    admission: float | None = None  # ScaleliteAdapter.admission (typical meetings)
     service: PlannerService | None = None
     clock: list[float] = field(default_factory=lambda: [0.0])
-    memory: dict[str, dict] = field(default_factory=dict)  # the adapter's node records
+    adapter: ScaleliteAdapter | None = None
 
     def tick(self, pool: PoolLoad, step: int) -> None:
         self.clock[0] = step * STEP
         if self.service is None:
             self.service = confscale_service(pool, self.clock)
+            self.adapter = ScaleliteAdapter(
+                "https://scalelite.example.org",
+                "unused",
+                dry_run=False,
+                admission=self.admission,
+                reserved=self.service.reserved_pressure,
+            )
         if every(PLACEMENT_SECONDS, step) and step > 0:
             placement = self.service.refresh_placement()
             if placement is not None:
@@ -188,8 +198,9 @@ class ScaleliteWithConfscale(Scalelite):
         super().tick(pool, step)
 
     def _apply(self, placement) -> None:
-        view = {
-            n: Server(
+        assert self.adapter is not None
+        view = [
+            Server(
                 n,
                 f"https://{n}.example.org/bigbluebutton/api/",
                 s.state,
@@ -198,10 +209,13 @@ class ScaleliteWithConfscale(Scalelite):
                 s.online,
             )
             for n, s in self.servers.items()
-        }
-        result = plan(placement, view, self.memory)
-        self.memory.update(result.records)
+        ]
+        result = self.adapter.decide(placement, view)
+        memory = self.adapter.memory
+        for node, record in result.records.items():
+            memory.put(node, record)
         for action in result.actions:
+            memory.put(action.node, action.after)
             server = self.servers[action.node]
             state = action.server.get("state")
             if state == "cordon":
@@ -212,7 +226,6 @@ class ScaleliteWithConfscale(Scalelite):
                 server.state = "enabled"
             if "load_multiplier" in action.server:
                 server.load_multiplier = float(action.server["load_multiplier"])
-            self.memory[action.node] = action.after
 
 
 @dataclass
@@ -270,7 +283,15 @@ class ConfscaleNext(Policy):
             return min(ranked, key=lambda n: (n.pressure or 0.0, n.node)).node
 
 
-POLICIES = ("scalelite", "seed", "scalelite+confscale", "confscale-next", "confscale-next+size")
+ADMISSION = 0.5  # the admission variant's band, in typical meetings (docs/benchmarks.md)
+POLICIES = (
+    "scalelite",
+    "seed",
+    "scalelite+confscale",
+    "scalelite+admission",
+    "confscale-next",
+    "confscale-next+size",
+)
 
 
 def make_policy(name: str, names: list[str]) -> Policy:
@@ -280,6 +301,8 @@ def make_policy(name: str, names: list[str]) -> Policy:
         return Seed()
     if name == "scalelite+confscale":
         return ScaleliteWithConfscale(list(names))
+    if name == "scalelite+admission":
+        return ScaleliteWithConfscale(list(names), name=name, admission=ADMISSION)
     if name == "confscale-next":
         return ConfscaleNext()
     if name == "confscale-next+size":

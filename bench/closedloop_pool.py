@@ -182,6 +182,8 @@ class PoolLoad:
         self.index = {n: i for i, n in enumerate(names)}
         self.steps = steps
         self.q = {k: np.zeros((len(names), steps)) for k in (*self.QUANTITIES, "largest")}
+        # rooms (not breakout rooms) started on the node so far: bbb_meetings_started
+        self.started = np.zeros((len(names), steps))
         self.down_from = {n: steps for n in names}  # step a node fails (steps: never)
         # meeting id -> (node, start step, profile, breakouts), for failures and Scalelite
         self.placed: dict[str, tuple[str, int, Profile, list[tuple[int, Profile]]]] = {}
@@ -201,6 +203,7 @@ class PoolLoad:
 
     def place(self, request: Request, node: str, step: int) -> None:
         self.placed[request.meeting_id] = (node, step, request.profile, request.breakouts)
+        self.started[self.index[node], step:] += 1
         self.add(node, step, request.profile, meeting=True)
         for offset, room in request.breakouts:
             self.add(node, step + offset, room, meeting=True)
@@ -264,6 +267,7 @@ class PoolLoad:
                     up=up,
                     timestamp=t if up else None,
                     meetings=float(self.q["meetings"][j, polled]) if up else None,
+                    meetings_started=float(self.started[j, polled]) if up else None,
                     participants=float(self.q["participants"][j, polled]) if up else None,
                     cpu_utilisation=float(rates["cpu"][j]) if up else None,
                     transmit_utilisation=float(rates["tx"][j]) if up else None,

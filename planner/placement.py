@@ -62,6 +62,9 @@ class NodeReading:
     up: bool = True
     timestamp: float | None = None
     meetings: float | None = None
+    # meetings (not breakout rooms) seen starting, a counter (the exporter's
+    # bbb_meetings_started; None: not exported — Δ meetings stands in)
+    meetings_started: float | None = None
     participants: float | None = None
     participants_max: float | None = None
     webcams: float | None = None

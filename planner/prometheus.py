@@ -418,6 +418,8 @@ INSTANT_QUERIES: dict[str, tuple[str, ...]] = {
         for reading, bbb, jvb in READING_FIELDS
     },
     "jitsi_stress": (f"max by (node) ({JITSI_METRICS['stress_level']})",),
+    # rooms started per node (a counter): the reservations for rooms a balancer placed
+    "meetings_started": (f"max by (node) ({c.MEETINGS_STARTED.sample})",),
     **{
         k: (f"max by (node) ({RULES[k]})", raw)
         for k, raw in raw_formulas("5m").items()
@@ -454,6 +456,7 @@ def read_prometheus_current(client: PrometheusClient, at: float | None = None) -
                 up=get("up") == 1.0,
                 timestamp=get("timestamp"),
                 meetings=get("meetings"),
+                meetings_started=get("meetings_started"),
                 participants=get("participants"),
                 participants_max=get("participants_max"),
                 webcams=get("webcams"),

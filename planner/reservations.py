@@ -18,8 +18,14 @@ the emptiest node down instead of piling onto one. A wide spread (every availabl
 proportion to its weight) sends rooms to busy nodes: the closed-loop benchmark measured
 2.2× the avoidable overload, hence the narrow default.
 
-Pure parts (:func:`typical_meeting`, :func:`effective_pressure`, :func:`remaining_share`)
-and one thread-safe :class:`ReservationBook`.
+Rooms a balancer places by itself (Scalelite's or b3lb's own choice) are *observed*: a
+node whose readings show more meetings started than the previous reading, beyond what
+``/next`` answers explain, gets the typical meeting reserved for each (the reading shows
+the room, not yet the users who will join it), fading the same way. So the adapters see
+the rooms their balancer placed since the last reading as the load they are about to be.
+
+Pure parts (:func:`typical_meeting`, :func:`effective_pressure`, :func:`remaining_share`,
+:func:`best_nodes`) and one thread-safe :class:`ReservationBook`.
 """
 
 from __future__ import annotations
@@ -262,6 +268,27 @@ def with_reserved(placement: Placement, reserved: Mapping[str, float]) -> Placem
     return replace(placement, nodes=tuple(nodes))
 
 
+def best_nodes(pressures: Mapping[str, float], band: float) -> frozenset[str]:
+    """The nodes whose pressure is within ``band`` of the lowest: where new rooms go
+    (``/next`` shares them out by weight; the Scalelite adapter admits only these)."""
+    if not pressures:
+        return frozenset()
+    lowest = min(pressures.values())
+    return frozenset(n for n, p in pressures.items() if p <= lowest + band)
+
+
+def admitted(placement: Placement, band: float, kind: str = "bbb") -> frozenset[str]:
+    """:func:`best_nodes` among the placement's available nodes of ``kind``."""
+    return best_nodes(
+        {
+            n.node: n.pressure
+            for n in placement.nodes
+            if n.kind == kind and n.state == "available" and n.pressure is not None
+        },
+        band,
+    )
+
+
 class NoNodeAvailable(RuntimeError):
     """No node can take a new meeting (every one is out, stale, down or full)."""
 
@@ -285,19 +312,63 @@ class ReservationBook:
         self._open: dict[str, Reservation] = {}
         self._current: dict[str, float] = {}  # smooth weighted round-robin
         self._ids = itertools.count(1)
+        self._unseen: set[str] = set()  # /next answers no reading has shown started yet
+        self._started: dict[str, tuple[str, float, float]] = {}  # node → (what, count, time)
         self.released = 0  # by newer readings
         self.expired = 0  # by the ttl
+        self.observed = 0  # rooms the balancer placed itself, seen in the readings
 
     def _prune(self, placement: Placement | None, now: float) -> dict[str, float | None]:
         times = {} if placement is None else {n.node: n.timestamp for n in placement.nodes}
         for rid, res in list(self._open.items()):
             if now >= res.expires:
                 del self._open[rid]
+                self._unseen.discard(rid)
                 self.expired += 1
             elif remaining_share(res, times.get(res.node), self.policy.settle_seconds) <= 0:
                 del self._open[rid]
+                self._unseen.discard(rid)
                 self.released += 1
         return times
+
+    def observe(self, placement: Placement, cost: MeetingCost) -> int:
+        """Reserve ``cost`` for every room a node's readings show started since its
+        previous reading that no ``/next`` answer explains; returns how many.
+
+        The count is the reading's ``meetings_started`` counter, else its meetings (then
+        a breakout room counts as a room too); a counter reset or a node that was not
+        read starts the count afresh.
+        """
+        with self._lock:
+            added = 0
+            for n in placement.nodes:
+                r = n.reading
+                what = "started" if r.meetings_started is not None else "meetings"
+                count = r.meetings_started if what == "started" else r.meetings
+                if not r.up or count is None or r.timestamp is None:
+                    self._started.pop(n.node, None)
+                    continue
+                before = self._started.get(n.node)
+                if before is not None and r.timestamp <= before[2]:
+                    continue  # the same reading again
+                self._started[n.node] = (what, count, r.timestamp)
+                if before is None or before[0] != what:
+                    continue
+                rise = round(count - before[1])
+                asked = sorted(
+                    (res.created, rid)
+                    for rid, res in self._open.items()
+                    if rid in self._unseen and res.node == n.node
+                )
+                for _, rid in asked[: max(rise, 0)]:
+                    self._unseen.discard(rid)  # the room /next sent there
+                for _ in range(rise - len(asked)):
+                    rid = f"o{next(self._ids)}"
+                    expires = r.timestamp + self.policy.ttl_seconds
+                    self._open[rid] = Reservation(rid, n.node, cost, r.timestamp, expires)
+                    added += 1
+            self.observed += added
+            return added
 
     def _reserved(self, times: dict[str, float | None]) -> dict[str, MeetingCost]:
         by_node: dict[str, list[tuple[MeetingCost, float]]] = {}
@@ -364,9 +435,9 @@ class ReservationBook:
                         or f"no {kind} node in the placement"
                     )
                 )
-            best = max(c[2] for c in eligible)
             band = self.policy.spread_meetings * cost.pressure(self.targets)
-            eligible = [c for c in eligible if c[2] >= best - band]
+            best = best_nodes({c[0].node: 1.0 - c[2] for c in eligible}, band)
+            eligible = [c for c in eligible if c[0].node in best]
             weight_sum = sum(c[2] for c in eligible)
             names = {c[0].node for c in eligible}  # the best nodes
             self._current = {n: v for n, v in self._current.items() if n in names}
@@ -379,6 +450,7 @@ class ReservationBook:
                 f"r{next(self._ids)}", node.node, cost, now, now + self.policy.ttl_seconds
             )
             self._open[reservation.id] = reservation
+            self._unseen.add(reservation.id)
             open_here = sum(1 for r in self._open.values() if r.node == node.node)
         reason = (
             f"smooth weighted round-robin over the {len(eligible)} best of {available} "

@@ -27,6 +27,7 @@ from confscale.planner.laststate import LastResult, aged
 from confscale.planner.placement import NodeReading, Placement, place
 from confscale.planner.reservations import (
     PRIOR_MEETING,
+    MeetingCost,
     NoNodeAvailable,
     ReservationBook,
     model_meeting,
@@ -238,22 +239,29 @@ class PlannerService:
                     f"the last placement is {age:.0f}s old (current data failing; max age "
                     f"{self.placement_max_age:.0f}s): no node is named on stale data"
                 )
+        cost = self.meeting_cost(placement, expected_participants)
+        answer = self.reservations.choose(placement, cost, kind=kind)
+        return {"pool": pool, **answer}
+
+    def meeting_cost(
+        self, placement: Placement, expected_participants: float | None = None
+    ) -> MeetingCost:
+        """A new meeting's expected cost on this pool (its readings, else its history)."""
         snapshot = self.snapshot()
         fallback = (
             PRIOR_MEETING
             if snapshot is None
             else model_meeting(snapshot.mix, snapshot.model, snapshot.capacity, "history")
         )
-        cost = typical_meeting(
+        return typical_meeting(
             (n.reading for n in placement.nodes),
             expected_participants=expected_participants,
             fallback=fallback,
         )
-        answer = self.reservations.choose(placement, cost, kind=kind)
-        return {"pool": pool, **answer}
 
     def reserved_pressure(self) -> dict[str, float]:
-        """Per node, how much open ``/next`` reservations raise its pressure (adapters)."""
+        """Per node, how much open reservations (``/next``'s and the rooms observed
+        started) raise its pressure (the adapters' hook)."""
         return self.reservations.reserved_pressure(self.placement())
 
     # --- refreshes -----------------------------------------------------------------
@@ -309,6 +317,8 @@ class PlannerService:
                     refits=self._status.refits + 1,
                 )
             if fresh:
+                cost = self.meeting_cost(snapshot.placement)
+                self.reservations.observe(snapshot.placement, cost)
                 self._actuate(snapshot.placement)
             return snapshot
 
@@ -343,6 +353,8 @@ class PlannerService:
                 error = None  # recovered; a refit error stays until a refit succeeds
             self._status = replace(self._status, last_placement=self._clock(), last_error=error)
         self.reservations.reserved(placement)  # drops what the new readings show
+        # rooms the balancer placed itself since the last reading: reserved like /next's
+        self.reservations.observe(placement, self.meeting_cost(placement))
         self._actuate(placement)
         return placement
 

@@ -297,3 +297,88 @@ def test_a_node_in_maintenance_is_cordoned_and_enabled_when_it_ends() -> None:
         assert fake.servers["id-2"].state == "enabled"
         sl.apply(placement_for({"bbb-01": 0.2, "bbb-02": 0.3}))  # maintenance ended
         assert fake.servers["id-1"].state == "enabled"
+
+
+def crowd(participants: dict[str, float], previous_out: frozenset[str] = frozenset()):
+    """A placement where participants bind (2 meetings per node)."""
+    readings = [
+        NodeReading(n, timestamp=NOW, meetings=2, participants=p) for n, p in participants.items()
+    ]
+    return place(readings, now=NOW, previous_out=previous_out)
+
+
+def test_admission_keeps_new_rooms_on_the_best_nodes_and_never_fights_the_operator() -> None:
+    fake = FakeScalelite(secrets=(SECRET,))
+    for i in range(1, 5):
+        fake.add(FakeServer(f"id-{i}", f"https://bbb-0{i}.example.org/bigbluebutton/api", "s"))
+    with serve(fake) as url:
+        sl = adapter(url, admission=0.5)
+        # 410 participants in 8 meetings: a typical room is 51 (0.256); half of it is the band
+        sl.apply(crowd({"bbb-01": 40, "bbb-02": 60, "bbb-03": 120, "bbb-04": 190}))
+        states = {s.id: s.state for s in fake.servers.values()}
+        assert states == {
+            "id-1": "enabled",
+            "id-2": "enabled",
+            "id-3": "cordoned",
+            "id-4": "cordoned",
+        }
+        assert fake.create().id == "id-1"  # Scalelite's choice is one of the best nodes
+        assert sl.health.view().held_out == ("bbb-04",)  # out; bbb-03 only sits out new rooms
+        records = sl.memory.snapshot()
+        assert records["bbb-03"]["admission"] and not records["bbb-04"]["admission"]
+        # bbb-01 filled up, bbb-03 emptied: the best nodes change, Scalelite follows at once
+        out = frozenset({"bbb-04"})
+        sl.apply(crowd({"bbb-01": 150, "bbb-02": 60, "bbb-03": 50, "bbb-04": 190}, out))
+        states = {s.id: s.state for s in fake.servers.values()}
+        assert states == {
+            "id-1": "cordoned",
+            "id-2": "enabled",
+            "id-3": "enabled",
+            "id-4": "cordoned",
+        }
+        # the operator enables bbb-01 by hand: left enabled until it is among the best once
+        fake.servers["id-1"].state = "enabled"
+        sl.apply(crowd({"bbb-01": 150, "bbb-02": 60, "bbb-03": 50, "bbb-04": 190}, out))
+        assert fake.servers["id-1"].state == "enabled"
+        sl.apply(crowd({"bbb-01": 40, "bbb-02": 60, "bbb-03": 50, "bbb-04": 190}, out))
+        sl.apply(crowd({"bbb-01": 150, "bbb-02": 60, "bbb-03": 50, "bbb-04": 190}, out))
+        assert fake.servers["id-1"].state == "cordoned"  # it was; admission applies again
+        # nodes close to each other are all admitted, however full
+        sl.apply(crowd({"bbb-01": 170, "bbb-02": 172, "bbb-03": 171, "bbb-04": 190}, out))
+        assert [s.id for s in fake.servers.values() if s.state == "enabled"] == [
+            "id-1",
+            "id-2",
+            "id-3",
+        ]
+    assert {u["server"].get("state") for u in fake.updates()} <= {None, "cordon", "enable"}
+
+
+def test_without_admission_only_out_nodes_are_cordoned() -> None:
+    fake = FakeScalelite(secrets=(SECRET,))
+    for i in range(1, 4):
+        fake.add(FakeServer(f"id-{i}", f"https://bbb-0{i}.example.org/bigbluebutton/api", "s"))
+    with serve(fake) as url:
+        adapter(url).apply(crowd({"bbb-01": 40, "bbb-02": 120, "bbb-03": 190}))
+    assert [s.state for s in fake.servers.values()] == ["enabled", "enabled", "cordoned"]
+
+
+def test_the_admission_flag_reaches_the_adapter_and_bad_values_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from confscale.planner.adapters import add_adapter_flags
+
+    parser = argparse.ArgumentParser()
+    add_adapter_flags(parser)
+    (tmp_path / "secret").write_text(SECRET)
+    base = ["--scalelite.url", "http://127.0.0.1:9", "--scalelite.secret-file"]
+    args = parser.parse_args([*base, str(tmp_path / "secret"), "--scalelite.admission", "0.5"])
+    (runner,) = build_actuators(args)
+    assert runner.adapter.admission == 0.5
+    (runner,) = build_actuators(parser.parse_args([*base, str(tmp_path / "secret")]))
+    assert runner.adapter.admission is None  # off unless asked for
+    for bad in ("-1", "nan", "many"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "x", "--scalelite.admission", bad])
+        assert (
+            "--scalelite.admission must be a number of typical meetings" in capsys.readouterr().err
+        )

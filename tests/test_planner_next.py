@@ -42,6 +42,7 @@ class Pool:
         self.pressures = dict(pressures)
         self.stamp = clock.now
         self.up = set(pressures)
+        self.started: dict[str, float] = {}  # bbb_meetings_started per node, when exported
 
     def __call__(self) -> list[NodeReading]:
         return [
@@ -50,6 +51,7 @@ class Pool:
                 up=n in self.up,
                 timestamp=self.stamp,
                 meetings=max(1.0, p * 10),
+                meetings_started=self.started.get(n),
                 participants=p * 200,
                 cpu_utilisation=p * 0.3,
                 transmit_utilisation=p * 0.2,
@@ -276,6 +278,57 @@ def test_the_adapters_see_the_reservations_between_readings() -> None:
     multiplier = lambda p: {a.node: a.server.get("load_multiplier") for a in p.actions}  # noqa: E731
     assert multiplier(before) == {"bbb-01": 1.2, "bbb-02": 1.2}  # 1 + 2·(0.6 − 0.5)
     assert multiplier(after) == {"bbb-01": 1.6, "bbb-02": 1.6}  # 0.8 with the reservations
+
+
+def test_rooms_the_balancer_placed_itself_are_reserved_until_the_readings_show_them() -> None:
+    """Point 3 of #16: b3lb's load (and Scalelite's multiplier) count the rooms their own
+    balancer placed since the last reading, not only /next's."""
+    from confscale.planner.adapters.b3lb import B3lbAdapter
+
+    service, clock, pool = service_for({"bbb-01": 0.3, "bbb-02": 0.3})
+    settle = service.config.reservations.settle_seconds
+    b3lb = B3lbAdapter(dry_run=False, reserved=service.reserved_pressure)
+    pool.started = {"bbb-01": 10.0, "bbb-02": 4.0}
+
+    def reading(after: float) -> None:
+        clock.now += after
+        pool.stamp = clock.now
+        b3lb.apply(service.refresh_placement())
+
+    reading(15)  # the first count is only a baseline
+    assert service.reserved_pressure() == {} and b3lb.body("bbb-01") == "3000\n"
+    cost = service.meeting_cost(service.placement()).participants  # the typical meeting
+    assert cost == pytest.approx(60 / 3)  # 60 participants in 3 meetings per node
+    pool.started["bbb-01"] = 12.0  # b3lb put two rooms on bbb-01: nobody asked /next
+    reading(15)
+    assert service.reservations.observed == 2
+    assert service.reserved_pressure() == pytest.approx({"bbb-01": 2 * cost / 200})
+    assert b3lb.body("bbb-01") == f"{round((0.3 + 2 * cost / 200) * 10000)}\n"
+    assert b3lb.body("bbb-02") == "3000\n"
+    # a room /next sent is reserved once: the reading that shows it started adds nothing
+    assert service.next_node(expected_participants=30)["node"] == "bbb-02"
+    pool.started["bbb-02"] = 5.0
+    reading(15)
+    assert service.reservations.observed == 2
+    assert service.reserved_pressure()["bbb-02"] == pytest.approx(30 / 200 * (1 - 15 / settle))
+    # an exporter restart resets the counter: no room, a new baseline
+    pool.started["bbb-01"] = 0.0
+    reading(15)
+    pool.started["bbb-01"] = 1.0
+    reading(15)
+    assert service.reservations.observed == 3
+    # the readings catch up with every room: nothing stays reserved
+    reading(settle)
+    assert service.reserved_pressure() == {} and service.reservations.open_count() == 0
+
+
+def test_without_the_counter_a_rise_in_meetings_counts() -> None:
+    service, clock, pool = service_for({"bbb-01": 0.3, "bbb-02": 0.3})
+    pool.pressures["bbb-01"] = 0.5  # 3 → 5 meetings (breakout rooms count here too)
+    clock.now += 15
+    pool.stamp = clock.now
+    service.refresh_placement()
+    assert service.reservations.observed == 2 and set(service.reserved_pressure()) == {"bbb-01"}
 
 
 def test_nodes_not_available_are_never_named() -> None:

@@ -245,6 +245,10 @@ def test_current_data_uses_the_recording_rules_when_they_exist(tmp_path: Path) -
                 end = now - 1
                 frame, used = load_prometheus_history(client, start=end - 30, end=end, step=5)
     assert set(readings) == {"bbb-01", "bbb-02", "bbb-03"}
+    # the exporter's rooms-started counter: how the planner sees rooms Scalelite placed
+    assert all(
+        r.meetings_started is not None and r.meetings_started >= 0 for r in readings.values()
+    )
     assert readings["bbb-02"].pressure is not None and readings["bbb-02"].pressure > 1.2
     assert readings["bbb-02"].cpu_utilisation == pytest.approx(0.97, abs=0.02)
     placement = place(readings.values(), now=now)

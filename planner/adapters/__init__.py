@@ -28,6 +28,19 @@ from confscale.planner.placement import NodeReading
 ADAPTER_FLAGS_RENAMED = {"--actuate": "--adapters.actuate", "--b3lb": "--b3lb.enable"}
 
 
+def _admission_band(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0.0 <= value < 100.0):
+        raise argparse.ArgumentTypeError(
+            f"--scalelite.admission must be a number of typical meetings from 0 to 100, "
+            f"got {text!r}"
+        )
+    return value
+
+
 def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("balancer adapters (dry-run unless --adapters.actuate)")
     group.add_argument(
@@ -49,6 +62,15 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         choices=sorted(ALGORITHMS),
         default="sha256",
         help="checksum digest (Scalelite's LOADBALANCER_CHECKSUM_ALGORITHM must allow it)",
+    )
+    group.add_argument(
+        "--scalelite.admission",
+        dest="scalelite_admission",
+        type=_admission_band,
+        metavar="MEETINGS",
+        help="admission control: keep only the servers within MEETINGS typical meetings' "
+        "pressure of the least-pressed one enabled, cordon the others until they are "
+        "(default: off; docs/planner.md, 0.5 measured best)",
     )
     group.add_argument(
         "--scalelite.server-map",
@@ -120,6 +142,7 @@ def build_actuators(args: argparse.Namespace) -> list[AdapterRunner]:
                 dry_run,
                 algorithm=getattr(args, "scalelite_algorithm", "sha256"),
                 memory=_records(args, "scalelite", SCALELITE_SCHEMA),
+                admission=getattr(args, "scalelite_admission", None),
             )
         )
     if args.jitsi_bridges:

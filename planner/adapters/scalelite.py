@@ -41,8 +41,8 @@ import requests
 from confscale.planner.adapters.health import AdapterHealth
 from confscale.planner.adapters.http import AdapterError, call, install_log_redaction
 from confscale.planner.adapters.memory import NodeRecords
-from confscale.planner.placement import NodePlacement, Placement
-from confscale.planner.reservations import with_reserved
+from confscale.planner.placement import NodePlacement, Placement, PressureTargets
+from confscale.planner.reservations import admitted, typical_meeting, with_reserved
 
 from confscale import redact
 
@@ -59,6 +59,7 @@ RECORD_SCHEMA = {
     "ours": (float, int, None),  # the multiplier we set (None: the base is in place)
     "cordoned": (bool,),  # we cordoned it
     "stepped_back": (bool,),  # someone enabled it while out: wait until it was back once
+    "admission": (bool,),  # our cordon only keeps new rooms off (not among the best nodes)
 }
 
 
@@ -155,8 +156,20 @@ def _same(a: float, b: float) -> bool:
     return abs(a - b) < 0.005
 
 
-def plan(placement: Placement, servers: Mapping[str, Server], memory: Mapping[str, dict]) -> Plan:
-    """The updateServer calls this placement asks for (pure)."""
+def plan(
+    placement: Placement,
+    servers: Mapping[str, Server],
+    memory: Mapping[str, dict],
+    admitted: frozenset[str] | None = None,
+) -> Plan:
+    """The updateServer calls this placement asks for (pure).
+
+    ``admitted`` (admission control; None: off): the available nodes new rooms should go
+    to; the other available nodes are cordoned until they are among them again.
+    Scalelite sends each create to its lowest-load enabled server, adding only 1 ×
+    multiplier for a room that grows to tens of users over the next minutes, and
+    re-reads loads once a minute; a cordon is the one change it honours at once.
+    """
     actions: list[Action] = []
     records: dict[str, dict] = {}
     held: dict[str, str] = {}
@@ -172,6 +185,7 @@ def plan(placement: Placement, servers: Mapping[str, Server], memory: Mapping[st
             "ours": old.get("ours"),
             "cordoned": bool(old.get("cordoned", False)),
             "stepped_back": bool(old.get("stepped_back", False)),
+            "admission": bool(old.get("admission", False)),
         }
         if record["ours"] is None or not _same(current, float(record["ours"])):
             record["base"], record["ours"] = current, None  # the operator's value now
@@ -179,11 +193,14 @@ def plan(placement: Placement, servers: Mapping[str, Server], memory: Mapping[st
             held[node.node] = f"{server.state} by the operator in Scalelite"
             records[node.node] = record
             continue
+        admit = admitted is None or node.node in admitted
         if record["cordoned"] and server.state == "enabled":
-            record["cordoned"] = False  # someone enabled it: do not fight them
-            record["stepped_back"] = node.state == "out"
-        if node.state == "available":
+            record["cordoned"] = record["admission"] = False  # someone enabled it: do not
+            record["stepped_back"] = node.state == "out" or not admit  # fight them
+        if node.state == "available" and admit:
             record["stepped_back"] = False
+        if node.state != "available":
+            record["admission"] = False  # out or in maintenance: held out, not admission
         records[node.node] = record
         if node.state in ("down", "stale"):
             continue  # Scalelite polls health itself; never act on an unknown state
@@ -191,12 +208,17 @@ def plan(placement: Placement, servers: Mapping[str, Server], memory: Mapping[st
         after = dict(record)
         reason = node.reason
         state = server.state
+        keep_off = node.state == "out" or (node.state == "available" and not admit)
         if state == "enabled" and (
-            node.state == "maintenance" or (node.state == "out" and not record["stepped_back"])
+            node.state == "maintenance" or (keep_off and not record["stepped_back"])
         ):
             change["state"], after["cordoned"], state = "cordon", True, "cordoned"
-        elif node.state == "available" and record["cordoned"]:
+            after["admission"] = node.state == "available"
+            if after["admission"]:
+                reason += "; not among the best nodes for new rooms (admission)"
+        elif node.state == "available" and admit and record["cordoned"]:
             change["state"], after["cordoned"], state = "enable", False, "enabled"
+            after["admission"] = False
             if server.state == "disabled":
                 reason += "; re-enable after Scalelite's auto-disable"
             else:
@@ -228,8 +250,13 @@ class ScaleliteAdapter:
     memory: NodeRecords = field(default_factory=lambda: NodeRecords(RECORD_SCHEMA))
     health: AdapterHealth = field(default_factory=lambda: AdapterHealth("scalelite"))
     name: str = "scalelite"
-    # per node, what open /next reservations add to its pressure (service.reserved_pressure)
+    # per node, what open reservations add to its pressure (service.reserved_pressure):
+    # /next's, and the rooms Scalelite placed that the readings show starting
     reserved: Callable[[], Mapping[str, float]] | None = field(default=None, repr=False)
+    # admission control: only the nodes within this many typical meetings' pressure of
+    # the least-pressed available node stay enabled (None: off; plan's docstring says why)
+    admission: float | None = None
+    targets: PressureTargets = field(default_factory=PressureTargets, repr=False)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -325,12 +352,20 @@ class ScaleliteAdapter:
             raise AdapterError(f"scalelite updateServer {server_id}: unexpected answer")
         self.health.count("ok")
 
-    def apply(self, placement: Placement) -> list[Action]:
-        if self.reserved is not None:  # rooms sent by /next that the readings do not show yet
+    def decide(self, placement: Placement, servers: list[Server]) -> Plan:
+        """What to change, given the placement and getServers (no I/O of its own)."""
+        if self.reserved is not None:  # rooms the readings do not show the users of yet
             placement = with_reserved(placement, self.reserved())
+        admit = None
+        if self.admission is not None:
+            typical = typical_meeting(n.reading for n in placement.nodes)
+            admit = admitted(placement, self.admission * typical.pressure(self.targets))
         nodes = [n.node for n in placement.nodes if n.kind == "bbb"]
-        servers = match_servers(nodes, self.servers(), self.mapping)
-        result = plan(placement, servers, self.memory.snapshot())
+        matched = match_servers(nodes, servers, self.mapping)
+        return plan(placement, matched, self.memory.snapshot(), admit)
+
+    def apply(self, placement: Placement) -> list[Action]:
+        result = self.decide(placement, self.servers())
         if not self.dry_run:
             for node, record in result.records.items():
                 self.memory.put(node, record)
@@ -348,7 +383,11 @@ class ScaleliteAdapter:
                 continue
             log.info("scalelite: did %s because %s", what, action.reason)
             self.memory.put(action.node, action.after)
-        held_out = tuple(n for n, r in self.memory.snapshot().items() if r.get("cordoned"))
+        held_out = tuple(
+            n
+            for n, r in self.memory.snapshot().items()
+            if r.get("cordoned") and not r.get("admission")
+        )
         if failures:
             raise AdapterError("; ".join(failures))
         self.health.succeeded(held_out, result.held_by_operator)
