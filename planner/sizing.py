@@ -368,23 +368,40 @@ def packed_count(
     cached = meetings.results.get(key)
     if cached is not None:
         return cached
-    index, mask = meetings.draw(participants * what_if.growth)
-    result = packing_servers(
-        priced[index],
-        mask,
-        constraints=CONSTRAINTS,
-        targets=np.where(targets > 0, targets, np.inf),
-        failure=np.where(failure > 0, failure, np.inf),
-        redundancy=what_if.redundancy,
-        risk=what_if.packing_risk,
-        fluid=fluid,
-        analytic=analytic,
-        ceiling=ceiling,
+    costs, mask, options = packing_problem(
+        priced, meetings, participants, what_if, targets, failure
     )
+    bounds = {"fluid": fluid, "analytic": analytic, "ceiling": ceiling}
+    result = packing_servers(costs, mask, **options, **bounds)  # type: ignore[arg-type]
     if len(meetings.results) >= 256:
         meetings.results.clear()
     meetings.results[key] = result
     return result
+
+
+def packing_problem(
+    priced: np.ndarray,
+    meetings: MeetingTable,
+    participants: float,
+    what_if: WhatIf,
+    targets: np.ndarray,
+    failure: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """The drawn meetings' costs, which arrive, and the search's options (bench reuses it)."""
+    index, mask = meetings.draw(participants * what_if.growth)
+    arrivals = int(mask.sum(axis=1).max())  # each trial's arrivals are a prefix of its draw
+    index, mask = index[:, :arrivals], mask[:, :arrivals]
+    return (
+        priced[index],
+        mask,
+        {
+            "constraints": CONSTRAINTS,
+            "targets": np.where(targets > 0, targets, np.inf),
+            "failure": np.where(failure > 0, failure, np.inf),
+            "redundancy": what_if.redundancy,
+            "risk": what_if.packing_risk,
+        },
+    )
 
 
 def time_to_saturation(
