@@ -388,12 +388,18 @@ def packing_servers(
     capped = ceiling is None and analytic is not None
     if capped and (found is None or servers > analytic):
         servers, used = analytic, "analytic"
+        big = bool((costs.max(axis=(0, 1), where=mask[..., None], initial=0.0) > targets / 2).any())
+        cause = (
+            "meetings above half a node that arrive on nodes already holding D/N do not "
+            "fit; first fit keeps a node free for them"
+            if big
+            else "the pool is at its target with nothing to spare"
+        )
         reason = (
             f"least-loaded placement passes a target in {normal / trials:.1%} of trials "
             f"(with {redundancy} lost, a failure target in {lost / trials:.1%}) even at the "
-            f"analytic count, over the {risk:.0%} allowed: meetings above half a node that "
-            "arrive on nodes already holding D/N do not fit; first fit places them on "
-            f"{analytic}, so the analytic count is used"
+            f"analytic count {analytic}, over the {risk:.0%} allowed ({cause}); the "
+            "analytic count is the upper limit, so it is used"
         )
     elif found is None:  # only with an explicit ceiling (tests, bench)
         used = "packing-ceiling"
