@@ -5,8 +5,9 @@ Two parsers give the same figures (``bbbfigures.Tally`` does the arithmetic for 
 - ``MeetingsParser``, the reference: lxml's pull parser, one meeting's tree at a time.
 - ``AnswerParser``, what a poll uses: the body goes through libxml2 with no tree and no
   callbacks (well-formedness only, about a third of a tree build), is kept in memory up
-  to ``FAST_LIMIT``, and ``bbbscan`` reads the figures with a grammar of bbb-web's plain
-  shape; any other shape, or a larger body, goes to the reference parser.
+  to ``FAST_LIMIT``, and ``bbbscan`` reads the figures from a table of its tags (depth
+  and parent of each, built by numpy); an answer with markup other than plain tags
+  (attributes, comments, CDATA…), or a larger body, goes to the reference parser.
 
 Both never expand entities, never load a DTD or anything from the network, and refuse
 any document that declares a DTD, before libxml2 sees the bytes.

@@ -33,6 +33,9 @@ HOSTILE_TEXT = (
     "]]",
     "t\r\nu",
     " HTML5 ",
+    "a > b",
+    "k=v&amp;x=y",
+    "a-very-long-client-type-name",
 )
 HOSTILE_MARKUP = (
     "<participantCount>900</participantCount>",
@@ -49,16 +52,29 @@ HOSTILE_MARKUP = (
     "<internalMeetingID>forged</internalMeetingID>",
     "<nested><deeper>1</deeper></nested>",
     "<empty/>",
+    "<attendees><attendee><clientType>FORGED</clientType></attendee></attendees>",
+    "<metadata><bbb-origin-server-name>second.example</bbb-origin-server-name></metadata>",
+    "<meetings><meeting><participantCount>66</participantCount></meeting></meetings>",
+    "<participantCount>5<b/></participantCount>",
+    "<clientType>HTML5<b/></clientType>",
+    "<bbb-origin-server-name>a<b/>b</bbb-origin-server-name>",
 )
 COUNTS = st.sampled_from(("0", "5", "25", "1,202", "1.000", " 7 ", "&#51;", "", "x"))
 TEXTS = st.sampled_from(HOSTILE_TEXT)
 MARKUP = st.sampled_from(HOSTILE_MARKUP)
+# plain=True: what the tag table reads (no attributes, comments, CDATA, PIs; counts that
+# parse), so that most documents take the fast path and its hostile cases are compared
+PLAIN_COUNTS = st.sampled_from(("0", "5", "25", "1,202", " 7 ", "&#51;"))
+PLAIN_MARKUP = st.sampled_from(
+    [m for m in HOSTILE_MARKUP if not any(x in m for x in ("<!", "<?", "="))]
+)
 
 
 @st.composite
-def counter(draw: st.DrawFn, tag: str) -> str:
-    value = draw(COUNTS)
-    form = draw(st.sampled_from(("plain", "plain", "plain", "attr", "space", "empty", "none")))
+def counter(draw: st.DrawFn, tag: str, plain: bool = False) -> str:
+    value = draw(PLAIN_COUNTS if plain else COUNTS)
+    forms = ("plain", "plain", "plain", "space", "none") if plain else ("attr", "empty")
+    form = draw(st.sampled_from(("plain", "plain", "plain", "space", "empty", "none", *forms)))
     if form == "attr":
         return f'<{tag} unit="people">{value}</{tag}>'
     if form == "space":
@@ -71,8 +87,13 @@ def counter(draw: st.DrawFn, tag: str) -> str:
 
 
 @st.composite
-def attendee(draw: st.DrawFn) -> str:
-    client = draw(st.sampled_from(("HTML5", "DIAL-IN", "html5", " Flash ", "", None)))
+def attendee(draw: st.DrawFn, plain: bool = False) -> str:
+    markup = PLAIN_MARKUP if plain else MARKUP
+    client = draw(
+        st.sampled_from(
+            ("HTML5", "DIAL-IN", "html5", " Flash ", "", " ", "a-long-client-type", None)
+        )
+    )
     parts = [
         f"<userID>w_{draw(st.integers(0, 999))}</userID>",
         f"<fullName>{draw(TEXTS)}</fullName>",
@@ -84,23 +105,26 @@ def attendee(draw: st.DrawFn) -> str:
     if extra == "custom":
         parts.append(f"<customdata><bbb_key>{draw(TEXTS)}</bbb_key></customdata>")
     elif extra == "markup":
-        parts.append(f"<customdata>{draw(MARKUP)}</customdata>")
+        parts.append(f"<customdata>{draw(markup)}</customdata>")
     else:
         parts.append(extra)
+    if draw(st.integers(0, 9)) == 0:
+        parts.append(draw(markup))  # at the attendee's own level
     opening = draw(st.sampled_from(("<attendee>", "<attendee>", "<attendee >")))
     return opening + draw(st.sampled_from(("", "\n"))).join(parts) + "</attendee>"
 
 
 @st.composite
-def meeting(draw: st.DrawFn) -> str:
+def meeting(draw: st.DrawFn, plain: bool = False) -> str:
+    markup = PLAIN_MARKUP if plain else MARKUP
     parts = [f"<meetingName>{draw(TEXTS)}</meetingName>"]
     parts.append(
         f"<internalMeetingID>{draw(st.sampled_from(('a-1', 'b-2', 'c-3')))}</internalMeetingID>"
     )
     for tag in COUNTER_TAGS:
-        parts.append(draw(counter(tag)))
+        parts.append(draw(counter(tag, plain)))
     parts.append(f"<videoCount>{draw(st.sampled_from(('0', '2')))}</videoCount>")
-    people = draw(st.lists(attendee(), max_size=4))
+    people = draw(st.lists(attendee(plain), max_size=4))
     parts.append(
         draw(st.sampled_from(("<attendees>", "<attendees >"))) + "".join(people) + "</attendees>"
         if people or draw(st.booleans())
@@ -110,29 +134,41 @@ def meeting(draw: st.DrawFn) -> str:
     meta = [] if origin is None else [f"<bbb-origin-server-name>{origin}</bbb-origin-server-name>"]
     if draw(st.booleans()):
         meta.append(
-            draw(MARKUP) if draw(st.booleans()) else f"<bbb-origin>{draw(TEXTS)}</bbb-origin>"
+            draw(markup) if draw(st.booleans()) else f"<bbb-origin>{draw(TEXTS)}</bbb-origin>"
         )
     parts.append(f"<metadata>{''.join(meta)}</metadata>" if meta else "<metadata/>")
     parts.append(f"<isBreakout>{draw(st.sampled_from(('false', 'true', ' TRUE ')))}</isBreakout>")
+    if draw(st.integers(0, 5)) == 0:  # a second list: count(attendees/attendee) reads both
+        parts.append(
+            "<attendees>" + "".join(draw(st.lists(attendee(plain), max_size=2))) + "</attendees>"
+        )
     if draw(st.integers(0, 4)) == 0:
-        parts.insert(draw(st.integers(0, len(parts))), draw(MARKUP))
+        parts.insert(draw(st.integers(0, len(parts))), draw(markup))
     random.Random(draw(st.integers(0, 3))).shuffle(parts) if draw(st.integers(0, 5)) == 0 else None
     return "<meeting>\n" + "\n".join(parts) + "\n</meeting>"
 
 
 @st.composite
-def document(draw: st.DrawFn) -> bytes:
-    meetings = draw(st.lists(meeting(), max_size=4))
-    head = draw(
-        st.sampled_from(
-            ("", '<?xml version="1.0" encoding="UTF-8"?>\n', "<?xml version='1.0'?>", "<!-- hi -->")
-        )
-    )
+def document(draw: st.DrawFn, plain: bool = False) -> bytes:
+    meetings = draw(st.lists(meeting(plain), max_size=4))
+    heads = ("", '<?xml version="1.0" encoding="UTF-8"?>\n', "<?xml version='1.0'?>")
+    head = draw(st.sampled_from(heads if plain else (*heads, "<!-- hi -->")))
     body = "".join(meetings)
+    if draw(st.integers(0, 5)) == 0:
+        body += draw(
+            st.sampled_from(("<meeting/>", "<meeting></meeting>", "<meeting >\n</meeting>"))
+        )
     inner = f"<meetings>{body}</meetings>" if meetings or draw(st.booleans()) else "<meetings/>"
+    extra = draw(st.sampled_from(("", "", "", "messageKey", "second", "other")))
+    if extra == "messageKey":
+        inner += "<messageKey>noMeetings</messageKey><message>none</message>"
+    elif extra == "second":  # a second list of meetings: the reference reads both
+        inner += f"<meetings>{draw(meeting(plain))}</meetings>"
+    elif extra == "other":  # meetings under another element are user data
+        inner += f"<other><meetings>{draw(meeting(plain))}</meetings></other>"
     text = f"{head}<response>\n<returncode>SUCCESS</returncode>\n{inner}\n</response>\n"
     data = text.encode()
-    cut = draw(st.integers(0, 6))
+    cut = 6 if plain else draw(st.integers(0, 6))
     if cut == 0 and data:
         data = data[: draw(st.integers(0, len(data) - 1))]  # truncated
     elif cut == 1:
@@ -150,6 +186,13 @@ def outcome(parse, data: bytes) -> tuple[str, object]:
 @settings(max_examples=150, deadline=None)
 @given(document())
 def test_scan_and_reference_agree_on_generated_documents(data: bytes) -> None:
+    assert outcome(parse_meetings, data) == outcome(parse_meetings_reference, data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(document(plain=True))
+def test_fast_path_agrees_on_plain_hostile_documents(data: bytes) -> None:
+    """Documents the tag table reads (most take the fast path), look-alikes at every depth."""
     assert outcome(parse_meetings, data) == outcome(parse_meetings_reference, data)
 
 
@@ -177,15 +220,33 @@ def test_plain_bbb_answers_take_the_fast_path() -> None:
     assert scanned.participants == 12 * 30
 
 
-def test_hostile_names_send_the_answer_to_the_reference_parser() -> None:
+def test_hostile_names_are_read_at_their_depth_on_the_fast_path() -> None:
     forged = (
         b"<response><returncode>SUCCESS</returncode><meetings><meeting>"
-        b"<participantCount>3</participantCount><attendees></attendees>"
-        b"<metadata><participantCount>900</participantCount></metadata>"
-        b"</meeting></meetings></response>"
+        b"<participantCount>3</participantCount><attendees><attendee>"
+        b"<clientType>HTML5</clientType><customdata><clientType>FORGED</clientType>"
+        b"</customdata></attendee></attendees>"
+        b"<metadata><participantCount>900</participantCount><meeting><participantCount>7"
+        b"</participantCount></meeting><attendee><clientType>FORGED</clientType></attendee>"
+        b"</metadata></meeting></meetings></response>"
     )
-    assert scan_meetings(forged) is None
-    assert parse_meetings(forged).participants == 3
+    scanned = scan_meetings(forged)
+    assert scanned is not None  # no fallback: the look-alikes are at the wrong depth
+    assert scanned == parse_meetings_reference(forged)
+    assert (scanned.meetings, scanned.participants, scanned.clients) == (1, 3, (("html5", 1),))
+
+
+def test_unusual_markup_goes_to_the_reference_parser() -> None:
+    head = b"<response><returncode>SUCCESS</returncode><meetings><meeting>"
+    tail = b"</meeting></meetings></response>"
+    for inner in (
+        b'<participantCount unit="x">3</participantCount>',  # an attribute
+        b"<!-- c --><participantCount>3</participantCount>",  # a comment
+        b"<participantCount><![CDATA[3]]></participantCount>",  # CDATA
+        b"<participantCount>3<b/></participantCount>",  # an element where text is read
+    ):
+        assert scan_meetings(head + inner + tail) is None
+        assert parse_meetings(head + inner + tail) == parse_meetings_reference(head + inner + tail)
 
 
 def test_large_bodies_stream_through_the_reference_parser() -> None:
