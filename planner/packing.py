@@ -122,7 +122,11 @@ class Placements:
         # right-aligned: each trial's own arrivals end at ``last`` (the ones left out cost
         # nothing, before them), so every trial's last arrivals are the ones placed
         arrived = mask[:, : self.last]
-        length = np.where(arrived.any(axis=1), self.last - arrived[:, ::-1].argmax(axis=1), 0)
+        length = (
+            np.where(arrived.any(axis=1), self.last - arrived[:, ::-1].argmax(axis=1), 0)
+            if self.last
+            else np.zeros(len(mask), int)  # nothing arrives (every meeting has its own node)
+        )
         shift = self.last - length
         source = np.arange(self.last)[None, :] - shift[:, None]
         self.scaled = np.take_along_axis(scaled, np.maximum(source, 0)[..., None], axis=1)

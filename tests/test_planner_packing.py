@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from confscale.planner.mix import demand_mix, meeting_table
-from confscale.planner.packing import allowed_over, place_least_loaded
+from confscale.planner.packing import allowed_over, packing_servers, place_least_loaded
 from confscale.planner.peaks import pool_totals
 from confscale.planner.resources import prior_model
 from confscale.planner.sizing import (
@@ -216,3 +216,20 @@ def test_more_growth_never_reads_as_fewer_servers(tmp_path) -> None:
             assert packing["fluid_bound"] <= sizing.servers_needed[horizon]
             assert sizing.servers_needed[horizon] <= packing["analytic_bound"], packing
             assert (packing["used"] == "analytic") == (packing["reason"] is not None)
+
+
+def test_meetings_that_each_need_a_node_of_their_own_still_give_a_count():
+    # every meeting alone passes a node's target: nothing is left to pack
+    costs = np.full((8, 4, 1), 300.0)
+    result = packing_servers(
+        costs,
+        np.ones((8, 4), bool),
+        constraints=("participants",),
+        targets=np.array([200.0]),
+        failure=np.array([200.0]),
+        redundancy=1,
+        risk=0.01,
+        fluid=6,
+        analytic=8,
+    )
+    assert 6 <= result.servers <= 8 and result.binding == "participants"
