@@ -15,13 +15,14 @@ node that was down, rooms started on a node already over a target, the spread of
 across nodes at busy times, and the least-loaded node's share (starvation).
 
     .venv/bin/python -m bench.bench_closed_loop [--nodes 12] [--scale 2] [--hours 12]
-        [--seeds 1,2,3,4,5] [--json]
+        [--seeds 1,2,3,4,5] [--scenarios day,fail] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -255,9 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=2.0, help="load model's meetings/day ×")
     parser.add_argument("--hours", type=float, default=12.0, help="from 07:00 UTC")
     parser.add_argument("--seeds", default="1,2,3,4,5", help="one busy day per load-model seed")
+    parser.add_argument("--scenarios", default="day,fail", help="day, fail or both")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
     args = parser.parse_args(argv)
     started, cpu = time.perf_counter(), time.process_time()
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     names = node_names("bbb", args.nodes)
     steps = int(args.hours * 3600 / STEP)
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -289,7 +292,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{PLACEMENT_SECONDS:g} s, Scalelite poll {SCALELITE_POLL_SECONDS:g} s"
     )
     rows = []
-    for scenario in ("day", "fail"):
+    scenarios = [x for x in args.scenarios.split(",") if x]
+    if not scenarios or set(scenarios) - {"day", "fail"}:
+        parser.error(f"--scenarios: day, fail or day,fail, got {args.scenarios!r}")
+    for scenario in scenarios:
         per_policy: dict[str, list[Result]] = {p: [] for p in POLICIES}
         for seed, requests, peak in days:
             fail_at = peak if scenario == "fail" else None
@@ -317,9 +323,11 @@ def main(argv: list[str] | None = None) -> None:
                 for p, rs in per_policy.items()
             )
         )
+    one, five, fifteen = os.getloadavg()  # the machine may be shared: say how busy
     print(
         f"\n(took {time.perf_counter() - started:.1f} s wall, "
-        f"{time.process_time() - cpu:.1f} s CPU)"
+        f"{time.process_time() - cpu:.1f} s CPU; load average {one:.2f} {five:.2f} "
+        f"{fifteen:.2f} at the end, {load_before} at the start)"
     )
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -20,9 +20,12 @@ really gets, when it gets it.
    load until the next poll (only the increments use it at once).
 2. ``seed``: the Scaleway seed's API: least CPU (the 5-minute rate from Prometheus) among
    the nodes Prometheus has, the list refreshed every 30 s.
-3. ``scalelite+confscale``: (1) with confscale's Scalelite adapter (the real
-   ``planner.adapters.scalelite.plan``) setting cordon and ``load_multiplier`` after
-   every placement refresh.
+3. ``scalelite+confscale``: (1) with confscale's Scalelite adapter (a real
+   ``ScaleliteAdapter.decide``: reservations, ``plan``) setting cordon and
+   ``load_multiplier`` after every placement refresh; ``scalelite+admission`` the same
+   with admission control (``--scalelite.admission``); ``scalelite-tuned`` is (1) with
+   the operator settings docs/planner.md recommends (POLL_INTERVAL 30 s,
+   LOAD_MIN_USER_COUNT 25, LOAD_JOIN_BUFFER_TIME 10 min) and no adapter.
 4. ``confscale-next``: a real :class:`~planner.service.PlannerService` fed the readings,
    refreshed every placement interval, asked ``next_node()`` for every room.
 """
@@ -283,12 +286,15 @@ class ConfscaleNext(Policy):
             return min(ranked, key=lambda n: (n.pressure or 0.0, n.node)).node
 
 
-ADMISSION = 0.5  # the admission variant's band, in typical meetings (docs/benchmarks.md)
+ADMISSION = 1.0  # the admission variant's band, in typical meetings (docs/benchmarks.md)
+# the operator settings docs/planner.md recommends for Scalelite
+TUNED = {"poll_seconds": 30.0, "min_user_count": 25, "join_buffer_seconds": 600.0}
 POLICIES = (
     "scalelite",
     "seed",
     "scalelite+confscale",
     "scalelite+admission",
+    "scalelite-tuned",
     "confscale-next",
     "confscale-next+size",
 )
@@ -303,6 +309,8 @@ def make_policy(name: str, names: list[str]) -> Policy:
         return ScaleliteWithConfscale(list(names))
     if name == "scalelite+admission":
         return ScaleliteWithConfscale(list(names), name=name, admission=ADMISSION)
+    if name == "scalelite-tuned":
+        return Scalelite(list(names), name=name, **TUNED)  # type: ignore[arg-type]
     if name == "confscale-next":
         return ConfscaleNext()
     if name == "confscale-next+size":
