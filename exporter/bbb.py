@@ -271,13 +271,13 @@ class BbbFamilies:
         for key, family in self._gauges:
             family.add(labels, getattr(figures, key))
         for client, count in figures.clients:
-            self._clients.add({**labels, "type": client}, count)
+            self._clients.add_with(labels, "type", client, count)
         total = 0
         for bound, count in zip(_SIZE_LABELS, figures.sizes, strict=True):
             total += count
-            self._sizes.add({**labels, "le": bound}, total)
+            self._sizes.add_with(labels, "le", bound, total)
         for server, count in figures.origins:
-            self._origins.add({**labels, "server": server}, count)
+            self._origins.add_with(labels, "server", server, count)
 
     def families(self) -> list[Family]:
         return [*(family for _, family in self._gauges), self._clients, self._sizes, self._origins]

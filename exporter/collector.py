@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from confscale.exporter import contract as c
 from confscale.exporter.config import PoolConfig
-from confscale.exporter.exposition import counter, gauge
+from confscale.exporter.exposition import Labels, counter, gauge, with_label
 from confscale.exporter.poller import Snapshot
 from confscale.exporter.registry import SOURCES
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -59,23 +59,36 @@ class SnapshotCollector(Collector):
             yield info
 
 
-def node_label_sets(config: PoolConfig) -> dict[str, dict[str, str]]:
+def node_label_sets(config: PoolConfig) -> dict[str, Labels]:
     """Per node its base labels: ``node``, and ``pool`` when the node or the file names one."""
-    labels: dict[str, dict[str, str]] = {}
+    labels: dict[str, Labels] = {}
     for node in config.nodes:
         pool = node.pool or config.pool
-        labels[node.name] = {"node": node.name, "pool": pool} if pool else {"node": node.name}
+        labels[node.name] = Labels(
+            {"node": node.name, "pool": pool} if pool else {"node": node.name}
+        )
     return labels
 
 
 def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric]:
     """Every per-node family; a stale snapshot keeps only up=0, errors and timestamps."""
     base = ["node", "pool"]  # documentation only: a node without a pool has no pool label
-    # One label dict per node, shared by that node's samples (they are never mutated).
+    # One label set per node (and per node and source), shared by its samples and
+    # rendered once (they are never mutated).
     node_labels = node_label_sets(snapshot.config)
+    by_source: dict[tuple[str, str], Labels] = {}
 
-    def labels(node: str, **extra: str) -> dict[str, str]:
-        return {**node_labels.get(node, {"node": node}), **extra}
+    def labels(node: str) -> Labels:
+        found = node_labels.get(node)
+        if found is None:
+            found = node_labels[node] = Labels({"node": node})
+        return found
+
+    def source_labels(node: str, source: str) -> Labels:
+        found = by_source.get((node, source))
+        if found is None:
+            found = by_source[(node, source)] = with_label(labels(node), "source", source)
+        return found
 
     up = gauge(c.NODE_UP.name, c.NODE_UP.help, [*base, "source"])
     duration = gauge(c.POLL_DURATION.name, c.POLL_DURATION.help, [*base, "source"])
@@ -87,11 +100,11 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
     info = gauge(c.NODE_INFO.name, c.NODE_INFO.help, ["node", "pool", "tags"])
     for node in snapshot.config.nodes:
         link.add(node_labels[node.name], node.link_capacity_bytes_per_second)
-        info.add({**node_labels[node.name], "tags": node.tags_label()}, 1)
+        info.add(with_label(node_labels[node.name], "tags", node.tags_label()), 1)
     for (name, source, reason), count in sorted(snapshot.errors.items()):
-        errors.add(labels(name, source=source, reason=reason), count)
+        errors.add(with_label(source_labels(name, source), "reason", reason), count)
     for (name, source), when in sorted(snapshot.last_success.items()):
-        last.add(labels(name, source=source), when)
+        last.add(source_labels(name, source), when)
     families: list[Metric] = [up, duration, errors, last, link, info]
     data = {kind.key: kind.families(base) for kind in SOURCES}
     # meetings seen starting: state across cycles (poller.PollState), shown with the figures
@@ -99,9 +112,9 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
         counter(spec.name, spec.help, base) for spec in (c.MEETINGS_STARTED, c.BREAKOUTS_STARTED)
     ]
     for result in snapshot.results:
-        source_labels = labels(result.node, source=result.source)
-        up.add(source_labels, 0 if stale or not result.ok else 1)
-        duration.add(source_labels, result.duration)
+        polled = source_labels(result.node, result.source)
+        up.add(polled, 0 if stale or not result.ok else 1)
+        duration.add(polled, result.duration)
         if stale or result.figures is None:
             continue  # absent, not zero
         data[result.source].add(result.figures, labels(result.node))

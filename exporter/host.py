@@ -23,7 +23,7 @@ from confscale.exporter.contract import (
     HOST_FILESYSTEM_SIZE,
     HOST_GAUGES,
 )
-from confscale.exporter.exposition import Family, counter, gauge
+from confscale.exporter.exposition import Family, counter, gauge, with_label
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.exporter.source import SourceKind
 
@@ -336,7 +336,7 @@ class HostFamilies:
 
     def add(self, figures: HostFigures, labels: dict[str, str]) -> None:
         for mode, seconds in figures.cpu_seconds:
-            self._cpu.add({**labels, "mode": mode}, seconds)
+            self._cpu.add_with(labels, "mode", mode, seconds)
         self._cpus.add(labels, figures.cpu_count)
         self._tx.add(labels, figures.transmit_bytes)
         self._rx.add(labels, figures.receive_bytes)
@@ -345,7 +345,7 @@ class HostFamilies:
             if value is not None:
                 family.add(labels, value)
         for mount, avail, size in figures.filesystems:
-            mount_labels = {**labels, "mountpoint": mount}
+            mount_labels = with_label(labels, "mountpoint", mount)
             self._fs_avail.add(mount_labels, avail)
             self._fs_size.add(mount_labels, size)
         if figures.recordings_unprocessed is not None:
