@@ -168,9 +168,16 @@ def child(
         generate_latest(registry)
         reference = min(reference, time.perf_counter() - render_started)
         reference_cpu = min(reference_cpu, time.process_time() - cpu_started)
-    # what a scrape costs: the page was rendered when the cycle ended
+    # /metrics as served: the pool's page rendered once when the cycle ends (joining the
+    # text each poll left, exporter/page.py), then copied by every scrape
     app = ExporterApp(poller, reload=lambda: None)
-    app._page.refresh(snapshot)
+    page_best = page_cpu = float("inf")
+    for _ in range(renders):
+        app._page._rendered = None  # as at the end of a new cycle
+        render_started, cpu_started = time.perf_counter(), time.process_time()
+        page = app._page.refresh(snapshot)
+        page_best = min(page_best, time.perf_counter() - render_started)
+        page_cpu = min(page_cpu, time.process_time() - cpu_started)
     served = float("inf")
     for _ in range(renders):
         render_started = time.perf_counter()
@@ -192,6 +199,9 @@ def child(
         "render_cpu": best_cpu,
         "reference_render_cpu": reference_cpu,
         "served": served,
+        "page": page_best,
+        "page_cpu": page_cpu,
+        "page_matches": page == body,
         "body_bytes": len(body),
         "samples": body.count(b"\n") - body.count(b"\n#"),
         "rss_mb": peak_rss,
@@ -377,18 +387,22 @@ def scenario(title: str, config: Path, args: argparse.Namespace, sim_pid: int) -
         f"{verdict(concurrent['wall'], TARGET_WALL)}; {concurrent['cpu']:.2f} s CPU <= "
         f"{TARGET_CPU:g} s {verdict(concurrent['cpu'], TARGET_CPU)}; RSS "
         f"{concurrent['rss_mb']:.0f} MB <= {TARGET_RSS_MB} MB "
-        f"{verdict(concurrent['rss_mb'], TARGET_RSS_MB)}; render "
-        f"{concurrent['render_cpu'] * 1e3:.0f} ms CPU <= {TARGET_RENDER_MS} ms "
-        f"{verdict(concurrent['render_cpu'] * 1e3, TARGET_RENDER_MS)}"
+        f"{verdict(concurrent['rss_mb'], TARGET_RSS_MB)}; /metrics page "
+        f"{concurrent['page_cpu'] * 1e3:.0f} ms CPU <= {TARGET_RENDER_MS} ms "
+        f"{verdict(concurrent['page_cpu'] * 1e3, TARGET_RENDER_MS)}"
     )
     print(
-        f"  /metrics render of the whole pool ({concurrent['samples']} samples, "
-        f"{concurrent['body_bytes'] / 1e6:.2f} MB): {concurrent['render'] * 1e3:.1f} ms wall, "
-        f"{concurrent['render_cpu'] * 1e3:.1f} ms CPU; prometheus_client generate_latest: "
+        f"  /metrics of the whole pool ({concurrent['samples']} samples, "
+        f"{concurrent['body_bytes'] / 1e6:.2f} MB): the page at the end of a cycle (joins "
+        f"the text each poll left) {concurrent['page'] * 1e3:.1f} ms wall, "
+        f"{concurrent['page_cpu'] * 1e3:.1f} ms CPU (same bytes as the families rendered "
+        f"whole: {'yes' if concurrent['page_matches'] else 'NO'}); the families rendered "
+        f"whole (collector + exposition.render) {concurrent['render'] * 1e3:.1f} ms wall, "
+        f"{concurrent['render_cpu'] * 1e3:.1f} ms CPU; prometheus_client generate_latest "
         f"{concurrent['reference_render'] * 1e3:.1f} ms wall, "
         f"{concurrent['reference_render_cpu'] * 1e3:.1f} ms CPU "
-        f"({concurrent['reference_render_cpu'] / concurrent['render_cpu']:.1f}x); a scrape "
-        f"of the page rendered at the end of the cycle: {concurrent['served'] * 1e3:.2f} ms"
+        f"({concurrent['reference_render_cpu'] / concurrent['page_cpu']:.1f}x the page); a "
+        f"scrape copies the rendered page: {concurrent['served'] * 1e3:.2f} ms"
     )
     if sequential is not None:
         scale = args.nodes / sample

@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from confscale.exporter import contract as c
-from confscale.exporter.config import PoolConfig
-from confscale.exporter.exposition import Labels, counter, gauge, with_label
-from confscale.exporter.poller import Snapshot
+from confscale.exporter.exposition import Labels, Writer, counter, gauge, with_label
+from confscale.exporter.poller import BASE_LABELS, Snapshot, node_label_sets, source_text
 from confscale.exporter.registry import SOURCES
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -50,39 +49,78 @@ class SnapshotCollector(Collector):
             if self._self_metrics:
                 yield from exporter_families(snapshot)
         if self._self_metrics:
-            info = GaugeMetricFamily(
-                "confscale_exporter_build_info",
-                "Version of the exporter; the value is always 1.",
-                labels=["version", "python"],
-            )
-            info.add_metric([build_version(), python_version()], 1)
-            yield info
+            yield build_info()
 
 
-def node_label_sets(config: PoolConfig) -> dict[str, Labels]:
-    """Per node its base labels: ``node``, and ``pool`` when the node or the file names one."""
-    labels: dict[str, Labels] = {}
-    for node in config.nodes:
-        pool = node.pool or config.pool
-        labels[node.name] = Labels(
-            {"node": node.name, "pool": pool} if pool else {"node": node.name}
-        )
-    return labels
+def build_info() -> Metric:
+    info = GaugeMetricFamily(
+        "confscale_exporter_build_info",
+        "Version of the exporter; the value is always 1.",
+        labels=["version", "python"],
+    )
+    info.add_metric([build_version(), python_version()], 1)
+    return info
 
 
 def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric]:
     """Every per-node family; a stale snapshot keeps only up=0, errors and timestamps."""
-    base = ["node", "pool"]  # documentation only: a node without a pool has no pool label
+    families, started = _poll_families(snapshot, stale=stale)
+    if stale:
+        return families
+    node_labels = node_label_sets(snapshot.config)
+    data = {kind.key: kind.families(BASE_LABELS) for kind in SOURCES}
+    for result in snapshot.results:
+        if result.figures is not None:
+            data[result.source].add(result.figures, _labels_of(node_labels, result.node))
+    for family_set in data.values():
+        families.extend(family_set.families())
+    return [*families, *started]
+
+
+def snapshot_text(snapshot: Snapshot, *, stale: bool = False) -> str:
+    """``render(snapshot_families(snapshot, stale=stale))``, the same text, with each
+    result's source families taken from the text its poll left (``SourceResult.text``,
+    written in the worker thread when the poll completed; written now when missing or
+    written with other labels, e.g. before a reload changed the node's pool)."""
+    writer = Writer()
+    families, started = _poll_families(snapshot, stale=stale)
+    out = [writer.header(f) + writer.lines(f) for f in families]
+    if not stale:
+        node_labels = node_label_sets(snapshot.config)
+        by_source: dict[str, list[tuple[str, ...]]] = {kind.key: [] for kind in SOURCES}
+        for result in snapshot.results:
+            if result.figures is None:
+                continue
+            labels = _labels_of(node_labels, result.node)
+            text = result.text
+            if text is None or text[0] != labels.text:
+                text = source_text(result.source, result.figures, labels, writer)
+            by_source[result.source].append(text[1:])
+        for kind in SOURCES:
+            for index, family in enumerate(kind.families(BASE_LABELS).families()):
+                out.append(writer.header(family))
+                out.extend(text[index] for text in by_source[kind.key])
+        out.extend(writer.header(f) + writer.lines(f) for f in started)
+    return "".join(out)
+
+
+def _labels_of(node_labels: dict[str, Labels], node: str) -> Labels:
+    found = node_labels.get(node)
+    if found is None:
+        found = node_labels[node] = Labels({"node": node})
+    return found
+
+
+def _poll_families(snapshot: Snapshot, *, stale: bool) -> tuple[list[Metric], list[Metric]]:
+    """The poll-health families of every node, and the meetings-started counters."""
+    base = BASE_LABELS
     # One label set per node (and per node and source), shared by its samples and
     # rendered once (they are never mutated).
     node_labels = node_label_sets(snapshot.config)
     by_source: dict[tuple[str, str], Labels] = {}
 
     def labels(node: str) -> Labels:
-        found = node_labels.get(node)
-        if found is None:
-            found = node_labels[node] = Labels({"node": node})
-        return found
+        return _labels_of(node_labels, node)
 
     def source_labels(node: str, source: str) -> Labels:
         found = by_source.get((node, source))
@@ -105,8 +143,6 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
         errors.add(with_label(source_labels(name, source), "reason", reason), count)
     for (name, source), when in sorted(snapshot.last_success.items()):
         last.add(source_labels(name, source), when)
-    families: list[Metric] = [up, duration, errors, last, link, info]
-    data = {kind.key: kind.families(base) for kind in SOURCES}
     # meetings seen starting: state across cycles (poller.PollState), shown with the figures
     started = [
         counter(spec.name, spec.help, base) for spec in (c.MEETINGS_STARTED, c.BREAKOUTS_STARTED)
@@ -117,15 +153,10 @@ def snapshot_families(snapshot: Snapshot, *, stale: bool = False) -> list[Metric
         duration.add(polled, result.duration)
         if stale or result.figures is None:
             continue  # absent, not zero
-        data[result.source].add(result.figures, labels(result.node))
         if result.source == "bbb" and result.node in snapshot.started:
             for family, count in zip(started, snapshot.started[result.node], strict=True):
                 family.add(labels(result.node), count)
-    if not stale:
-        for family_set in data.values():
-            families.extend(family_set.families())
-        families.extend(started)
-    return families
+    return [up, duration, errors, last, link, info], started
 
 
 def exporter_families(snapshot: Snapshot) -> list[Metric]:

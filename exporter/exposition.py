@@ -120,22 +120,38 @@ def _number(value: float) -> str:
 
 def render(families: Iterable[Metric]) -> bytes:
     """The text exposition of gauge/counter/untyped families (raises on other types)."""
-    out: list[str] = []
-    append = out.append
-    by_identity: dict[int, tuple[Mapping[str, str], str]] = {}  # see _label_text
-    extras: dict[tuple[str, str], str] = {}  # key="value" of add_with's labels, rendered once
-    for family in families:
+    writer = Writer()
+    return "".join([writer.header(f) + writer.lines(f) for f in families]).encode("utf-8")
+
+
+class Writer:
+    """Writes families' text: a family's ``header`` (HELP, TYPE) and its sample ``lines``
+    can be written apart, so that one node's lines of a family are written once (when its
+    poll completes) and a page joins them (exporter/page.py). Caches rendered label sets
+    for the families it writes (one writer per page or per node)."""
+
+    def __init__(self) -> None:
+        self._by_identity: dict[int, tuple[Mapping[str, str], str]] = {}  # _label_text
+        self._extras: dict[tuple[str, str], str] = {}  # key="value" of add_with's labels
+
+    @staticmethod
+    def header(family: Metric) -> str:
         kind = family.type
         if kind not in ("gauge", "counter", "unknown"):
             raise ValueError(f"cannot render {kind} family {family.name}")
         name = f"{family.name}_total" if kind == "counter" else family.name
-        append(
+        return (
             f"# HELP {name} {_escape_help(family.documentation)}\n"
             f"# TYPE {name} {'untyped' if kind == 'unknown' else kind}\n"
         )
+
+    def lines(self, family: Metric) -> str:
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        out: list[str] = []
+        append = out.append
         if isinstance(family, Family):
-            _render_pairs(append, name, family._pairs, by_identity, extras)
-            continue
+            _render_pairs(append, name, family._pairs, self._by_identity, self._extras)
+            return "".join(out)
         for sample in family.samples:
             # Sample is a namedtuple: indexing skips the attribute lookups
             sample_name, labels, value = sample[0], sample[1], sample[2]
@@ -144,8 +160,8 @@ def render(families: Iterable[Metric]) -> bytes:
             if not labels:
                 append(f"{name} {_number(value)}\n")
                 continue
-            append(f"{name}{{{_label_text(labels, by_identity)}}} {_number(value)}\n")
-    return "".join(out).encode("utf-8")
+            append(f"{name}{{{_label_text(labels, self._by_identity)}}} {_number(value)}\n")
+        return "".join(out)
 
 
 def _render_pairs(

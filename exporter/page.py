@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from itertools import chain
 
-from confscale.exporter.collector import SnapshotCollector
+from confscale.exporter.collector import build_info, exporter_families, snapshot_text
 from confscale.exporter.exposition import render
 from confscale.exporter.poller import Snapshot
 from prometheus_client import PlatformCollector, ProcessCollector
@@ -53,7 +53,11 @@ class MetricsPage:
             cached = self._rendered
             if cached is not None and cached[0] is snapshot and cached[1] == stale:
                 return cached[2]
-            collector = SnapshotCollector(lambda: snapshot, clock=lambda: now)
-            body = render(collector.collect())
+            if snapshot is None:
+                body = render([build_info()])
+            else:
+                # as render(SnapshotCollector(...).collect()), the nodes' texts joined
+                text = snapshot_text(snapshot, stale=stale)
+                body = text.encode("utf-8") + render([*exporter_families(snapshot), build_info()])
             self._rendered = (snapshot, stale, body)
             return body

@@ -22,12 +22,34 @@ from types import MappingProxyType
 from confscale.exporter.bbbfigures import BbbFigures
 from confscale.exporter.coalesce import Coalescer
 from confscale.exporter.config import NodeConfig, PoolConfig
+from confscale.exporter.exposition import Labels, Writer
 from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
 from confscale.exporter.registry import BY_KEY
 
 log = logging.getLogger("confscale.exporter")
 
 DEFAULT_WORKERS = 64
+BASE_LABELS = ("node", "pool")  # documentation only: a node without a pool has no pool label
+
+
+def node_label_sets(config: PoolConfig) -> dict[str, Labels]:
+    """Per node its base labels: ``node``, and ``pool`` when the node or the file names one."""
+    labels: dict[str, Labels] = {}
+    for node in config.nodes:
+        pool = node.pool or config.pool
+        labels[node.name] = Labels({"node": node.name, **({"pool": pool} if pool else {})})
+    return labels
+
+
+def source_text(
+    source: str, figures: object, labels: Labels, writer: Writer | None = None
+) -> tuple[str, ...]:
+    """``labels``'s text, then the lines of each family of ``source`` for one node."""
+    kind = BY_KEY[source]
+    families = kind.families(BASE_LABELS)
+    families.add(figures, labels)
+    writer = writer or Writer()
+    return (labels.text, *(writer.lines(family) for family in families.families()))
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,9 @@ class SourceResult:
     finished_at: float
     figures: object | None = None  # what the source's poll returned (its kind's figures)
     reason: str | None = None
+    # the node's label text, then the lines of each of the kind's families for these
+    # figures: written by the worker when the poll completed (collector.snapshot_text)
+    text: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -73,8 +98,10 @@ def poll_source(
     timeout: float,
     max_bytes: int,
     clock: Callable[[], float] = time.time,
+    labels: Labels | None = None,
 ) -> SourceResult:
-    """Poll one source of one node; never raises, the failure is in ``reason``."""
+    """Poll one source of one node; never raises, the failure is in ``reason``. With the
+    node's ``labels``, a success also carries its families' text (``SourceResult.text``)."""
     started = time.monotonic()
     figures: object | None = None
     reason: str | None = None
@@ -104,6 +131,14 @@ def poll_source(
             Path(frame.filename).name,
             frame.lineno or 0,
         )
+    text = None
+    if figures is not None and labels is not None:
+        try:
+            text = source_text(source, figures, labels)
+        except Exception as exc:  # the page writes it again; a bug must not cost the poll
+            log.warning(
+                "text of node=%s source=%s failed error=%s", node.name, source, type(exc).__name__
+            )
     return SourceResult(
         node=node.name,
         source=source,
@@ -111,6 +146,7 @@ def poll_source(
         finished_at=clock(),
         figures=figures,
         reason=reason,
+        text=text,
     )
 
 
@@ -238,7 +274,9 @@ class Poller:
             self._state.prune(config)
         self._wake.set()
 
-    def _task(self, node: NodeConfig, source: str, timeout: float) -> SourceResult:
+    def _task(
+        self, node: NodeConfig, source: str, timeout: float, labels: Labels | None
+    ) -> SourceResult:
         return poll_source(
             self._client,
             node,
@@ -246,6 +284,7 @@ class Poller:
             timeout=timeout,
             max_bytes=self._max_bytes,
             clock=self._clock,
+            labels=labels,
         )
 
     def probe(self, node: NodeConfig) -> Snapshot:
@@ -270,8 +309,9 @@ class Poller:
         with self._lock:
             held = {(n.name, s): self._state.due(n, s, started_wall) for n, s in pairs}
         tasks = [(node, source) for node, source in pairs if held[(node.name, source)] is None]
+        labels = node_label_sets(config)
         futures = [
-            self._executor.submit(self._task, node, source, config.timeout)
+            self._executor.submit(self._task, node, source, config.timeout, labels[node.name])
             for node, source in tasks
         ]
         # A cycle gets one interval: what the workers did not reach by then is an overrun

@@ -345,3 +345,36 @@ def test_node_pool_and_tags_label_the_node_and_its_info_series() -> None:
     assert all(
         "tags" not in dict(labels) for name, labels in samples if name != "confscale_node_info"
     )
+
+
+def test_page_joins_the_texts_polls_left_and_equals_the_families_render() -> None:
+    """The /metrics body joins each result's text (written when its poll completed) into
+    the families; it must be the text of the families rendered whole, byte for byte,
+    whether a result carries its text, carries one written with other labels (a pool
+    renamed by a reload) or carries none (a probe, a held result)."""
+    import dataclasses
+
+    from confscale.exporter.collector import snapshot_text
+    from confscale.exporter.exposition import Labels
+    from confscale.exporter.page import MetricsPage
+    from confscale.exporter.poller import source_text
+
+    plain = make_snapshot()
+    own = Labels({"node": "bbb-01", "pool": "campus"})
+    other = Labels({"node": "bbb-02", "pool": "old-name"})
+    results = tuple(
+        dataclasses.replace(r, text=source_text(r.source, r.figures, own))
+        if r.node == "bbb-01" and r.figures is not None
+        else dataclasses.replace(r, text=source_text(r.source, r.figures, other))
+        if r.node == "bbb-02" and r.figures is not None
+        else r
+        for r in plain.results
+    )
+    texts = dataclasses.replace(plain, results=results)
+    for stale in (False, True):
+        expected = render(snapshot_families(plain, stale=stale)).decode()
+        assert snapshot_text(plain, stale=stale) == expected
+        assert snapshot_text(texts, stale=stale) == expected
+    page = MetricsPage(lambda: texts, clock=lambda: NOW)
+    collector = SnapshotCollector(lambda: plain, clock=lambda: NOW)
+    assert page.refresh(texts) == render(collector.collect())
