@@ -4,11 +4,13 @@ One urllib3 PoolManager serves every worker thread: it is thread-safe, keeps con
 alive per host, and costs about a third of a ``requests.Session`` call in CPU (measured in
 bench/bench_exporter.py; at 1,000 nodes that is most of a core-second per cycle).
 
-One deadline covers connect, TLS handshake, status line, headers and every body read
-(exporter/deadline.py shuts the socket down when it passes), so a server that drips one
-byte a second, in its headers or its body, still costs at most the node's timeout; and
-``close`` ends every exchange in flight at once. Status line and header lines are bounded
-by http.client (64 KiB a line, 100 lines): more is reason ``http``, "headers too large".
+One deadline covers the host name's lookup, connect, TLS handshake, status line, headers
+and every body read (exporter/resolve.py waits for a lookup at most the time left;
+exporter/deadline.py shuts the socket down when it passes), so a slow resolver, or a
+server that drips one byte a second in its headers or its body, still costs at most the
+node's timeout; and ``close`` ends every exchange in flight at once. Status line and
+header lines are bounded by http.client (64 KiB a line, 100 lines): more is reason
+``http``, "headers too large".
 Error messages never carry the URL (its query holds the checksum) nor anything the
 server sent.
 """
@@ -17,14 +19,17 @@ from __future__ import annotations
 
 import contextvars
 import http.client
+import socket
 import ssl
-from collections.abc import Callable, Collection, Mapping
+import sys
+from collections.abc import Callable, Collection, Mapping, Sequence
 from http.client import BadStatusLine, HTTPException, LineTooLong, RemoteDisconnected
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import urllib3
 from confscale.exporter.deadline import Guard, Reaper
+from confscale.exporter.resolve import AddrInfo, Resolver, ResolveTimeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -32,6 +37,7 @@ from urllib3.exceptions import (
     HeaderParsingError,
     HTTPError,
     InsecureRequestWarning,
+    NameResolutionError,
     NewConnectionError,
     ReadTimeoutError,
     SSLError,
@@ -93,12 +99,18 @@ class _StrictResponse(http.client.HTTPResponse):
             raise MalformedHeaders("malformed header line") from None
 
 
+class _ResolveTimeoutError(ConnectTimeoutError):
+    """The host name was not resolved before the exchange's deadline."""
+
+
 class _Guarded:
     """A urllib3 connection that puts itself under the current exchange's deadline.
 
-    It attaches when it connects (the TCP socket exists before the TLS handshake), when
-    a request is sent on it (a reused keep-alive connection) and before the status line
-    and headers are read, so the deadline covers every phase of the exchange. A
+    It resolves its host name through the exchange's Resolver within the time left and
+    connects within what is left after that; it attaches when it connects (the TCP
+    socket exists before the TLS handshake), when a request is sent on it (a reused
+    keep-alive connection) and before the status line and headers are read, so the
+    deadline covers every phase of the exchange. A
     connection has one guard at a time: the next exchange on it takes it over, so an old
     deadline never shuts a connection another poll is using. (urllib3 returns it to the
     pool on reading the body's end, a moment before the guard ends; a deadline passing in
@@ -109,6 +121,37 @@ class _Guarded:
         _attach(self)
         super().connect()  # type: ignore[misc]
         _attach(self)
+
+    def _new_conn(self) -> socket.socket:
+        """urllib3's HTTPConnection._new_conn (its errors, its audit event), with the
+        lookup and the connect bounded by the exchange's deadline."""
+        exchange = _EXCHANGE.get()
+        if exchange is None:
+            return super()._new_conn()  # type: ignore[misc]
+        _, guard, resolver = exchange
+        host: str = self.host  # type: ignore[attr-defined]
+        port: int = self.port  # type: ignore[attr-defined]
+        try:
+            addresses = resolver.resolve(host.strip("[]"), port, guard.remaining())
+        except ResolveTimeout as exc:
+            raise _ResolveTimeoutError(self, str(exc)) from None
+        except socket.gaierror as exc:
+            raise NameResolutionError(host, self, exc) from exc  # type: ignore[arg-type]
+        limit = guard.remaining()
+        timeout = self.timeout  # type: ignore[attr-defined]
+        if isinstance(timeout, int | float):
+            limit = min(limit, timeout)
+        try:
+            if limit <= 0:
+                raise TimeoutError
+            sock = _connect(addresses, limit, self.source_address, self.socket_options)  # type: ignore[attr-defined]
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"Connection to {host} timed out") from exc
+        except OSError as exc:
+            message = f"Failed to establish a new connection: {exc}"
+            raise NewConnectionError(self, message) from exc  # type: ignore[arg-type]
+        sys.audit("http.client.connect", self, host, port)
+        return sock
 
     def request(self, *args: object, **kwargs: object) -> None:
         _attach(self)
@@ -137,10 +180,37 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
-# (reaper, guard) of the exchange the current thread is in, for _Guarded to attach to
-_EXCHANGE: contextvars.ContextVar[tuple[Reaper, Guard] | None] = contextvars.ContextVar(
+# (reaper, guard, resolver) of the current thread's exchange, for _Guarded to attach to
+_EXCHANGE: contextvars.ContextVar[tuple[Reaper, Guard, Resolver] | None] = contextvars.ContextVar(
     "confscale_exchange", default=None
 )
+
+
+def _connect(
+    addresses: Sequence[AddrInfo],
+    timeout: float,
+    source_address: tuple[str, int] | None,
+    options: list[tuple[int, int, int | bytes]] | None,
+) -> socket.socket:
+    """urllib3.util.connection.create_connection's loop over resolved addresses: the
+    first that accepts within ``timeout`` (each try gets the whole of it, as there)."""
+    error: OSError = OSError("getaddrinfo returns an empty list")
+    for family, kind, proto, _, address in addresses:
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            for option in options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    raise error
 
 
 def _attach(connection: object) -> None:
@@ -152,7 +222,9 @@ def _attach(connection: object) -> None:
 class HttpClient:
     """Keep-alive connections for every node, shared by the worker threads."""
 
-    def __init__(self, *, connections_per_host: int = 4, hosts: int = 64) -> None:
+    def __init__(
+        self, *, connections_per_host: int = 4, hosts: int = 64, resolver: Resolver | None = None
+    ) -> None:
         self._pool = urllib3.PoolManager(
             num_pools=max(hosts, 16),
             maxsize=connections_per_host,
@@ -162,6 +234,7 @@ class HttpClient:
         )
         self._pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self._reaper = Reaper("confscale-fetch-deadline")
+        self._resolver = resolver or Resolver()
 
     def fetch(
         self,
@@ -181,14 +254,14 @@ class HttpClient:
         error); an answer whose status is not in ``statuses`` is reason ``http`` with the
         status in ``PollError.status`` (an API's error bodies: list their statuses).
 
-        One deadline of ``timeout`` seconds covers connect, TLS handshake, status line,
-        headers and body. Raises PollError with reason timeout, connect, http or
-        too_large; whatever ``sink`` raises passes through. ``tls`` overrides how an https
-        certificate is checked (its connections live in their own pool, keyed by those
-        options).
+        One deadline of ``timeout`` seconds covers the name's lookup, connect, TLS
+        handshake, status line, headers and body. Raises PollError with reason timeout,
+        connect, http or too_large; whatever ``sink`` raises passes through. ``tls``
+        overrides how an https certificate is checked (its connections live in their own
+        pool, keyed by those options).
         """
         with self._reaper.guard(timeout) as guard:
-            token = _EXCHANGE.set((self._reaper, guard))
+            token = _EXCHANGE.set((self._reaper, guard, self._resolver))
             try:
                 return self._exchange(
                     url, guard, timeout, max_bytes, sink, tls, headers or {}, statuses, on_status
@@ -275,6 +348,7 @@ class HttpClient:
     def close(self) -> None:
         """Abort every exchange in flight (each ends as a timeout at once), drop the pools."""
         self._reaper.close()
+        self._resolver.close()
         self._pool.clear()
 
 
@@ -284,6 +358,8 @@ def _request_error(exc: Exception, guard: Guard, timeout: float) -> PollError:
         return exc
     timed_out = isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError)
     # NewConnectionError is a ConnectTimeoutError to urllib3, but it is a refusal
+    if any(isinstance(cause, _ResolveTimeoutError) for cause in _causes(exc)):
+        return PollError("timeout", f"host name not resolved within {timeout:g}s")
     if (guard.expired or timed_out) and not isinstance(exc, NewConnectionError):
         return PollError("timeout", f"no answer within {timeout:g}s")
     causes = _causes(exc)
