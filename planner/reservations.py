@@ -274,7 +274,8 @@ def best_nodes(pressures: Mapping[str, float], band: float) -> frozenset[str]:
     if not pressures:
         return frozenset()
     lowest = min(pressures.values())
-    return frozenset(n for n, p in pressures.items() if p <= lowest + band)
+    edge = lowest + band + 1e-9  # a node exactly one band up is in, rounding or not
+    return frozenset(n for n, p in pressures.items() if p <= edge)
 
 
 def admitted(placement: Placement, band: float, kind: str = "bbb") -> frozenset[str]:

@@ -358,3 +358,12 @@ def test_a_stale_placement_names_no_node() -> None:
     pool.stamp = clock.now
     service.refresh_placement()
     assert service.next_node()["node"] == "bbb-01"
+
+
+def test_best_nodes_are_one_band_from_the_least_pressed() -> None:
+    from confscale.planner.reservations import best_nodes
+
+    pressures = {"a": 0.1, "b": 0.3, "c": 0.35, "d": 0.2}
+    assert best_nodes(pressures, 0.1) == {"a", "d"}  # 0.2 is exactly one band up: in
+    assert best_nodes(pressures, 0.0) == {"a"} and best_nodes({}, 1.0) == frozenset()
+    assert best_nodes(pressures, 1.0) == set(pressures)

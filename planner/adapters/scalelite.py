@@ -26,6 +26,10 @@ cordoned or disabled are left alone (and reported, so they are not online capaci
 servers outside the pool are never touched; down or stale nodes are left to Scalelite's
 own health checks; ``disable``, ``deleteServer`` and ``panicServer`` are never sent. If
 someone enables a server it cordoned, it steps back until the node was available once.
+With ``admission`` (opt-in), it also cordons the available servers that are not among
+the best nodes for new rooms and enables them when they are (:func:`plan`): Scalelite
+(``app/models/server.rb``, ``bigbluebutton_api_controller.rb``) adds only 1 ×
+multiplier per create, re-reads loads at its next poll, and honours a cordon at once.
 """
 
 from __future__ import annotations
