@@ -32,6 +32,7 @@ from confscale.planner.reservations import NoNodeAvailable
 from confscale.simulator.pool import node_names
 
 from bench.closedloop_policies import (
+    EXTRA_POLICIES,
     PLACEMENT_SECONDS,
     POLICIES,
     SCALELITE_POLL_SECONDS,
@@ -257,6 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hours", type=float, default=12.0, help="from 07:00 UTC")
     parser.add_argument("--seeds", default="1,2,3,4,5", help="one busy day per load-model seed")
     parser.add_argument("--scenarios", default="day,fail", help="day, fail or both")
+    parser.add_argument(
+        "--policies",
+        default=",".join(POLICIES),
+        help=f"the first is the anchor (vs 1); also: {', '.join(EXTRA_POLICIES)}",
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
     args = parser.parse_args(argv)
     started, cpu = time.perf_counter(), time.process_time()
@@ -295,17 +301,21 @@ def main(argv: list[str] | None = None) -> None:
     scenarios = [x for x in args.scenarios.split(",") if x]
     if not scenarios or set(scenarios) - {"day", "fail"}:
         parser.error(f"--scenarios: day, fail or day,fail, got {args.scenarios!r}")
+    policies = [x for x in args.policies.split(",") if x]
+    unknown = set(policies) - set(POLICIES) - set(EXTRA_POLICIES)
+    if not policies or unknown:
+        parser.error(f"--policies: unknown {sorted(unknown)}; known {POLICIES + EXTRA_POLICIES}")
     for scenario in scenarios:
-        per_policy: dict[str, list[Result]] = {p: [] for p in POLICIES}
+        per_policy: dict[str, list[Result]] = {p: [] for p in policies}
         for seed, requests, peak in days:
             fail_at = peak if scenario == "fail" else None
-            for p in POLICIES:
+            for p in policies:
                 r = run(p, requests, names, steps, fail_at=fail_at)
                 per_policy[p].append(r)
                 rows.append({"seed": seed, **r.row()})
-            assert len({per_policy[p][-1].demand for p in POLICIES}) == 1  # same demand
+            assert len({per_policy[p][-1].demand for p in policies}) == 1  # same demand
         totals = {p: aggregate(rs) for p, rs in per_policy.items()}
-        anchor = totals["scalelite"]["avoidable"]
+        anchor = totals[policies[0]]["avoidable"]
         print(f"\n[{scenario}] {HEADER}")
         for p, t in totals.items():
             ratio = t["avoidable"] / anchor if anchor else float("nan")

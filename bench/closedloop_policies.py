@@ -161,11 +161,12 @@ class Scalelite(Policy):
             self.pinned.pop(request.meeting_id, None)
 
 
-def confscale_service(pool: PoolLoad, clock: list[float]) -> PlannerService:
-    """A real planner service on the benchmark's readings and clock (no history)."""
+def confscale_service(pool: PoolLoad, clock: list[float], lead: int = 0) -> PlannerService:
+    """A real planner service on the benchmark's readings and clock (no history);
+    ``lead`` = 1 reads the pool as it is now (no exporter or scrape delay: an ideal)."""
     return PlannerService(
         lambda: pd.DataFrame(),
-        read_current=lambda: pool.readings(round(clock[0] / STEP)),
+        read_current=lambda: pool.readings(round(clock[0] / STEP) + lead),
         clock=lambda: clock[0],
     )
 
@@ -179,6 +180,8 @@ class ScaleliteWithConfscale(Scalelite):
 
     name: str = "scalelite+confscale"
     admission: float | None = None  # ScaleliteAdapter.admission (typical meetings)
+    interval: float = PLACEMENT_SECONDS  # how often the placement and the adapter run
+    lead: int = 0  # 1: readings without delay (the ideal variant)
     service: PlannerService | None = None
     clock: list[float] = field(default_factory=lambda: [0.0])
     adapter: ScaleliteAdapter | None = None
@@ -186,7 +189,7 @@ class ScaleliteWithConfscale(Scalelite):
     def tick(self, pool: PoolLoad, step: int) -> None:
         self.clock[0] = step * STEP
         if self.service is None:
-            self.service = confscale_service(pool, self.clock)
+            self.service = confscale_service(pool, self.clock, self.lead)
             self.adapter = ScaleliteAdapter(
                 "https://scalelite.example.org",
                 "unused",
@@ -194,7 +197,7 @@ class ScaleliteWithConfscale(Scalelite):
                 admission=self.admission,
                 reserved=self.service.reserved_pressure,
             )
-        if every(PLACEMENT_SECONDS, step) and step > 0:
+        if every(self.interval, step) and step > 0:
             placement = self.service.refresh_placement()
             if placement is not None:
                 self._apply(placement)
@@ -298,6 +301,9 @@ POLICIES = (
     "confscale-next",
     "confscale-next+size",
 )
+# opt-in (--policies): admission with every create of the previous step already in the
+# readings and the adapter run every step — the most any cordon-based adapter can do
+EXTRA_POLICIES = ("scalelite+admission-ideal",)
 
 
 def make_policy(name: str, names: list[str]) -> Policy:
@@ -309,10 +315,15 @@ def make_policy(name: str, names: list[str]) -> Policy:
         return ScaleliteWithConfscale(list(names))
     if name == "scalelite+admission":
         return ScaleliteWithConfscale(list(names), name=name, admission=ADMISSION)
+    if name == "scalelite+admission-ideal":
+        return ScaleliteWithConfscale(
+            list(names), name=name, admission=ADMISSION, interval=STEP, lead=1
+        )
     if name == "scalelite-tuned":
         return Scalelite(list(names), name=name, **TUNED)  # type: ignore[arg-type]
     if name == "confscale-next":
         return ConfscaleNext()
     if name == "confscale-next+size":
         return ConfscaleNext(name=name, sized=True)
-    raise ValueError(f"unknown policy {name!r}; policies: {', '.join(POLICIES)}")
+    known = ", ".join((*POLICIES, *EXTRA_POLICIES))
+    raise ValueError(f"unknown policy {name!r}; policies: {known}")

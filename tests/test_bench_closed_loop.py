@@ -9,7 +9,7 @@ from confscale.planner.reservations import ReservationPolicy
 from confscale.simulator.pool import node_names
 
 from bench.bench_closed_loop import peak_step, run
-from bench.closedloop_policies import POLICIES
+from bench.closedloop_policies import EXTRA_POLICIES, POLICIES
 from bench.closedloop_pool import STEP, busy_day, demand, demand_digest
 
 NODES, HOURS = 4, 1.0
@@ -32,7 +32,8 @@ def test_every_room_is_placed_once_and_every_reservation_released(requests, scen
         room.participants.sum() for r in requests for _, room in r.breakouts
     )
     results = {
-        p: run(p, requests, names, STEPS, fail_at=fail_at, drain_steps=DRAIN) for p in POLICIES
+        p: run(p, requests, names, STEPS, fail_at=fail_at, drain_steps=DRAIN)
+        for p in (*POLICIES, *EXTRA_POLICIES)
     }
     digests = {r.demand for r in results.values()}
     assert digests == {demand_digest(requests)}  # the same demand for every policy
@@ -62,7 +63,7 @@ def test_every_room_is_placed_once_and_every_reservation_released(requests, scen
         # a room /next sent is reserved once (the reading showing it adds nothing); only
         # fallbacks (every node full) are rooms /next did not answer for
         assert book["observed"] <= results[name].fallbacks, name
-    for name in ("scalelite+confscale", "scalelite+admission"):
+    for name in ("scalelite+confscale", "scalelite+admission", "scalelite+admission-ideal"):
         book = results[name].reservations
         assert book["answers"] == 0 and book["observed"] > 0, name  # Scalelite placed all
         # every room Scalelite placed seen started once (rooms of the last minutes of the
