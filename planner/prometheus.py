@@ -420,6 +420,12 @@ INSTANT_QUERIES: dict[str, tuple[str, ...]] = {
     "jitsi_stress": (f"max by (node) ({JITSI_METRICS['stress_level']})",),
     # rooms started per node (a counter): the reservations for rooms a balancer placed
     "meetings_started": (f"max by (node) ({c.MEETINGS_STARTED.sample})",),
+    # recordings processing or waiting for it, as the exporter scrape sums them
+    # (planner/scrape.py): a node with any is not safe to scale in
+    "recordings_processing": (
+        f'sum by (node) ({c.BBB_RECORDINGS}{{state="processing"}} '
+        f"or {c.BBB_RECORDINGS_UNPROCESSED})",
+    ),
     **{
         k: (f"max by (node) ({RULES[k]})", raw)
         for k, raw in raw_formulas("5m").items()
@@ -465,6 +471,7 @@ def read_prometheus_current(client: PrometheusClient, at: float | None = None) -
                 receive_utilisation=get("receive_utilisation"),
                 jitsi_stress=get("jitsi_stress"),
                 pressure=get("pressure"),
+                recordings_processing=get("recordings_processing"),
             )
         )
     return readings

@@ -256,3 +256,30 @@ def test_current_data_uses_the_recording_rules_when_they_exist(tmp_path: Path) -
     assert states["bbb-02"] == "out" and placement.recommended in ("bbb-01", "bbb-03")
     assert used["cpu_utilisation"] == "max by (node) (node:confscale_cpu_utilisation:ratio_rate5m)"
     assert not frame.empty
+
+
+def test_current_data_from_prometheus_carries_recordings_processing(tmp_path: Path) -> None:
+    """The scale-in check's figure on the Prometheus path, summed as the scrape sums it."""
+    at = int(time.time() // 60 * 60) - 3 * 3600
+    lines = ["# TYPE confscale_node_up gauge"]
+    series = {
+        "bbb_recordings": [
+            ('node="bbb-01",state="processing"', 2),
+            ('node="bbb-01",state="published"', 9),
+            ('node="bbb-02",state="published"', 4),
+        ],
+        "bbb_recordings_unprocessed": [('node="bbb-01"', 1), ('node="bbb-02"', 0)],
+    }
+    stamps = range(at - 600, at + 1, 60)
+    for node in ("bbb-01", "bbb-02", "bbb-03"):
+        lines += [f'confscale_node_up{{node="{node}",source="bbb"}} 1 {t}' for t in stamps]
+    for name, samples in series.items():
+        lines.append(f"# TYPE {name} gauge")
+        for labels, value in samples:
+            lines += [f"{name}{{{labels}}} {value} {t}" for t in stamps]
+    (tmp_path / "recordings.om").write_text("\n".join(lines) + "\n# EOF\n")
+    with harness.backfilled_prometheus(tmp_path / "recordings.om", tmp_path) as url:
+        readings = {r.node: r for r in read_prometheus_current(PrometheusClient(url), at)}
+    assert readings["bbb-01"].recordings_processing == 3  # 2 processing + 1 waiting
+    assert readings["bbb-02"].recordings_processing == 0  # published ones do not count
+    assert readings["bbb-03"].recordings_processing is None  # no recordings source: unknown
