@@ -255,10 +255,13 @@ def widen_arrays(
     if not widen:
         return None
     levels = {level for per in widen.values() for level in per}
-    return {
-        level: np.array([widen.get(str(b), {}).get(level, 1.0) for b in buckets])
-        for level in levels
-    }
+    names = np.asarray(buckets).astype(str)
+    out = {level: np.ones(len(names)) for level in levels}
+    for bucket in np.unique(names):
+        where = names == bucket
+        for level in levels:
+            out[level][where] = widen.get(str(bucket), {}).get(level, 1.0)
+    return out
 
 
 MAX_LOG_WIDEN = 2.0  # bands at most e² ≈ 7.4× (and at least 1/7.4×) the conformal width

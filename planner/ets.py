@@ -144,7 +144,9 @@ class EtsForecaster:
                 self.params, self.fitted_at = np.asarray(fitted.params), last
             else:
                 fitted = model.smooth(self.params)
-        forecast = np.asarray(fitted.forecast(steps), dtype=float)
+        # ETS(A,N,N) forecasts its last smoothed level at every lead: read it rather than
+        # call ``forecast``, which simulates step by step (a tenth of the refit's time)
+        forecast = np.full(steps, float(np.asarray(fitted.level)[-1]))
         if not np.isfinite(forecast).all():
             forecast = np.full(steps, float(series[-WEEK_HOURS:].mean()))
         return forecast

@@ -165,14 +165,15 @@ def seasonal_naive(history: pd.Series, targets: pd.DatetimeIndex) -> np.ndarray:
     if known.empty:
         return result
     last = known.index[-1]
-    lookup = history.to_dict()
-    for position, target in enumerate(targets):
-        weeks = max(1, int(np.ceil((target - last) / pd.Timedelta(hours=WEEK_HOURS))))
-        for extra in range(4):  # skip back over gaps, a bounded number of weeks
-            value = lookup.get(target - pd.Timedelta(hours=WEEK_HOURS * (weeks + extra)))
-            if value is not None and np.isfinite(value):
-                result[position] = value
-                break
+    week = pd.Timedelta(hours=WEEK_HOURS)
+    weeks = np.maximum(1, np.ceil((targets - last) / week).to_numpy(dtype=float)).astype(int)
+    lookup = known[~known.index.duplicated(keep="last")]
+    for extra in range(4):  # skip back over gaps, a bounded number of weeks
+        missing = np.isnan(result)
+        if not missing.any():
+            break
+        back = targets[missing] - pd.to_timedelta((weeks[missing] + extra) * WEEK_HOURS, "h")
+        result[missing] = lookup.reindex(back).to_numpy(dtype=float)
     return result
 
 
@@ -287,12 +288,14 @@ def band_quantiles(
         probs[f"lower_{round(level * 100)}"] = corrected((1 - level) / 2)
         probs[f"upper_{round(level * 100)}"] = corrected((1 + level) / 2)
     names, values = list(probs), list(probs.values())
-    pooled = np.quantile(residuals["error"].to_numpy(), values)
-    table: dict[str, np.ndarray] = {}
-    for bucket, group in residuals.groupby("bucket"):
-        if len(group) >= min_residuals:
-            table[str(bucket)] = np.quantile(group["error"].to_numpy(), values)
-    rows = np.array([table.get(str(b), pooled) for b in buckets])
+    errors = residuals["error"].to_numpy(dtype=float)
+    pooled = np.quantile(errors, values)
+    of_residual = residuals["bucket"].astype(str).to_numpy()
+    wanted = np.asarray(buckets).astype(str)
+    rows = np.empty((len(wanted), len(values)))
+    for bucket in np.unique(wanted):
+        own = errors[of_residual == bucket]
+        rows[wanted == bucket] = np.quantile(own, values) if len(own) >= min_residuals else pooled
     return {name: rows[:, i] for i, name in enumerate(names)}
 
 
@@ -318,17 +321,17 @@ def apply_bands(
         frame["median"] = point
         return frame
     scale = residual_scale(point, floor, kind)
-    frame = pd.DataFrame({c: point + quantiles[c] * scale for c in columns})
-    median = frame["median"].to_numpy()
+    edges = {c: point + quantiles[c] * scale for c in columns}  # numpy: a backtest's hot path
+    median = edges["median"]
     inner_low, inner_high = median, median
     for level in sorted(levels):
         name = round(level * 100)
         factor = (widen or {}).get(name, 1.0)
-        low = median - factor * (median - frame[f"lower_{name}"].to_numpy())
-        high = median + factor * (frame[f"upper_{name}"].to_numpy() - median)
+        low = median - factor * (median - edges[f"lower_{name}"])
+        high = median + factor * (edges[f"upper_{name}"] - median)
         inner_low, inner_high = np.minimum(low, inner_low), np.maximum(high, inner_high)
-        frame[f"lower_{name}"], frame[f"upper_{name}"] = inner_low, inner_high
-    return frame.clip(lower=0.0)
+        edges[f"lower_{name}"], edges[f"upper_{name}"] = inner_low, inner_high
+    return pd.DataFrame({c: np.maximum(edges[c], 0.0) for c in columns})
 
 
 def forecast_frame(
