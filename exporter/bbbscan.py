@@ -81,14 +81,16 @@ _TAG_NAME = re.compile(rb"</?([^\s/>]*)")
 class _Tags:
     """Every tag of a document: where it starts and ends, its kind and depth."""
 
-    def __init__(self, doc: bytes, padded: bytes, lt: Ints, gt: Ints) -> None:
+    def __init__(
+        self, doc: bytes, padded: bytes, lt: Ints, gt: Ints, marker: npt.NDArray[np.uint8]
+    ) -> None:
         self.doc = doc
         self.data = np.frombuffer(padded, dtype=np.uint8)
         # the 8 bytes from each offset on, as one little-endian integer (a view, no copy)
         self._window = np.ndarray((len(doc) + 16,), dtype="<u8", buffer=padded, strides=(1,))
         self.start = lt  # offset of each tag's "<"
         self.end = gt  # offset of each tag's ">"
-        self.closing = self.data[lt + 1] == _SLASH
+        self.closing = marker == _SLASH  # marker: the byte after each "<"
         self.empty = self.data[gt - 1] == _SLASH
         # +1 a start tag, -1 an end tag, 0 an empty-element tag
         step = 1 - 2 * self.closing.view(np.int8) - self.empty.view(np.int8)
@@ -197,7 +199,7 @@ def _table(doc: bytes) -> _Tags | None:
     if head:
         lt, gts = lt[1:], gts[1:]
     marker = data[lt + 1]
-    if ((marker == _BANG) | (marker == _QUESTION)).any():
+    if (b"!" in doc or b"?" in doc) and ((marker == _BANG) | (marker == _QUESTION)).any():
         return None  # a comment, CDATA section or processing instruction
     if gts.size == lt.size and (lt < gts).all() and (gts[:-1] < lt[1:]).all():
         gt = gts  # one ">" per "<", in turn: no ">" in text or attribute values
@@ -209,7 +211,7 @@ def _table(doc: bytes) -> _Tags | None:
         inside = (owner >= 0) & (equals < gt[np.maximum(owner, 0)])
         if inside.any():
             return None  # an attribute (or a namespace declaration)
-    return _Tags(doc, padded, lt, gt)
+    return _Tags(doc, padded, lt, gt, marker)
 
 
 def scan_meetings(document: bytes) -> BbbFigures | None:
