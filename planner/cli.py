@@ -18,6 +18,7 @@ from confscale.planner.cli_inputs import UsageError, read_secret_file, what_if_f
 from confscale.planner.clusterproxy_cli import add_cluster_proxy_command, cmd_cluster_proxy
 from confscale.planner.history import HistoryError
 from confscale.planner.prometheus import PrometheusError
+from confscale.planner.scalelite_check import add_scalelite_check_command, cmd_scalelite_check
 from confscale.planner.serve_cli import add_serve_command, cmd_serve
 from confscale.planner.size_cli import add_size_command, cmd_size
 from confscale.planner.snapshot import json_safe
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     add_maintenance_command(sub)
     add_cluster_proxy_command(sub)
+    add_scalelite_check_command(sub)
     return parser
 
 
@@ -78,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "cluster-proxy":
             result = cmd_cluster_proxy(args)
+        elif args.command == "scalelite-check":
+            result = cmd_scalelite_check(args, read_secret_file)
         elif args.command == "maintenance":
             from confscale.planner.maintenance_cli import cmd_maintenance
 
@@ -89,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     json.dump(json_safe(result), sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
+    if args.command == "scalelite-check" and not result["ok"]:
+        return 1  # Scalelite's tags disagree with the pool file's: the JSON says where
     return 0
 
 
