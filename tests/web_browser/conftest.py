@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from harness import REPO, Proc, artifacts_dir, python_module, require_tool, running, wait_until
+from harness import REPO, Proc, artifacts_dir, python_module, require_tool
 
-from .pagetools import CHROMIUM_FLAGS, planner
+from .pagetools import CHROMIUM_FLAGS, serving
 
 
 @pytest.fixture(scope="package")
@@ -40,13 +39,7 @@ def history(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="package")
 def page_url(history) -> Iterator[str]:
-    proc, url = planner(f"--history.file={history}")
-    with running(proc, f"{url}/-/healthy", timeout=60):
-        wait_until(
-            lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["ready"],
-            timeout=90,
-            what="the planner's first result",
-        )
+    with serving(f"--history.file={history}") as url:
         yield url
 
 

@@ -3,9 +3,12 @@ and small scripts that read drawn graphs, cards and sliders (used by every test 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
-from harness import REPO, Proc, artifacts_dir, free_port, python_module, wait_until
+import requests
+from harness import REPO, Proc, artifacts_dir, free_port, python_module, running, wait_until
 
 PAGES = {"overview": "/", "forecast": "/forecast", "nodes": "/nodes", "diagnostics": "/diagnostics"}
 GRAPHS = {
@@ -37,6 +40,20 @@ def planner(*source: str, env: dict[str, str] | None = None) -> tuple[Proc, str]
         "--refit.interval=1h",
     )
     return Proc("planner-web", args, cwd=REPO, env=env), f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def serving(*source: str, until: str = "ready", timeout: float = 90.0) -> Iterator[str]:
+    """``planner(*source)`` running, once its /-/healthy says ``until`` (its first result,
+    or ``last_error``: its first failed refresh); yields its base URL."""
+    proc, url = planner(*source)
+    with running(proc, f"{url}/-/healthy", timeout=60):
+        wait_until(
+            lambda: requests.get(f"{url}/-/healthy", timeout=5).json()[until],
+            timeout=timeout,
+            what=f"the planner's {until}",
+        )
+        yield url
 
 
 def screenshot(driver, name: str) -> Path:

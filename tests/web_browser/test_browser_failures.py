@@ -3,21 +3,14 @@
 
 from __future__ import annotations
 
-import requests
-from harness import free_port, running, wait_until
+from harness import free_port
 
-from .pagetools import PAGES, planner, screenshot, severe_console_entries, wait_for
+from .pagetools import PAGES, screenshot, serving, severe_console_entries, wait_for
 
 
 def test_prometheus_unreachable_shows_the_message_not_a_traceback(browser):
     closed = free_port()  # nothing listens here
-    proc, url = planner(f"--prometheus.url=http://127.0.0.1:{closed}")
-    with running(proc, f"{url}/-/healthy", timeout=60):
-        wait_until(
-            lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["last_error"],
-            timeout=60,
-            what="the failed first refresh",
-        )
+    with serving(f"--prometheus.url=http://127.0.0.1:{closed}", until="last_error") as url:
         for name, path in PAGES.items():
             browser.get(url + path)
             banner = wait_for(
@@ -44,13 +37,7 @@ def test_short_history_says_how_much_is_missing(browser, tmp_path):
 
     history = tmp_path / "week.csv"
     synthetic_history(nodes=2, weeks=1, start="2026-09-21").to_csv(history, index=False)
-    proc, url = planner(f"--history.file={history}")
-    with running(proc, f"{url}/-/healthy", timeout=60):
-        wait_until(
-            lambda: requests.get(f"{url}/-/healthy", timeout=5).json()["ready"],
-            timeout=60,
-            what="the planner's first result",
-        )
+    with serving(f"--history.file={history}") as url:
         browser.get(url + "/diagnostics")
         banner = wait_for(
             browser,
