@@ -11,10 +11,9 @@ undrained; b3lb reads 10000 for the out node through its own fetch.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import harness
@@ -24,6 +23,7 @@ from fake_b3lb import B3lbNode
 from fake_jvb import FakeBridge
 from fake_jvb import serve as jvb_serve
 from fake_scalelite import FakeScalelite, FakeServer, serve
+from localhttp import serving
 
 SECRET = "lb-secret-e2e-0123456789"
 
@@ -57,13 +57,8 @@ def exporter(load: dict[str, float]) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as server:
+        yield f"{server.url}/metrics"
 
 
 def planner(tmp_path: Path, port: int, scalelite: str, bridge: str, metrics: str) -> harness.Proc:

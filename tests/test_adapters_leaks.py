@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import harness
@@ -30,6 +30,7 @@ from confscale.planner.metrics import AdapterCollector
 from confscale.planner.synthetic import synthetic_history
 from confscale.planner.web.view import adapter_messages, adapter_status
 from fake_scalelite import FakeScalelite, FakeServer, serve
+from localhttp import serving
 from prometheus_client import CollectorRegistry, generate_latest
 
 SECRET = "lb-secret-0123456789abcdef"
@@ -120,14 +121,8 @@ class Exporter:
                 self.end_headers()
                 self.wfile.write(body)
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serving(Handler) as server:
+            yield f"{server.url}/metrics"
 
 
 def test_a_real_planner_leaks_nothing(tmp_path: Path) -> None:

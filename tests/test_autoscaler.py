@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from confscale.planner.adapters.autoscaler import (
@@ -25,6 +24,7 @@ from confscale.planner.placement import NodeReading, place
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fake_jitsi_autoscaler import FakeAutoscaler, serve
+from localhttp import serving
 
 POLICY = AutoscalePolicy(lead=900, scale_in_after=3600, hold=1800, idle_for=1800, min_servers=2)
 
@@ -109,12 +109,9 @@ class Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    server.got = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Receiver) as server:
+        server.got = []  # type: ignore[attr-defined]
+        yield server
 
 
 def scaler(targets, dry_run, clock):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from confscale.exporter.config import ConfigValueError, parse_config
 from confscale.exporter.exposition import render
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.exporter.proxy import ProxyFamilies, ProxySource, parse_stub_status, poll_proxy
+from localhttp import serving
 from test_exporter_support import parse_text, value
 
 # The example of nginx.org's ngx_http_stub_status_module documentation, its spacing kept.
@@ -51,14 +51,9 @@ def test_polled_over_http_and_rendered() -> None:
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/nginx_status"
-        figures = poll_proxy(HttpClient(), ProxySource(url), timeout=5, max_bytes=1 << 20)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as server:
+        source = ProxySource(f"{server.url}/nginx_status")
+        figures = poll_proxy(HttpClient(), source, timeout=5, max_bytes=1 << 20)
     families = ProxyFamilies(["node"])
     families.add(figures, {"node": "proxy-01"})
     samples = parse_text(render(families.families()).decode())

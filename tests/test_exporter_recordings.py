@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,6 +13,7 @@ from confscale.exporter.bbb_version import parse_root, poll_version
 from confscale.exporter.config import BbbSource, ConfigValueError, Secret, parse_config
 from confscale.exporter.fetch import HttpClient, PollError
 from confscale.exporter.recordings import PAGE_SIZE, RecordingsSource, poll_recordings
+from localhttp import serving
 
 SECRET = "recordings-test-secret"
 
@@ -80,18 +80,9 @@ def bbb_server(recordings: list[str], *, paging: bool = True, failed: str = "") 
         def log_message(self, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    seen["source"] = BbbSource(
-        url=f"http://127.0.0.1:{server.server_address[1]}/bigbluebutton/api/",
-        secret=Secret(SECRET),
-    )
-    try:
+    with serving(Handler) as server:
+        seen["source"] = BbbSource(url=f"{server.url}/bigbluebutton/api/", secret=Secret(SECRET))
         yield seen
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize("paging", [True, False], ids=["paged", "old-server-ignores-paging"])

@@ -17,6 +17,7 @@ from confscale.exporter.fetch import HttpClient, PollError
 from confscale.exporter.host import is_uplink, poll_host, read_proc
 from confscale.exporter.jitsi import poll_jitsi
 from harness import fixture_path, node_exporter
+from localhttp import serving
 
 Behaviour = Callable[[socket.socket], None]
 
@@ -344,18 +345,13 @@ def test_connections_are_kept_alive_between_polls() -> None:
         def log_message(self, *args: object) -> None:
             return
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     client = HttpClient()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/api/"
-        figures = [poll_bbb(client, bbb(url), timeout=5, max_bytes=1 << 20) for _ in range(3)]
+        with serving(Handler) as server:
+            url = f"{server.url}/api/"
+            figures = [poll_bbb(client, bbb(url), timeout=5, max_bytes=1 << 20) for _ in range(3)]
     finally:
         client.close()
-        server.shutdown()
-        server.server_close()
     assert [f.meetings for f in figures] == [3, 3, 3]
     assert len(connections) == 1
 

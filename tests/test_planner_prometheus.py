@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,6 +30,7 @@ from confscale.planner.prometheus import (
     read_prometheus_current,
 )
 from confscale.planner.snapshot import compute_snapshot
+from localhttp import serving
 
 WEEKS = 3
 NODES = 4
@@ -166,20 +166,10 @@ class Flaky(BaseHTTPRequestHandler):
 
 
 def test_retries_with_backoff_then_success() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     sleeps: list[float] = []
-    try:
-        client = PrometheusClient(
-            f"http://127.0.0.1:{server.server_address[1]}",
-            retries=3,
-            backoff=0.5,
-            sleep=sleeps.append,
-        )
+    with serving(Flaky) as server:
+        client = PrometheusClient(server.url, retries=3, backoff=0.5, sleep=sleeps.append)
         assert client.query("up") == []
-    finally:
-        server.shutdown()
-        server.server_close()
     assert len(Flaky.seen) == 3
     assert sleeps == [0.5, 1.0]
 

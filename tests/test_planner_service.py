@@ -4,7 +4,7 @@ the exporter scrape reader against a local /metrics page."""
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pandas as pd
 import pytest
@@ -14,6 +14,7 @@ from confscale.planner.scrape import ExporterReader, ScrapeError
 from confscale.planner.service import PlannerService
 from confscale.planner.snapshot import what_if
 from confscale.planner.synthetic import synthetic_history
+from localhttp import serving
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +139,9 @@ def test_exporter_reader_needs_two_scrapes_for_rates() -> None:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     clock = Clock(1_800_000_000.0)
-    try:
-        reader = ExporterReader(f"http://127.0.0.1:{server.server_address[1]}/metrics", clock=clock)
+    with serving(Handler) as server:
+        reader = ExporterReader(f"{server.url}/metrics", clock=clock)
         first = {r.node: r for r in reader()}
         assert first["bbb-01"].cpu_utilisation is None and first["bbb-01"].up
         assert first["bbb-01"].participants == 120
@@ -150,9 +149,6 @@ def test_exporter_reader_needs_two_scrapes_for_rates() -> None:
         state.update(idle=1000.0 + 8 * 15 * 0.4, busy=500.0 + 8 * 15 * 0.6, tx=1e9 + 15 * 25e6)
         clock.now += 15
         second = {r.node: r for r in reader()}
-    finally:
-        server.shutdown()
-        server.server_close()
     assert second["bbb-01"].cpu_utilisation == pytest.approx(0.6)
     assert second["bbb-01"].transmit_utilisation == pytest.approx(0.4)
     with pytest.raises(ScrapeError, match=r"exporter http://127\.0\.0\.1"):
