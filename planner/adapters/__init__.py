@@ -70,7 +70,7 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         metavar="MEETINGS",
         help="admission control: keep only the servers within MEETINGS typical meetings' "
         "pressure of the least-pressed one enabled, cordon the others until they are "
-        "(default: off; docs/planner.md, 0.5 measured best)",
+        "(default: off; 1 = the band /next uses, measured best: docs/benchmarks.md)",
     )
     group.add_argument(
         "--scalelite.server-map",
