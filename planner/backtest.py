@@ -118,6 +118,8 @@ def rolling_origin(
     # (for the bands' recent pool) and day-ahead forecasts (the page's overlay) count
     origins = list(range(warmup_hours, len(hourly), step_hours))
     records: dict[str, list[pd.DataFrame]] = {m: [] for m in methods}
+    # the same residuals as arrays (target ns, bucket, scaled error): the bands' pools
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {m: [] for m in methods}
     per_origin: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     widths: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     busy_widths: dict[str, list[np.ndarray]] = {m: [] for m in methods}
@@ -163,8 +165,7 @@ def rolling_origin(
                 config,
                 ets,
             )
-            earlier = _recent(records[method], origin_time, config.calibration_weeks)
-            pool = pd.concat(earlier) if earlier else pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
+            pool = _recent(pooled[method], origin_time, config.calibration_weeks)
             quantiles = band_quantiles(pool, buckets, config.levels, config.min_residuals, short)
             widen = widen_arrays(learnt_widen(log_widen[method]), buckets)
             banded = apply_bands(point, quantiles, floor, config.levels, config.error_scale, widen)
@@ -214,6 +215,7 @@ def rolling_origin(
                 per_origin[method].append(stats)
             residual = (actual - point) / residual_scale(point, floor, config.error_scale)
             keep = np.isfinite(residual)
+            pooled[method].append((targets.asi8[keep], buckets[keep], residual[keep]))
             records[method].append(
                 pd.DataFrame(
                     {
@@ -281,6 +283,7 @@ def _adapt(
     miss), so over time the bands miss as often as they should, whatever the series.
     """
     hits = {key: [0, 0] for key in log_widen}
+    issued[:] = [entry for entry in issued if entry[0][-1] >= since.value]  # never again
     for times, actual, buckets, bands in issued:
         low, high = np.searchsorted(times, [since.value, until.value])
         if high <= low:
@@ -305,18 +308,24 @@ def _adapt(
             log_widen[(bucket, level)] = float(np.clip(value, -MAX_LOG_WIDEN, MAX_LOG_WIDEN))
 
 
-def _recent(parts: list[pd.DataFrame], until: pd.Timestamp, weeks: int) -> list[pd.DataFrame]:
-    """:func:`planner.forecast.recent_residuals` of each part, by slicing: each part is
-    one origin's residuals, sorted by target time (a boolean mask per part per origin
-    was most of the backtest's time)."""
+def _recent(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], until: pd.Timestamp, weeks: int
+) -> pd.DataFrame:
+    """:func:`planner.forecast.recent_residuals` of the residual pool, by slicing: each
+    part is one origin's residuals (target ns, bucket, error), sorted by target time (a
+    boolean mask per part per origin, then a concat of frames, were most of the time)."""
     start = until - pd.Timedelta(weeks=weeks)
-    out = []
-    for part in parts:
-        times = part["target_time"].array.asi8
+    kept = []
+    for times, buckets, errors in parts:
         low, high = np.searchsorted(times, [start.value, until.value])
         if high > low:
-            out.append(part.iloc[low:high])
-    return out
+            kept.append((times[low:high], buckets[low:high], errors[low:high]))
+    if not kept:
+        return pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
+    times, buckets, errors = (np.concatenate(column) for column in zip(*kept, strict=True))
+    return pd.DataFrame(
+        {"bucket": buckets, "error": errors, "target_time": pd.to_datetime(times, utc=True)}
+    )
 
 
 def _median_width(parts: list[np.ndarray]) -> float | None:
@@ -337,15 +346,17 @@ def _mase_scale(train: np.ndarray) -> float:
 def _daily_peak_ape(
     targets: pd.DatetimeIndex, actual: np.ndarray, median: np.ndarray, timezone: str
 ) -> float:
-    days = targets.tz_convert(timezone).date
-    frame = pd.DataFrame({"day": days, "actual": actual, "median": median}).dropna()
-    if frame.empty:
+    days = targets.tz_convert(timezone).normalize().asi8  # targets in order: days in runs
+    ok = np.isfinite(actual) & np.isfinite(median)
+    if not ok.any():
         return float("nan")
-    peaks = frame.groupby("day")[["actual", "median"]].max()
-    peaks = peaks[peaks["actual"] > 0]
-    if peaks.empty:
+    day, seen, said = days[ok], actual[ok], median[ok]
+    starts = np.r_[0, np.flatnonzero(np.diff(day)) + 1]
+    peak, forecast = np.maximum.reduceat(seen, starts), np.maximum.reduceat(said, starts)
+    busy = peak > 0
+    if not busy.any():
         return float("nan")
-    return float((np.abs(peaks["median"] - peaks["actual"]) / peaks["actual"]).mean())
+    return float((np.abs(forecast[busy] - peak[busy]) / peak[busy]).mean())
 
 
 def _summarise(

@@ -290,8 +290,8 @@ def band_quantiles(
     names, values = list(probs), list(probs.values())
     errors = residuals["error"].to_numpy(dtype=float)
     pooled = np.quantile(errors, values)
-    of_residual = residuals["bucket"].astype(str).to_numpy()
-    wanted = np.asarray(buckets).astype(str)
+    of_residual = residuals["bucket"].to_numpy()
+    wanted = np.asarray(buckets)
     rows = np.empty((len(wanted), len(values)))
     for bucket in np.unique(wanted):
         own = errors[of_residual == bucket]

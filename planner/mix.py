@@ -41,7 +41,13 @@ def with_largest_meeting_shares(mix: DemandMix, frame: pd.DataFrame) -> DemandMi
     """
     if frame.empty or mix.largest_meeting <= 0:
         return mix
-    shares = frame[
+    largest = frame["participants_max"].to_numpy(dtype=float)
+    people_here = frame["participants"].to_numpy(dtype=float)
+    dominated = (
+        (largest >= 0.5 * mix.largest_meeting) & (largest >= 0.8 * people_here) & (people_here > 0)
+    )  # the rows first, then the columns: no copy of six columns of every row
+    big = frame.loc[
+        dominated,
         [
             "participants",
             "participants_max",
@@ -49,12 +55,7 @@ def with_largest_meeting_shares(mix: DemandMix, frame: pd.DataFrame) -> DemandMi
             "listeners",
             "video_participants",
             "video_fanout",
-        ]
-    ]
-    big = shares[
-        (shares["participants_max"] >= 0.5 * mix.largest_meeting)
-        & (shares["participants_max"] >= 0.8 * shares["participants"])
-        & (shares["participants"] > 0)
+        ],
     ]
     people = float(big["participants"].sum())
     if people <= 0:
@@ -72,7 +73,7 @@ def node_capacity(frame: pd.DataFrame, targets: PressureTargets) -> NodeCapacity
     """Typical node: median CPUs and link capacity of the nodes' last rows."""
     if frame.empty:
         return NodeCapacity(participants=targets.participants)
-    last = frame.groupby("node").tail(1)
+    last = frame.drop_duplicates("node", keep="last")  # groupby-tail: 8x slower on 5 M rows
     cpus = float(last["cpu_count"].median())
     link = float(last["link_capacity_bytes_per_second"].median())
     return NodeCapacity(
