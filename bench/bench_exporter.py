@@ -108,7 +108,7 @@ def cycle_parts(poller: Any, snapshot: Any) -> dict[str, float]:
         for body in bodies["host"]:
             sink = _LineSink()
             sink(body)
-            parse_node_exporter(sink.finish())
+            parse_node_exporter(sink.finish(), cpu_rows=sink.cpu_rows)
 
     def timed(run: Any) -> float:
         started = time.process_time()
@@ -374,12 +374,26 @@ def compare(before: dict[str, Any], after: dict[str, Any], what: str) -> str:
 def scenario(title: str, config: Path, args: argparse.Namespace, sim_pid: int) -> None:
     concurrent = run_child(config, args.workers, args.nodes, sim_pid, breakdown=True)
     before = run_child(config, args.workers, args.nodes, sim_pid, reference=True)
+    fewer = (
+        run_child(config, args.fewer_workers, args.nodes, sim_pid) if args.fewer_workers else None
+    )
     sample = min(args.sequential_nodes, args.nodes)
     sequential = run_child(config, 1, sample, sim_pid) if sample > 0 else None
     print(title)
     report(f"concurrent ({args.workers} workers)", concurrent, args.nodes)
     report("same, reference getMeetings parser", before, args.nodes)
     print("  " + compare(before, concurrent, "exporter CPU per cycle, reference parser / fast"))
+    if fewer is not None:
+        report(f"same, {args.fewer_workers} workers", fewer, args.nodes)
+        print(
+            "  "
+            + compare(
+                concurrent,
+                fewer,
+                f"exporter CPU per cycle, {args.workers} / {args.fewer_workers} workers "
+                f"(the threads' hand-offs when no answer waits on the network)",
+            )
+        )
     report_parts(concurrent)
     report_families(concurrent, args.nodes)
     print(
@@ -430,6 +444,12 @@ def main(argv: list[str] | None = None) -> None:
         help="answer delay in seconds in the second scenario (0: skip it)",
     )
     parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument(
+        "--fewer-workers",
+        type=int,
+        default=8,
+        help="the first scenario again with this many workers (0: skip)",
+    )
     parser.add_argument(
         "--sequential-nodes",
         type=int,

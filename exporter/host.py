@@ -44,6 +44,12 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 # without quotes, backslashes or braces): read by one match instead of the general split.
 # A line of any other layout takes _split, which gives the same labels for these lines.
 _CPU_LINE = re.compile(r'node_cpu_seconds_total\{cpu="([^"\\{}]*)",mode="([^"\\{}]*)"\}([^}]*)\Z')
+_CPU_PREFIX = b"node_cpu_seconds_total{"
+_CPU_ROW = re.compile(
+    rb'^node_cpu_seconds_total\{cpu="([\w.:-]*)",mode="([\w.:-]*)"\}[ \t]*'
+    rb"([0-9A-Za-z.+-]+)(?:[ \t][^}\n]*)?$",
+    re.M,
+)
 _NET_LINE = re.compile(
     r'node_network_(?:receive|transmit)_bytes_total\{device="([^"\\{}]*)"\}([^}]*)\Z'
 )
@@ -77,10 +83,18 @@ def parse_node_exporter(
     lines: Iterable[str],
     interface: str | None = None,
     filesystems: Sequence[str] = DEFAULT_FILESYSTEMS,
+    cpu_rows: Iterable[tuple[bytes, bytes, bytes]] = (),
 ) -> HostFigures:
-    """Figures from node_exporter text lines; raises PollError('parse') if CPU is missing."""
-    cpu: dict[str, float] = defaultdict(float)
+    """Figures from node_exporter text lines; raises PollError('parse') if CPU is missing.
+
+    ``cpu_rows``: (cpu, mode, value) of CPU lines in node_exporter's own layout that the
+    poll's line sink took out of ``lines`` already (``_LineSink``); a mode's seconds are
+    summed exactly (math.fsum), so the order of lines and rows does not matter."""
+    cpu: dict[str, list[float]] = defaultdict(list)
     cpus: Counter[str] = Counter()
+    for cpu_id, mode, text in cpu_rows:
+        cpus[cpu_id.decode()] += 1
+        cpu[mode.decode()].append(_row_value(text))
     rx = tx = 0.0
     found_net = False
     memory: dict[str, float] = {}
@@ -102,10 +116,10 @@ def parse_node_exporter(
             if fast is None:
                 labels, value = _split(line)
                 cpus[labels.get("cpu", "")] += 1
-                cpu[labels.get("mode", "unknown")] += value
+                cpu[labels.get("mode", "unknown")].append(value)
             else:
                 cpus[fast[1]] += 1
-                cpu[fast[2]] += _first_value(fast[3], line)
+                cpu[fast[2]].append(_first_value(fast[3], line))
         elif line.startswith((_RX, _TX)):
             fast = _NET_LINE.match(line)
             if fast is None:
@@ -126,7 +140,7 @@ def parse_node_exporter(
     if interface is not None and not found_net:
         raise PollError("parse", f"interface {interface!r} not in the node_exporter answer")
     return HostFigures(
-        cpu_seconds=tuple(sorted(cpu.items())),
+        cpu_seconds=tuple(sorted((mode, math.fsum(values)) for mode, values in cpu.items())),
         cpu_count=len(cpus),
         transmit_bytes=tx,
         receive_bytes=rx,
@@ -152,6 +166,16 @@ def _first_value(rest: str, line: str) -> float:
     return _value(fields[0], line)
 
 
+def _row_value(text: bytes) -> float:
+    try:
+        value = float(text)  # ASCII letters, digits, sign and point
+    except ValueError:
+        raise PollError("parse", f"value is not a number: {text[:20]!r}") from None
+    if not math.isfinite(value):
+        raise PollError("parse", f"value is not finite in {text[:20]!r}")
+    return value
+
+
 def _value(text: str, line: str) -> float:
     try:
         value = float(text)
@@ -174,11 +198,18 @@ def _labels(inner: str) -> dict[str, str]:
 
 
 class _LineSink:
-    """Splits streamed bytes into text lines, keeping only lines that may matter."""
+    """Splits streamed bytes into text lines, keeping only lines that may matter; CPU lines
+    in node_exporter's own layout (most of a page's kept lines) are taken out as rows by
+    one regular expression pass instead (``parse_node_exporter``'s ``cpu_rows``)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.cpu_rows: list[tuple[bytes, bytes, bytes]] = []
         self._rest = b""
+
+    def _row(self, found: re.Match[bytes]) -> bytes:
+        self.cpu_rows.append(found.groups())  # type: ignore[arg-type]  # three groups
+        return b""
 
     def __call__(self, chunk: bytes) -> None:
         data = self._rest + chunk
@@ -187,7 +218,10 @@ class _LineSink:
             self._rest = data
             return
         self._rest = data[cut + 1 :]
-        for raw in data[:cut].split(b"\n"):
+        whole = data[:cut]
+        if _CPU_PREFIX in whole:
+            whole = _CPU_ROW.sub(self._row, whole)
+        for raw in whole.split(b"\n"):
             if raw.startswith(_KEPT):
                 self.lines.append(raw.decode("utf-8", "replace"))
 
@@ -307,7 +341,8 @@ def poll_host(
     client.fetch(
         source.node_exporter, timeout=timeout, max_bytes=max_bytes, sink=sink, tls=source.tls
     )
-    return parse_node_exporter(sink.finish(), source.interface, source.filesystems)
+    lines = sink.finish()
+    return parse_node_exporter(lines, source.interface, source.filesystems, sink.cpu_rows)
 
 
 class HostFamilies:
