@@ -41,6 +41,7 @@ BBB_GAUGES: tuple[Gauge, ...] = (
 
 # field -> metric name, for readers and writers of the series
 BBB_METRICS = MappingProxyType({g.field: g.metric for g in BBB_GAUGES})
+BBB_FIELDS: tuple[str, ...] = tuple(g.field for g in BBB_GAUGES)  # history columns too
 
 
 # BBB beyond getMeetings: the API root's versions (exporter/bbb_version.py) and

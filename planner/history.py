@@ -19,21 +19,14 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
+from confscale.exporter.contract import BBB_FIELDS
 from confscale.planner.placement import PressureTargets, pressure_array
 
 HISTORY_COLUMNS: tuple[str, ...] = (
     "timestamp",
     "node",
     "kind",
-    "meetings",
-    "breakout_rooms",
-    "participants",
-    "moderators",
-    "listeners",
-    "voice_participants",
-    "video_participants",
-    "participants_max",
-    "video_fanout",
+    *BBB_FIELDS,  # meetings … video_fanout, the contract's BBB figures in its order
     "cpu_count",
     "cpu_seconds_total",
     "transmit_bytes_total",

@@ -7,19 +7,9 @@ Fits and forecasts never see raw 1-minute data: finer samples are reduced to the
 from __future__ import annotations
 
 import pandas as pd
+from confscale.exporter.contract import BBB_FIELDS
 
-GAUGE_COLUMNS: tuple[str, ...] = (
-    "meetings",
-    "breakout_rooms",
-    "participants",
-    "moderators",
-    "listeners",
-    "voice_participants",
-    "video_participants",
-    "participants_max",
-    "video_fanout",
-    "jitsi_stress",
-)
+GAUGE_COLUMNS: tuple[str, ...] = (*BBB_FIELDS, "jitsi_stress")  # the contract's BBB figures
 # Pool totals are sums over nodes of these per-node columns (where present).
 POOL_SUM_COLUMNS: tuple[str, ...] = (
     "meetings",
