@@ -324,7 +324,12 @@ def _recent(
         return pd.DataFrame(columns=list(RESIDUAL_COLUMNS))
     times, buckets, errors = (np.concatenate(column) for column in zip(*kept, strict=True))
     return pd.DataFrame(
-        {"bucket": buckets, "error": errors, "target_time": pd.to_datetime(times, utc=True)}
+        {
+            "bucket": buckets,
+            "error": errors,
+            # to_datetime parses: 6 ms per pool, 30x a view of the nanoseconds
+            "target_time": pd.DatetimeIndex(times.view("M8[ns]")).tz_localize("UTC"),
+        }
     )
 
 
