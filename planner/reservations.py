@@ -24,8 +24,8 @@ node whose readings show more meetings started than the previous reading, beyond
 the room, not yet the users who will join it), fading the same way. So the adapters see
 the rooms their balancer placed since the last reading as the load they are about to be.
 
-Pure parts (:func:`typical_meeting`, :func:`effective_pressure`, :func:`remaining_share`,
-:func:`best_nodes`) and one thread-safe :class:`ReservationBook`.
+Pure parts (:func:`remaining_share`, :func:`best_nodes`; a meeting's cost and a node's
+pressure with it: planner.placement_cost) and one thread-safe :class:`ReservationBook`.
 """
 
 from __future__ import annotations
@@ -33,20 +33,37 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-from confscale.planner.demand import DemandMix, NodeCapacity
-from confscale.planner.placement import (
-    Hysteresis,
-    NodeReading,
-    Placement,
-    PressureTargets,
-    pressure_array,
-    reading_pressures,
+from confscale.planner.placement import Hysteresis, Placement, PressureTargets
+from confscale.planner.placement_cost import (  # re-exported: /next's public names
+    PRIOR_MEETING,
+    MeetingCost,
+    effective_pressure,
+    effective_pressures,
+    model_meeting,
+    total,
+    typical_meeting,
 )
-from confscale.planner.resources import ResourceModel, prior_model
+
+__all__ = [
+    "PRIOR_MEETING",
+    "MeetingCost",
+    "NoNodeAvailable",
+    "Reservation",
+    "ReservationBook",
+    "ReservationPolicy",
+    "admitted",
+    "best_nodes",
+    "effective_pressure",
+    "effective_pressures",
+    "model_meeting",
+    "remaining_share",
+    "total",
+    "typical_meeting",
+    "with_reserved",
+]
 
 
 @dataclass(frozen=True)
@@ -70,151 +87,6 @@ class ReservationPolicy:
 
 
 @dataclass(frozen=True)
-class MeetingCost:
-    """What one meeting adds to a node: participants, and shares of its CPUs and link."""
-
-    participants: float
-    cpu: float = 0.0
-    transmit: float = 0.0
-    receive: float = 0.0
-    source: str = "prior"  # readings | history | prior (where the per-participant cost is from)
-
-    def scaled(self, factor: float) -> MeetingCost:
-        return replace(
-            self,
-            participants=self.participants * factor,
-            cpu=self.cpu * factor,
-            transmit=self.transmit * factor,
-            receive=self.receive * factor,
-        )
-
-    def pressure(self, targets: PressureTargets) -> float:
-        """The pressure this meeting alone puts on an empty node."""
-        return max(
-            self.participants / targets.participants,
-            self.cpu / targets.cpu,
-            self.transmit / targets.link,
-            self.receive / targets.link,
-        )
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "participants": round(self.participants, 2),
-            "cpu_utilisation": round(self.cpu, 5),
-            "transmit_utilisation": round(self.transmit, 5),
-            "receive_utilisation": round(self.receive, 5),
-            "source": self.source,
-        }
-
-
-def model_meeting(
-    mix: DemandMix, model: ResourceModel, capacity: NodeCapacity, source: str
-) -> MeetingCost:
-    """The typical meeting of the mix, costed with the resource model (intercepts off)."""
-    n = mix.mean_meeting_size
-    voice, listeners = n * mix.voice_per_participant, n * mix.listeners_per_participant
-    fanout = n * mix.fanout_per_participant
-    cpu = model.cpu(voice, listeners, fanout) - model.cpu.intercept
-    tx = model.transmit(voice, listeners, fanout) - model.transmit.intercept
-    return MeetingCost(
-        participants=n,
-        cpu=max(cpu, 0.0) / capacity.cpu_cores,
-        transmit=max(tx, 0.0) / capacity.link_bytes_per_second,
-        source=source,
-    )
-
-
-PRIOR_MEETING = model_meeting(DemandMix(), prior_model(), NodeCapacity(), "prior")
-
-
-def typical_meeting(
-    readings: Iterable[NodeReading],
-    *,
-    expected_participants: float | None = None,
-    fallback: MeetingCost = PRIOR_MEETING,
-) -> MeetingCost:
-    """The expected cost of a new meeting on this pool.
-
-    Per participant, the pool's current load divided by its participants (CPU and link
-    shares include each node's idle baseline: a slight overestimate, on the safe side);
-    the size is ``expected_participants`` when given, else the pool's participants per
-    meeting now. With no participants on the pool, ``fallback`` (the snapshot's mix and
-    resource model, or the priors) scaled to the size.
-    """
-    people = meetings = cpu = tx = rx = 0.0
-    for r in readings:
-        if not r.up or r.kind != "bbb" or not r.participants or r.participants <= 0:
-            continue
-        people += r.participants
-        meetings += r.meetings or 0.0
-        cpu += r.cpu_utilisation or 0.0
-        tx += r.transmit_utilisation or 0.0
-        rx += r.receive_utilisation or 0.0
-    if people > 0:
-        size = expected_participants or (people / meetings if meetings else fallback.participants)
-        return MeetingCost(
-            size, cpu / people * size, tx / people * size, rx / people * size, "readings"
-        )
-    if expected_participants:
-        return fallback.scaled(expected_participants / fallback.participants)
-    return fallback
-
-
-def effective_pressure(
-    reading: NodeReading, load: MeetingCost, targets: PressureTargets
-) -> float | None:
-    """The node's pressure with ``load`` added to its readings (None: nothing known)."""
-    return effective_pressures([reading], [load], targets)[0]
-
-
-def effective_pressures(
-    readings: Sequence[NodeReading], loads: Sequence[MeetingCost], targets: PressureTargets
-) -> list[float | None]:
-    """:func:`effective_pressure` of many nodes with one pressure computation.
-
-    The load is added term by term and the sum put through the pressure formula; a
-    reading with only a ready-made pressure (a rule's, Jitsi stress) gets the load's own
-    pressure on top.
-    """
-    base = reading_pressures(readings, targets)
-
-    def plus(name: str, extra: str) -> np.ndarray:
-        return np.array(
-            [
-                (getattr(r, name) or 0.0) + getattr(x, extra)
-                for r, x in zip(readings, loads, strict=True)
-            ],
-            dtype=float,
-        )
-
-    bumped = pressure_array(
-        cpu=plus("cpu_utilisation", "cpu"),
-        transmit=plus("transmit_utilisation", "transmit"),
-        receive=plus("receive_utilisation", "receive"),
-        participants=plus("participants", "participants"),
-        jitsi_stress=np.array(
-            [np.nan if r.jitsi_stress is None else r.jitsi_stress for r in readings], dtype=float
-        ),
-        targets=targets,
-    )
-    result: list[float | None] = []
-    for reading, load, b, value in zip(readings, loads, base, bumped, strict=True):
-        terms = (
-            reading.participants,
-            reading.cpu_utilisation,
-            reading.transmit_utilisation,
-            reading.receive_utilisation,
-        )
-        if b is None:
-            result.append(None)
-        elif all(v is None for v in terms):
-            result.append(b + load.pressure(targets))
-        else:
-            result.append(max(b, float(value)))
-    return result
-
-
-@dataclass(frozen=True)
 class Reservation:
     """The expected cost of a meeting a front end was sent to ``node`` at ``created``."""
 
@@ -230,17 +102,6 @@ def remaining_share(reservation: Reservation, reading_time: float | None, settle
     if reading_time is None or reading_time <= reservation.created:
         return 1.0
     return max(0.0, 1.0 - (reading_time - reservation.created) / settle)
-
-
-def total(costs: Iterable[tuple[MeetingCost, float]]) -> MeetingCost:
-    """Σ share × cost."""
-    p = c = t = r = 0.0
-    for cost, share in costs:
-        p += cost.participants * share
-        c += cost.cpu * share
-        t += cost.transmit * share
-        r += cost.receive * share
-    return MeetingCost(p, c, t, r, "reserved")
 
 
 def with_reserved(placement: Placement, reserved: Mapping[str, float]) -> Placement:
@@ -315,6 +176,8 @@ class ReservationBook:
         self._ids = itertools.count(1)
         self._unseen: set[str] = set()  # /next answers no reading has shown started yet
         self._started: dict[str, tuple[str, float, float]] = {}  # node → (what, count, time)
+        self._people: dict[str, tuple[float, float]] = {}  # node → (participants, time)
+        self._growth: dict[str, MeetingCost] = {}  # node → what its rise adds (adapters)
         self.released = 0  # by newer readings
         self.expired = 0  # by the ttl
         self.observed = 0  # rooms the balancer placed itself, seen in the readings
@@ -338,7 +201,11 @@ class ReservationBook:
 
         The count is the reading's ``meetings_started`` counter, else its meetings (then
         a breakout room counts as a room too); a counter reset or a node that was not
-        read starts the count afresh.
+        read starts the count afresh. Also the node's *rise*: participants gained per
+        second since its previous reading, kept up for ``settle_seconds`` (the time a
+        room's users take to join), at ``cost`` per participant — what the adapters see
+        added until the next reading (:meth:`reserved_pressure`; ``/next`` reserves per
+        answer instead).
         """
         with self._lock:
             added = 0
@@ -348,10 +215,13 @@ class ReservationBook:
                 count = r.meetings_started if what == "started" else r.meetings
                 if not r.up or count is None or r.timestamp is None:
                     self._started.pop(n.node, None)
+                    self._people.pop(n.node, None)
+                    self._growth.pop(n.node, None)
                     continue
                 before = self._started.get(n.node)
                 if before is not None and r.timestamp <= before[2]:
                     continue  # the same reading again
+                self._rise(n.node, r.participants, r.timestamp, cost)
                 self._started[n.node] = (what, count, r.timestamp)
                 if before is None or before[0] != what:
                     continue
@@ -371,6 +241,20 @@ class ReservationBook:
             self.observed += added
             return added
 
+    def _rise(self, node: str, people: float | None, at: float, cost: MeetingCost) -> None:
+        previous = self._people.get(node)
+        self._growth.pop(node, None)
+        if people is None:
+            self._people.pop(node, None)
+            return
+        self._people[node] = (people, at)
+        if previous is None or at <= previous[1] or cost.participants <= 0:
+            return
+        rate = max(0.0, people - previous[0]) / (at - previous[1])
+        if rate > 0:
+            expected = rate * self.policy.settle_seconds
+            self._growth[node] = cost.scaled(expected / cost.participants)
+
     def _reserved(self, times: dict[str, float | None]) -> dict[str, MeetingCost]:
         by_node: dict[str, list[tuple[MeetingCost, float]]] = {}
         for res in self._open.values():
@@ -384,10 +268,15 @@ class ReservationBook:
             return self._reserved(self._prune(placement, self._clock()))
 
     def reserved_pressure(self, placement: Placement | None) -> dict[str, float]:
-        """Per node, how much the reservations raise its pressure (the adapters' hook)."""
+        """Per node, how much the reservations and its rise (:meth:`observe`) raise its
+        pressure (the adapters' hook)."""
         if placement is None:
             return {}
         load = self.reserved(placement)
+        with self._lock:
+            for name, rise in self._growth.items():
+                extra = [(rise, 1.0)] + ([(load[name], 1.0)] if name in load else [])
+                load[name] = total(extra)
         result = {}
         for node in placement.nodes:
             if node.node in load and node.pressure is not None:

@@ -322,6 +322,25 @@ def test_rooms_the_balancer_placed_itself_are_reserved_until_the_readings_show_t
     assert service.reserved_pressure() == {} and service.reservations.open_count() == 0
 
 
+def test_a_node_filling_up_is_seen_fuller_until_the_next_reading() -> None:
+    service, clock, pool = service_for({"bbb-01": 0.3, "bbb-02": 0.3})
+    settle = service.config.reservations.settle_seconds
+    clock.now += 15
+    pool.stamp = clock.now
+    pool.pressures["bbb-01"] = 0.305  # 60 → 61 participants in 15 s (no new room)
+    service.refresh_placement()
+    assert service.reservations.observed == 0
+    rise = 1 / 15 * settle  # kept up while a room's users join: 40 participants
+    assert service.reserved_pressure() == pytest.approx({"bbb-01": rise / 200})
+    # /next reserves per answer and does not add the rise (it would count rooms twice)
+    (one,) = [c for c in service.next_node()["candidates"] if c["node"] == "bbb-01"]
+    assert one["effective_pressure"] == one["pressure"]
+    clock.now += 15
+    pool.stamp = clock.now
+    service.refresh_placement()  # no rise since: nothing added
+    assert "bbb-01" not in service.reserved_pressure()
+
+
 def test_without_the_counter_a_rise_in_meetings_counts() -> None:
     service, clock, pool = service_for({"bbb-01": 0.3, "bbb-02": 0.3})
     pool.pressures["bbb-01"] = 0.5  # 3 → 5 meetings (breakout rooms count here too)
