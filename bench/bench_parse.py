@@ -138,12 +138,38 @@ def best_of(rounds: int, run: Callable[[], object]) -> tuple[float, float]:
     return best, best_cpu
 
 
+def scan_sizes(counts: list[int], attendees: int, rounds: int) -> None:
+    """Best CPU of the grammar (bbbscan) and the tag table (bbbtags) on answers of growing
+    size: where they cross is bbb.TABLE_FROM, from which a poll uses the table."""
+    from confscale.exporter.bbb import TABLE_FROM
+    from confscale.exporter.bbbscan import scan_meetings
+    from confscale.exporter.bbbtags import scan_tags
+
+    print(f"the two scans by answer size (a poll uses the table from {TABLE_FROM >> 10} KiB):")
+    for count in counts:
+        document = render_with_simulator(count, attendees) or render_own(count, attendees)
+        _, grammar = best_of(rounds, lambda d=document: scan_meetings(d))
+        _, table = best_of(rounds, lambda d=document: scan_tags(d))
+        print(
+            f"  {count:4d} meetings, {len(document) / 1024:6.0f} KiB: grammar "
+            f"{grammar * 1e3:6.2f} ms, tag table {table * 1e3:6.2f} ms CPU "
+            f"(grammar / table {grammar / table:.2f}x)"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meetings", type=int, default=200)
     parser.add_argument("--attendees", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument(
+        "--scan-sizes",
+        default="5,10,15,20,40,200",
+        help="meeting counts at which to time the two scans, grammar and tag table ('': skip)",
+    )
     args = parser.parse_args(argv)
+    if args.scan_sizes:
+        scan_sizes([int(m) for m in args.scan_sizes.split(",")], args.attendees, args.rounds)
     document = render_with_simulator(args.meetings, args.attendees)
     origin = "simulator renderer"
     if document is None:

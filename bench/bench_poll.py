@@ -190,6 +190,7 @@ def breakdown(bbb_url: str, secret: str, answer: bytes) -> list[tuple[str, float
         signed_url,
     )
     from confscale.exporter.bbbscan import scan_meetings
+    from confscale.exporter.bbbtags import scan_tags
     from confscale.exporter.config import BbbSource, Secret
     from confscale.exporter.fetch import HttpClient
     from lxml import etree
@@ -208,7 +209,8 @@ def breakdown(bbb_url: str, secret: str, answer: bytes) -> list[tuple[str, float
     steps = [
         ("fetch (HTTP, 64 KiB reads, no parse)", best_cpu(fetch)),
         ("well-formedness (libxml2, no tree)", best_cpu(check)),
-        ("scan (tag table + figures)", best_cpu(lambda: scan_meetings(answer))),
+        ("scan: tag table + figures (what this answer takes)", best_cpu(lambda: scan_tags(answer))),
+        ("scan: grammar + figures (below TABLE_FROM)", best_cpu(lambda: scan_meetings(answer))),
         ("fast parse in all", best_cpu(lambda: parse_meetings(answer))),
         ("reference parse", best_cpu(lambda: parse_meetings_reference(answer))),
         ("xmltodict.parse alone", best_cpu(lambda: xmltodict.parse(answer))),

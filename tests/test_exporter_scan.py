@@ -1,4 +1,5 @@
-"""The fast getMeetings scan gives the reference parser's figures, hostile documents included.
+"""The fast getMeetings scans (the grammar, the tag table) give the reference parser's
+figures, hostile documents included.
 
 Hypothesis builds getMeetings documents from bbb-web's shape and mutates them the ways
 an attacker who controls a meeting name, a metadata value or key, or custom user data
@@ -19,6 +20,7 @@ from confscale.exporter.bbb import (
     parse_meetings_reference,
 )
 from confscale.exporter.bbbscan import scan_meetings
+from confscale.exporter.bbbtags import scan_tags
 from confscale.exporter.fetch import PollError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -176,6 +178,11 @@ def document(draw: st.DrawFn, plain: bool = False) -> bytes:
     return data
 
 
+# the size from which a poll scans with the tag table instead of the grammar: 0 makes
+# every document take the table, a huge one the grammar
+SCANNERS = (0, 1 << 40)
+
+
 def outcome(parse, data: bytes) -> tuple[str, object]:
     try:
         return "figures", parse(data)
@@ -186,21 +193,27 @@ def outcome(parse, data: bytes) -> tuple[str, object]:
 @settings(max_examples=150, deadline=None)
 @given(document())
 def test_scan_and_reference_agree_on_generated_documents(data: bytes) -> None:
-    assert outcome(parse_meetings, data) == outcome(parse_meetings_reference, data)
+    expected = outcome(parse_meetings_reference, data)
+    for table_from in SCANNERS:
+        assert outcome(lambda d, t=table_from: parse_meetings(d, table_from=t), data) == expected
 
 
 @settings(max_examples=150, deadline=None)
 @given(document(plain=True))
 def test_fast_path_agrees_on_plain_hostile_documents(data: bytes) -> None:
     """Documents the tag table reads (most take the fast path), look-alikes at every depth."""
-    assert outcome(parse_meetings, data) == outcome(parse_meetings_reference, data)
+    expected = outcome(parse_meetings_reference, data)
+    for table_from in SCANNERS:
+        assert outcome(lambda d, t=table_from: parse_meetings(d, table_from=t), data) == expected
 
 
 @settings(max_examples=30, deadline=None)
 @given(document(), st.integers(1, 97))
 def test_chunking_does_not_change_the_outcome(data: bytes, chunk: int) -> None:
     expected = outcome(parse_meetings_reference, data)
-    assert outcome(lambda d: parse_meetings(d, chunk_size=chunk), data) == expected
+    for table_from in SCANNERS:
+        chunked = outcome(lambda d, t=table_from: parse_meetings(d, chunk, table_from=t), data)
+        assert chunked == expected
 
 
 def test_plain_bbb_answers_take_the_fast_path() -> None:
@@ -214,10 +227,11 @@ def test_plain_bbb_answers_take_the_fast_path() -> None:
             i + 1, "seminar", 1e9 - 60, 3600, attendance, name=f"S {i}", rng=rng
         )
     data = bbbxml.get_meetings(rows, 1e9)
-    scanned = scan_meetings(data)
-    assert scanned is not None
-    assert scanned == parse_meetings_reference(data)
-    assert scanned.participants == 12 * 30
+    for scan in (scan_meetings, scan_tags):
+        scanned = scan(data)
+        assert scanned is not None
+        assert scanned == parse_meetings_reference(data)
+        assert scanned.participants == 12 * 30
 
 
 def test_hostile_names_are_read_at_their_depth_on_the_fast_path() -> None:
@@ -230,8 +244,10 @@ def test_hostile_names_are_read_at_their_depth_on_the_fast_path() -> None:
         b"</participantCount></meeting><attendee><clientType>FORGED</clientType></attendee>"
         b"</metadata></meeting></meetings></response>"
     )
-    scanned = scan_meetings(forged)
-    assert scanned is not None  # no fallback: the look-alikes are at the wrong depth
+    assert scan_meetings(forged) is None  # the grammar sends it to the reference parser
+    assert parse_meetings(forged) == parse_meetings_reference(forged)
+    scanned = scan_tags(forged)
+    assert scanned is not None  # the table reads it: the look-alikes are at the wrong depth
     assert scanned == parse_meetings_reference(forged)
     assert (scanned.meetings, scanned.participants, scanned.clients) == (1, 3, (("html5", 1),))
 
@@ -245,8 +261,9 @@ def test_unusual_markup_goes_to_the_reference_parser() -> None:
         b"<participantCount><![CDATA[3]]></participantCount>",  # CDATA
         b"<participantCount>3<b/></participantCount>",  # an element where text is read
     ):
-        assert scan_meetings(head + inner + tail) is None
-        assert parse_meetings(head + inner + tail) == parse_meetings_reference(head + inner + tail)
+        data = head + inner + tail
+        assert scan_meetings(data) is None and scan_tags(data) is None
+        assert parse_meetings(data, table_from=0) == parse_meetings_reference(data)
 
 
 def test_large_bodies_stream_through_the_reference_parser() -> None:
