@@ -239,3 +239,19 @@ def test_backtest_per_horizon_rows_and_residual_boxes_come_from_the_snapshot(
         errors = part.loc[part["bucket"] == first, "raw_error"]
         assert box.median[0] == pytest.approx(errors.median())
         assert box.lowerfence[0] <= box.q1[0] <= box.median[0] <= box.q3[0] <= box.upperfence[0]
+
+
+def test_the_horizon_cards_say_which_packing_bound_was_used_and_why(snapshot):
+    from dataclasses import replace
+
+    sizing = snapshot.sizing
+    packing = dict(sizing.packing["next_peak"])
+    packing.update(used="analytic", risk=0.31, servers=sizing.servers_needed["next_peak"])
+    forced = replace(sizing, packing={**sizing.packing, "next_peak": packing})
+    card = {c.key: c for c in overview_cards(snapshot, forced, lead_time_days=28)}["next_peak"]
+    assert "analytic bound (least-loaded over a target in 31% of peaks)" in card.detail
+    assert f"analytic {packing['analytic_bound']}" in card.detail
+    packing.update(used="packing", risk=0.0)
+    forced = replace(sizing, packing={**sizing.packing, "next_peak": packing})
+    card = {c.key: c for c in overview_cards(snapshot, forced, lead_time_days=28)}["next_peak"]
+    assert "packed · fluid" in card.detail and "least-loaded" not in card.detail
