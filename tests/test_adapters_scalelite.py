@@ -353,6 +353,27 @@ def test_admission_keeps_new_rooms_on_the_best_nodes_and_never_fights_the_operat
     assert {u["server"].get("state") for u in fake.updates()} <= {None, "cordon", "enable"}
 
 
+def test_admission_never_leaves_scalelite_without_a_server_for_a_create() -> None:
+    fake = FakeScalelite(secrets=(SECRET,))
+    for i in range(1, 4):
+        fake.add(FakeServer(f"id-{i}", f"https://bbb-0{i}.example.org/bigbluebutton/api", "s"))
+    with serve(fake) as url:
+        sl = adapter(url, admission=0.5)
+        sl.apply(crowd({"bbb-01": 100, "bbb-02": 40, "bbb-03": 100}))
+        assert [s.state for s in fake.servers.values()] == ["cordoned", "enabled", "cordoned"]
+        fake.servers["id-1"].attendees = 0  # bbb-01's rooms end; Scalelite disables it
+        fake.poll()
+        assert fake.servers["id-1"].state == "disabled"
+        # bbb-01 is now the best node, but re-enabled it takes no create before a poll:
+        # nothing else is held back this round
+        sl.apply(crowd({"bbb-01": 0, "bbb-02": 60, "bbb-03": 100}))
+        assert [s.state for s in fake.servers.values()] == ["enabled", "enabled", "enabled"]
+        assert fake.create().id in ("id-2", "id-3")
+        fake.poll()
+        sl.apply(crowd({"bbb-01": 0, "bbb-02": 60, "bbb-03": 100}))  # now it can
+        assert [s.state for s in fake.servers.values()] == ["enabled", "cordoned", "cordoned"]
+
+
 def test_without_admission_only_out_nodes_are_cordoned() -> None:
     fake = FakeScalelite(secrets=(SECRET,))
     for i in range(1, 4):

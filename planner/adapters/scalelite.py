@@ -177,6 +177,13 @@ def plan(
     actions: list[Action] = []
     records: dict[str, dict] = {}
     held: dict[str, str] = {}
+    if admitted is not None and not any(
+        servers[n].state == "enabled" and servers[n].online for n in admitted if n in servers
+    ):
+        # no best node can take a create now (a server re-enabled from disabled has no
+        # load until Scalelite's next poll): hold nothing back this round, or Scalelite
+        # would refuse creates ("Could not find any available servers")
+        admitted = None
     for node in placement.nodes:
         server = servers.get(node.node)
         if server is None:
