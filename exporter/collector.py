@@ -156,7 +156,8 @@ def _poll_families(snapshot: Snapshot, *, stale: bool) -> tuple[list[Metric], li
         if result.source == "bbb" and result.node in snapshot.started:
             for family, count in zip(started, snapshot.started[result.node], strict=True):
                 family.add(labels(result.node), count)
-    return [up, duration, errors, last, link, info], started
+    started_families: list[Metric] = list(started)
+    return [up, duration, errors, last, link, info], started_families
 
 
 def exporter_families(snapshot: Snapshot) -> list[Metric]:

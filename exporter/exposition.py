@@ -38,7 +38,7 @@ def with_label(labels: Mapping[str, str], key: str, value: str) -> Labels:
     """``{**labels, key: value}`` as Labels (the rendered text extended, not redone)."""
     if labels.__class__ is not Labels:
         return Labels({**labels, key: value})
-    base: Labels = labels  # type: ignore[assignment]  # checked just above
+    base: Labels = labels
     extended = Labels.__new__(Labels)
     dict.update(extended, base)
     dict.__setitem__(extended, key, value)
@@ -62,12 +62,12 @@ class Family(Metric):
         self.label_names = tuple(labels)
         self._sample_name = f"{self.name}_total" if self.type == "counter" else self.name
 
-    @property  # type: ignore[override]  # Metric declares a plain attribute
+    @property
     def samples(self) -> list[Sample]:
         return [
             Sample(
                 self._sample_name,
-                labels if extra is None else {**labels, extra[0]: extra[1]},
+                dict(labels) if extra is None else {**labels, extra[0]: extra[1]},
                 v,
                 None,
             )
@@ -81,6 +81,12 @@ class Family(Metric):
 
     def add(self, labels: Mapping[str, str], value: float) -> None:
         """One sample; ``labels`` (keys ``label_names``) is kept, never copied or mutated."""
+        self._pairs.append((labels, None, value))
+
+    def add_sample(self, name: str, labels: dict[str, str], value: float, *rest: object) -> None:
+        """Metric's own way in (``samples`` is made on demand, so appending to it is lost)."""
+        if name != self._sample_name or any(r is not None for r in rest):
+            raise ValueError(f"{self.name} takes plain samples of {self._sample_name} only")
         self._pairs.append((labels, None, value))
 
     def add_with(self, labels: Mapping[str, str], key: str, label: str, value: float) -> None:

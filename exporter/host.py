@@ -92,9 +92,9 @@ def parse_node_exporter(
     summed exactly (math.fsum), so the order of lines and rows does not matter."""
     cpu: dict[str, list[float]] = defaultdict(list)
     cpus: Counter[str] = Counter()
-    for cpu_id, mode, text in cpu_rows:
+    for cpu_id, mode, number in cpu_rows:
         cpus[cpu_id.decode()] += 1
-        cpu[mode.decode()].append(_row_value(text))
+        cpu[mode.decode()].append(_row_value(number))
     rx = tx = 0.0
     found_net = False
     memory: dict[str, float] = {}

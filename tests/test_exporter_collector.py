@@ -378,3 +378,27 @@ def test_page_joins_the_texts_polls_left_and_equals_the_families_render() -> Non
     page = MetricsPage(lambda: texts, clock=lambda: NOW)
     collector = SnapshotCollector(lambda: plain, clock=lambda: NOW)
     assert page.refresh(texts) == render(collector.collect())
+
+
+def test_family_samples_are_made_from_its_pairs() -> None:
+    """Family keeps pairs; prometheus_client's Samples, add_sample included, see them."""
+    from confscale.exporter.exposition import Labels, gauge
+
+    family = gauge("g", "A gauge.", ["node", "mode"])
+    node = Labels({"node": "n"})
+    family.add(node, 1)
+    family.add_with(node, "mode", 'i"dle', 2.5)
+    family.add_sample("g", {"node": "m"}, 3)
+    assert [(s.labels, s.value) for s in family.samples] == [
+        ({"node": "n"}, 1),
+        ({"node": "n", "mode": 'i"dle'}, 2.5),
+        ({"node": "m"}, 3),
+    ]
+    registry = CollectorRegistry(auto_describe=False)
+
+    class One:
+        def collect(self):
+            return [family]
+
+    registry.register(One())  # type: ignore[arg-type]
+    assert parse_text(render([family]).decode()) == parse_text(generate_latest(registry).decode())
