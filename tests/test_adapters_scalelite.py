@@ -374,6 +374,32 @@ def test_admission_never_leaves_scalelite_without_a_server_for_a_create() -> Non
         assert [s.state for s in fake.servers.values()] == ["enabled", "cordoned", "cordoned"]
 
 
+def test_admission_keeps_a_node_it_cannot_read_from_taking_the_creates() -> None:
+    fake = FakeScalelite(secrets=(SECRET,))
+    for i in range(1, 4):
+        fake.add(FakeServer(f"id-{i}", f"https://bbb-0{i}.example.org/bigbluebutton/api", "s"))
+    with serve(fake) as url:
+        sl = adapter(url, admission=0.5)
+        readings = [
+            NodeReading("bbb-01", up=False),  # died: Scalelite still has it enabled
+            NodeReading("bbb-02", timestamp=NOW, meetings=2, participants=40),
+            NodeReading("bbb-03", timestamp=NOW, meetings=2, participants=150),
+        ]
+        sl.apply(place(readings, now=NOW))
+        assert [s.state for s in fake.servers.values()] == ["cordoned", "enabled", "cordoned"]
+        assert sl.health.view().held_out == ()  # admission only: Scalelite's poller decides
+        back = [NodeReading("bbb-01", timestamp=NOW, meetings=0, participants=0), *readings[1:]]
+        fake.servers["id-1"].load = 0.0
+        sl.apply(place(back, now=NOW))
+        assert fake.servers["id-1"].state == "enabled"  # back, and the best node now
+    # without admission a node that cannot be read is left to Scalelite's health checks
+    fake = FakeScalelite(secrets=(SECRET,))
+    fake.add(FakeServer("id-1", "https://bbb-01.example.org/bigbluebutton/api", "s"))
+    with serve(fake) as url:
+        adapter(url).apply(place(readings[:1], now=NOW))
+    assert fake.servers["id-1"].state == "enabled"
+
+
 def test_without_admission_only_out_nodes_are_cordoned() -> None:
     fake = FakeScalelite(secrets=(SECRET,))
     for i in range(1, 4):

@@ -210,21 +210,25 @@ def plan(
             record["stepped_back"] = node.state == "out" or not admit  # fight them
         if node.state == "available" and admit:
             record["stepped_back"] = False
-        if node.state != "available":
-            record["admission"] = False  # out or in maintenance: held out, not admission
+        if node.state in ("out", "maintenance"):
+            record["admission"] = False  # held out, not admission
         records[node.node] = record
-        if node.state in ("down", "stale"):
+        unknown = node.state in ("down", "stale")
+        if unknown and admitted is None:
             continue  # Scalelite polls health itself; never act on an unknown state
         change: dict[str, object] = {}
         after = dict(record)
         reason = node.reason
         state = server.state
-        keep_off = node.state == "out" or (node.state == "available" and not admit)
+        # with admission a node we cannot read is not among the best: left enabled, it
+        # would take every create once the others are cordoned (Scalelite takes a dead
+        # server offline only after two failed polls)
+        keep_off = node.state == "out" or (not admit and (unknown or node.state == "available"))
         if state == "enabled" and (
             node.state == "maintenance" or (keep_off and not record["stepped_back"])
         ):
             change["state"], after["cordoned"], state = "cordon", True, "cordoned"
-            after["admission"] = node.state == "available"
+            after["admission"] = node.state not in ("out", "maintenance")
             if after["admission"]:
                 reason += "; not among the best nodes for new rooms (admission)"
         elif node.state == "available" and admit and record["cordoned"]:
