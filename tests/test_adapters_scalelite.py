@@ -361,14 +361,14 @@ def test_admission_never_leaves_scalelite_without_a_server_for_a_create() -> Non
         sl = adapter(url, admission=0.5)
         sl.apply(crowd({"bbb-01": 100, "bbb-02": 40, "bbb-03": 100}))
         assert [s.state for s in fake.servers.values()] == ["cordoned", "enabled", "cordoned"]
-        fake.servers["id-1"].attendees = 0  # bbb-01's rooms end; Scalelite disables it
-        fake.poll()
+        fake.servers["id-2"].attendees, fake.servers["id-3"].attendees = 60, 100
+        fake.poll()  # bbb-01's rooms ended (no attendees): Scalelite disables it
         assert fake.servers["id-1"].state == "disabled"
         # bbb-01 is now the best node, but re-enabled it takes no create before a poll:
-        # nothing else is held back this round
+        # the best of the others stays enabled this round
         sl.apply(crowd({"bbb-01": 0, "bbb-02": 60, "bbb-03": 100}))
-        assert [s.state for s in fake.servers.values()] == ["enabled", "enabled", "enabled"]
-        assert fake.create().id in ("id-2", "id-3")
+        assert [s.state for s in fake.servers.values()] == ["enabled", "enabled", "cordoned"]
+        assert fake.create().id == "id-2"
         fake.poll()
         sl.apply(crowd({"bbb-01": 0, "bbb-02": 60, "bbb-03": 100}))  # now it can
         assert [s.state for s in fake.servers.values()] == ["enabled", "cordoned", "cordoned"]

@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -177,13 +177,8 @@ def plan(
     actions: list[Action] = []
     records: dict[str, dict] = {}
     held: dict[str, str] = {}
-    if admitted is not None and not any(
-        servers[n].state == "enabled" and servers[n].online for n in admitted if n in servers
-    ):
-        # no best node can take a create now (a server re-enabled from disabled has no
-        # load until Scalelite's next poll): hold nothing back this round, or Scalelite
-        # would refuse creates ("Could not find any available servers")
-        admitted = None
+    if admitted is not None and not admitted:
+        admitted = None  # no node is available (our data failing?): hold nothing back
     for node in placement.nodes:
         server = servers.get(node.node)
         if server is None:
@@ -371,12 +366,20 @@ class ScaleliteAdapter:
         """What to change, given the placement and getServers (no I/O of its own)."""
         if self.reserved is not None:  # rooms the readings do not show the users of yet
             placement = with_reserved(placement, self.reserved())
+        nodes = [n.node for n in placement.nodes if n.kind == "bbb"]
+        matched = match_servers(nodes, servers, self.mapping)
         admit = None
         if self.admission is not None:
             typical = typical_meeting(n.reading for n in placement.nodes)
-            admit = admitted(placement, self.admission * typical.pressure(self.targets))
-        nodes = [n.node for n in placement.nodes if n.kind == "bbb"]
-        matched = match_servers(nodes, servers, self.mapping)
+            band = self.admission * typical.pressure(self.targets)
+            admit = admitted(placement, band)
+            ready = {n for n, s in matched.items() if s.state == "enabled" and s.online}
+            if admit and not admit & ready:
+                # the best nodes cannot take a create before Scalelite's next poll (a
+                # server re-enabled from disabled has no load): the best of those that
+                # can stay open too, or Scalelite would refuse creates
+                can = replace(placement, nodes=tuple(n for n in placement.nodes if n.node in ready))
+                admit = admit | admitted(can, band)
         return plan(placement, matched, self.memory.snapshot(), admit)
 
     def apply(self, placement: Placement) -> list[Action]:
