@@ -87,6 +87,14 @@ LECTURE = MeetingKind(0.15, (40, 120), 0.1, 0.9, (1, 2))
     ("name", "kinds", "demand", "capacity", "binding"),
     [
         ("mix of sizes", [SMALL, SEMINAR, LECTURE], 1000, NodeCapacity(), "participants"),
+        # meetings up to 60 on 200-seat nodes, few cameras: seats bind
+        (
+            "participant-bound",
+            [MeetingKind(1, (10, 60), 0.3, 0.7, (0, 2))],
+            1000,
+            NodeCapacity(),
+            "participants",
+        ),
         # 2-core nodes, meetings of ~25 talking people: ~a third of a node's CPU target
         ("cpu-bound", [MeetingKind(1, (22, 28), 1.0, 0.0)], 500, NodeCapacity(cpu_cores=2), "cpu"),
         (
