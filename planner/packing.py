@@ -331,7 +331,7 @@ def packing_servers(
         """
         placed = parts[0]
         need = np.zeros(placed.trials)
-        cases = [(n, 1.0, 0)]
+        cases: list[tuple[int, float | np.ndarray, int]] = [(n, 1.0, 0)]
         if redundancy:
             cases.append((n - redundancy, failure_ratio, redundancy))
         for m, limit, extra in cases:
@@ -389,8 +389,7 @@ def packing_servers(
     binding = constraints[int(np.argmax(peak.mean(axis=0)))]
     servers = max(packed + own_nodes, fluid)
     reason = None
-    capped = ceiling is None and analytic is not None
-    if capped and (found is None or servers > analytic):
+    if ceiling is None and analytic is not None and (found is None or servers > analytic):
         servers, used = analytic, "analytic"
         big = bool((costs.max(axis=(0, 1), where=mask[..., None], initial=0.0) > targets / 2).any())
         cause = (
