@@ -373,7 +373,8 @@ class ScaleliteAdapter:
             typical = typical_meeting(n.reading for n in placement.nodes)
             band = self.admission * typical.pressure(self.targets)
             admit = admitted(placement, band)
-            ready = {n for n, s in matched.items() if s.state == "enabled" and s.online}
+            # a cordoned server keeps its load (an enable counts at once); not a disabled one
+            ready = {n for n, s in matched.items() if s.state != "disabled" and s.online}
             if admit and not admit & ready:
                 # the best nodes cannot take a create before Scalelite's next poll (a
                 # server re-enabled from disabled has no load): the best of those that
