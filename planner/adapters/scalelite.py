@@ -24,8 +24,9 @@ operator's own multiplier (the base, remembered in ``--adapters.state-dir``) tim
 :func:`desired_factor`, and back to the base when the factor is 1. Servers an operator
 cordoned or disabled are left alone (and reported, so they are not online capacity);
 servers outside the pool are never touched; down or stale nodes are left to Scalelite's
-own health checks; ``disable``, ``deleteServer`` and ``panicServer`` are never sent. If
-someone enables a server it cordoned, it steps back until the node was available once.
+own health checks (with admission they are cordoned: not among the best); ``disable``,
+``deleteServer`` and ``panicServer`` are never sent. If someone enables a server it
+cordoned, it steps back until the node was available once.
 With ``admission`` (opt-in), it also cordons the available servers that are not among
 the best nodes for new rooms and enables them when they are (:func:`plan`): Scalelite
 (``app/models/server.rb``, ``bigbluebutton_api_controller.rb``) adds only 1 ×
