@@ -114,6 +114,7 @@ _FIELD = re.compile(rb"<(" + _FIELDS_ALT + rb")\s*(?:/>|>([^<]*)<)")
 _CLIENT = re.compile(rb"<clientType>([^<]*)</clientType>")
 _ORIGIN = re.compile(rb"<" + re.escape(ORIGIN_KEY.encode()) + rb"\s*(?:/>|>([^<]*)<)")
 _REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);")
+_FEW_CLIENT_TYPES = 4  # distinct client types counted by bytes.count; more: findall
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
@@ -137,13 +138,41 @@ def scan_meetings(document: bytes) -> BbbFigures | None:
         return None
     # In the grammar <attendee> and <clientType> occur only in attendee lists, at most one
     # clientType per attendee: counting them over all meetings at once is exact.
-    raw = Counter(_CLIENT.findall(document, first, position))
+    raw = _client_texts(document, first, position)
     raw.pop(b"", None)  # <clientType></clientType>: no text, an unknown client
     clients: Counter[str] = Counter()
     for text, count in raw.items():
         clients[_text(text)] += count
     tally.count_clients(clients, document.count(b"<attendee>", first, position))
     return tally.figures()
+
+
+def _client_texts(doc: bytes, start: int, end: int) -> Counter[bytes]:
+    """clientType text -> elements with it. The grammar admits only the literal form
+    ``<clientType>text</clientType>`` (text without ``<``) and no ``<clientType>`` elsewhere,
+    so a count of each whole element's bytes is exact; an answer has one or two client
+    types, and one ``bytes.count`` pass per type costs a fraction of a ``findall`` that
+    makes a bytes object per attendee (more than a few types: the ``findall``)."""
+    total = doc.count(b"<clientType>", start, end)
+    texts: Counter[bytes] = Counter()
+    counted = 0
+    while counted < total and len(texts) < _FEW_CLIENT_TYPES:
+        if texts:  # the first element whose text is not counted yet
+            seen = b"|".join(re.escape(text) for text in texts)
+            other = re.compile(rb"<clientType>(?!(?:" + seen + rb")</clientType>)")
+            found = other.search(doc, start, end)
+            if found is None:
+                break
+            at = found.start()
+        else:
+            at = doc.find(b"<clientType>", start, end)
+        head = at + len(b"<clientType>")
+        text = doc[head : doc.find(b"<", head, end)]
+        texts[text] = doc.count(b"<clientType>" + text + b"</clientType>", start, end)
+        counted += texts[text]
+    if counted == total:
+        return texts
+    return Counter(_CLIENT.findall(doc, start, end))
 
 
 def _add(tally: Tally, doc: bytes, meeting: re.Match[bytes]) -> None:

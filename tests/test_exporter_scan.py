@@ -279,3 +279,32 @@ def test_large_bodies_stream_through_the_reference_parser() -> None:
     reference = MeetingsParser()
     reference.feed(data)
     assert reference.close().participants == 100
+
+
+def test_client_types_counted_per_text_match_the_reference() -> None:
+    # the grammar scan counts each client type's whole element (exporter/bbbscan.py
+    # _client_texts) up to a few types, then falls back to findall: both, with texts
+    # that are regular-expression syntax, empty ones and types repeated out of order
+    head = b"<response><returncode>SUCCESS</returncode><meetings>"
+    tail = b"</meetings></response>"
+    for types in (
+        ["HTML5"] * 5,
+        ["HTML5", "a|b", "HTML5", "", "(x)*", "a|b"],
+        ["HTML5", "a|b", "[", "c.d", "e+", "f?", "HTML5"],  # more than a few types
+        ["HTML5", "HTML5&amp;", "HTML"],  # one text the start of another
+    ):
+        attendees = b"".join(
+            b"<attendee><userID>u</userID><clientType>%s</clientType></attendee>" % t.encode()
+            for t in types
+        )
+        data = (
+            head
+            + b"<meeting><participantCount>%d</participantCount><attendees>" % len(types)
+            + attendees
+            + b"</attendees></meeting>"
+            + tail
+        )
+        scanned = scan_meetings(data)
+        assert scanned is not None
+        assert scanned == parse_meetings_reference(data)
+        assert sum(count for _, count in scanned.clients) == len(types)
