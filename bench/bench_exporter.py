@@ -343,7 +343,8 @@ def report_parts(result: dict[str, Any]) -> None:
             for name in ("fetch", "parse_bbb", "parse_host", "aggregate", "render")
         )
         + f"; sum {sum(parts[n] for n in ('fetch', 'parse_bbb', 'parse_host', 'aggregate')):.2f}"
-        f" s before the render (the cycle's {result['cpu']:.2f} s adds 64 threads' hand-offs)"
+        f" s before the render (the cycle's {result['cpu']:.2f} s adds each poll's own work and"
+        " text, and the threads' hand-offs)"
     )
 
 
