@@ -80,9 +80,13 @@ def test_term_day_rises_before_the_peak_and_the_evening_removes_only_idle_nodes(
     actual = rates[rates.timestamp.dt.normalize() == MORNING.normalize()]
     per_time = actual.groupby("timestamp").participants.sum()
     peak = per_time.idxmax()
-    before = [d.desired for t, d, _ in seen if t < peak]
-    assert max(before) > before[0], "the desired count did not rise before the peak"
-    rise = next(t for t, d, _ in seen if d.desired == max(before))
+    before = [(t, d.desired) for t, d, _ in seen if t < peak]
+    # the first decision is the pool as found (all online); the rise is from the night's low
+    low_at = min(range(len(before)), key=lambda i: (before[i][1], i))
+    low = before[low_at][1]
+    after_low = before[low_at:]
+    assert max(n for _, n in after_low) > low, "the desired count did not rise before the peak"
+    rise = next(t for t, n in after_low if n > low)
     assert rise < peak and per_time[per_time.index <= rise].max() < 0.5 * per_time.max()
     day_max = max(d.desired for _, d, _ in seen)
     evening = [d for t, d, _ in seen if t.hour >= 20]
