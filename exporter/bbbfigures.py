@@ -20,6 +20,9 @@ from confscale.exporter.contract import MAX_ORIGINS_TOP, MEETING_SIZE_BOUNDS
 from confscale.exporter.fetch import PollError
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
+_REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _MAX_COUNT_DIGITS = 12
 # getMeetings element -> figure
 COUNTERS = MappingProxyType(
@@ -172,3 +175,30 @@ class Tally:
             meeting_ids=frozenset(self._ids),
             breakout_ids=frozenset(self._breakout_ids),
         )
+
+
+def element_text(raw: bytes) -> str:
+    """Element text as an XML parser reports it: line ends normalised, references resolved.
+
+    For the scans, which read raw bytes libxml2 has already proven well-formed."""
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    text = raw.decode("utf-8")
+    return _REFERENCE.sub(_resolve, text) if "&" in text else text
+
+
+def _resolve(match: re.Match[str]) -> str:
+    ref = match.group(1)
+    if ref.startswith("#x"):
+        return chr(int(ref[2:], 16))
+    if ref.startswith("#"):
+        return chr(int(ref[1:]))
+    return _NAMED[ref]
+
+
+def utf8_declared(declaration: bytes | None) -> bool:
+    """Whether an XML declaration's encoding (if any) is UTF-8."""
+    if not declaration:
+        return True
+    found = _ENCODING.search(declaration)
+    return found is None or found.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")

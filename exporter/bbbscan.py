@@ -27,7 +27,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from confscale.exporter.bbbfigures import COUNTERS, ORIGIN_KEY, BbbFigures, Tally
+from confscale.exporter.bbbfigures import (
+    COUNTERS,
+    ORIGIN_KEY,
+    BbbFigures,
+    Tally,
+    element_text,
+    utf8_declared,
+)
 
 # Names with a fixed place; anywhere else they would be mistaken for the real thing.
 _PLACED = (
@@ -109,19 +116,16 @@ _HEAD = re.compile(
 )
 _TAIL = re.compile(rb"\s*</meetings\s*>\s*</response\s*>\s*")
 _EMPTY_TAIL = re.compile(rb"\s*</response\s*>\s*")
-_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
 _FIELD = re.compile(rb"<(" + _FIELDS_ALT + rb")\s*(?:/>|>([^<]*)<)")
 _CLIENT = re.compile(rb"<clientType>([^<]*)</clientType>")
 _ORIGIN = re.compile(rb"<" + re.escape(ORIGIN_KEY.encode()) + rb"\s*(?:/>|>([^<]*)<)")
-_REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);")
 _FEW_CLIENT_TYPES = 4  # distinct client types counted by bytes.count; more: findall
-_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
 def scan_meetings(document: bytes) -> BbbFigures | None:
     """The figures of a well-formed getMeetings document, or None if it is not plain."""
     head = _HEAD.match(document)
-    if head is None or not _utf8(head.group("decl")):
+    if head is None or not utf8_declared(head.group("decl")):
         return None
     tally = Tally()
     position = head.end()
@@ -142,7 +146,7 @@ def scan_meetings(document: bytes) -> BbbFigures | None:
     raw.pop(b"", None)  # <clientType></clientType>: no text, an unknown client
     clients: Counter[str] = Counter()
     for text, count in raw.items():
-        clients[_text(text)] += count
+        clients[element_text(text)] += count
     tally.count_clients(clients, document.count(b"<attendee>", first, position))
     return tally.figures()
 
@@ -187,11 +191,11 @@ def _add(tally: Tally, doc: bytes, meeting: re.Match[bytes]) -> None:
         for name, text in _FIELD.findall(doc, low, high):
             key = name.decode()
             if key == "isBreakout":
-                breakout = _text(text) if breakout is None else breakout
+                breakout = element_text(text) if breakout is None else breakout
             elif key == "internalMeetingID":
-                internal_id = _text(text) if internal_id is None else internal_id
+                internal_id = element_text(text) if internal_id is None else internal_id
             elif key not in counters:
-                counters[key] = _text(text)
+                counters[key] = element_text(text)
     for low, high in regions:
         metadata = _find_tag(doc, b"<metadata", low, high)
         if metadata >= 0:
@@ -199,7 +203,7 @@ def _add(tally: Tally, doc: bytes, meeting: re.Match[bytes]) -> None:
             if closed >= 0:
                 found = _ORIGIN.search(doc, metadata, closed)
                 if found is not None:
-                    origin = _text(found.group(1) or b"")
+                    origin = element_text(found.group(1) or b"")
             break
     tally.add(
         counters,
@@ -217,27 +221,3 @@ def _find_tag(doc: bytes, opening: bytes, start: int, end: int) -> int:
     while at >= 0 and doc[at + len(opening) : at + len(opening) + 1] not in b" \t\r\n/>":
         at = doc.find(opening, at + 1, end)
     return at
-
-
-def _text(raw: bytes) -> str:
-    """Element text as an XML parser reports it: line ends normalised, references resolved."""
-    if b"\r" in raw:
-        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    text = raw.decode("utf-8")
-    return _REFERENCE.sub(_resolve, text) if "&" in text else text
-
-
-def _resolve(match: re.Match[str]) -> str:
-    ref = match.group(1)
-    if ref.startswith("#x"):
-        return chr(int(ref[2:], 16))
-    if ref.startswith("#"):
-        return chr(int(ref[1:]))
-    return _NAMED[ref]
-
-
-def _utf8(declaration: bytes | None) -> bool:
-    if not declaration:
-        return True
-    found = _ENCODING.search(declaration)
-    return found is None or found.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")

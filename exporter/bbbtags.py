@@ -34,7 +34,14 @@ from collections import Counter
 
 import numpy as np
 import numpy.typing as npt
-from confscale.exporter.bbbfigures import COUNTERS, ORIGIN_KEY, BbbFigures, Tally
+from confscale.exporter.bbbfigures import (
+    COUNTERS,
+    ORIGIN_KEY,
+    BbbFigures,
+    Tally,
+    element_text,
+    utf8_declared,
+)
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -45,9 +52,6 @@ _NAME_END[list(b" \t\r\n/>")] = True
 _LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
 _PAD = 24  # zero bytes after the document: every name offset has three 8-byte words
 _DECLARATION = re.compile(rb"<\?xml(?P<decl>[^>]*)\?>")
-_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
-_REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);")
-_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
 class _Names:
@@ -164,10 +168,10 @@ class _Tags:
         counts: Counter[str] = Counter()
         values, numbers = np.unique(keys, return_counts=True)
         for value, number in zip(values.tolist(), numbers.tolist(), strict=True):
-            counts[_text(value.to_bytes(8, "little").rstrip(b"\0"))] += number
+            counts[element_text(value.to_bytes(8, "little").rstrip(b"\0"))] += number
         doc = self.doc
         for s, e in zip(starts[~short].tolist(), (starts + lengths)[~short].tolist(), strict=True):
-            counts[_text(doc[s:e])] += 1
+            counts[element_text(doc[s:e])] += 1
         return counts
 
     def texts(self, tags: Ints) -> list[str]:
@@ -178,7 +182,7 @@ class _Tags:
         doc = self.doc
         if self.plain:
             return [doc[s:e].decode() for s, e in zip(starts, ends, strict=True)]
-        return [_text(doc[s:e]) for s, e in zip(starts, ends, strict=True)]
+        return [element_text(doc[s:e]) for s, e in zip(starts, ends, strict=True)]
 
 
 def _table(doc: bytes) -> _Tags | None:
@@ -192,7 +196,7 @@ def _table(doc: bytes) -> _Tags | None:
     head = 0
     if data[lt[0] + 1] == _QUESTION:
         declaration = _DECLARATION.match(doc)
-        if declaration is None or not _utf8(declaration.group("decl")):
+        if declaration is None or not utf8_declared(declaration.group("decl")):
             return None
         head = 1
     elif doc[: lt[0]].strip(b" \t\r\n"):
@@ -336,27 +340,3 @@ def _clients(
 def _meeting_of(tags: Ints, children: Ints, owner: Ints) -> Ints:
     """The meeting of descendants of meeting children: that of the last child before."""
     return owner[np.searchsorted(children, tags) - 1]
-
-
-def _text(raw: bytes) -> str:
-    """Element text as an XML parser reports it: line ends normalised, references resolved."""
-    if b"\r" in raw:
-        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    text = raw.decode("utf-8")
-    return _REFERENCE.sub(_resolve, text) if "&" in text else text
-
-
-def _resolve(match: re.Match[str]) -> str:
-    ref = match.group(1)
-    if ref.startswith("#x"):
-        return chr(int(ref[2:], 16))
-    if ref.startswith("#"):
-        return chr(int(ref[1:]))
-    return _NAMED[ref]
-
-
-def _utf8(declaration: bytes | None) -> bool:
-    if not declaration:
-        return True
-    found = _ENCODING.search(declaration)
-    return found is None or found.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")
