@@ -23,7 +23,6 @@ import json
 import os
 import resource
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,32 +30,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-import yaml
+from bench.simpool import (
+    REPO,
+    cpu_seconds_of,
+    load_average,
+    prepare,
+    set_fault_everywhere,
+    start_simulator,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 BYTES_PER_MEETING = 8_300  # a 25-attendee meeting in bbb-web's getMeetings XML
 # issue #18's targets for one cycle over 1,000 nodes and the pool's /metrics
 TARGET_WALL, TARGET_CPU, TARGET_RSS_MB, TARGET_RENDER_MS = 2.0, 1.5, 150, 50
 # The measured child waits this long for a cycle: a slow run (a loaded machine, the
 # reference parser) must finish its polls, not cut them as overruns and do less work.
 CHILD_INTERVAL = 600.0
-
-
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def series_by_family(body: bytes) -> dict[str, int]:
@@ -245,81 +233,6 @@ def run_child(
     result["sim_cpu"] = cpu_seconds_of(sim_pid) - sim_cpu  # both cycles
     result["load"] = load_average()
     return result
-
-
-def start_simulator(nodes: int, secret: str) -> tuple[subprocess.Popen[bytes], str, list[str]]:
-    port = free_port()
-    args = [
-        f"--pool.nodes={nodes}",
-        "--pool.jitsi=0",
-        "--clock.frozen",
-        "--clock.start=2026-10-06T10:30:00Z",
-    ]
-    env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "confscale.simulator.cli",
-            f"--web.listen-address=127.0.0.1:{port}",
-            *args,
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/_admin/health", timeout=2).ok:
-                return sim, url, args
-        except requests.RequestException:
-            time.sleep(0.2)
-    sim.kill()
-    raise SystemExit("the simulator did not start within 120 s")
-
-
-def prepare(url: str, args: list[str], secret: str, workdir: Path) -> Path:
-    config = workdir / "pool.yml"
-    env = {**os.environ, "CONFSCALE_SIM_SECRET": secret}
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "confscale.simulator.cli",
-            *args,
-            "--exporter.base-url",
-            url,
-            "--exporter.write-config",
-            str(config),
-        ],
-        cwd=REPO,
-        env=env,
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
-    data = yaml.safe_load(config.read_text())
-    data["interval"], data["timeout"] = "15s", "5s"
-    config.write_text(yaml.safe_dump(data))
-    return config
-
-
-def set_fault_everywhere(url: str, nodes: int, mode: str | None, arg: float) -> None:
-    """One fault mode on every node (``huge`` for big answers, ``slow`` for latency)."""
-    width = max(2, len(str(nodes)))
-    with requests.Session() as session:
-        session.delete(f"{url}/_admin/faults", timeout=30).raise_for_status()
-        if mode is None:
-            return
-        for index in range(1, nodes + 1):
-            session.post(
-                f"{url}/_admin/faults",
-                timeout=30,
-                json={"node": f"bbb-{index:0{width}d}", "mode": mode, "arg": arg},
-            ).raise_for_status()
 
 
 def report(name: str, result: dict[str, Any], nodes: int) -> None:

@@ -22,13 +22,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.bench_exporter import (
-    BYTES_PER_MEETING,
-    load_average,
-    prepare,
-    set_fault_everywhere,
-    start_simulator,
-)
+from bench.bench_exporter import BYTES_PER_MEETING
+from bench.simpool import load_average, prepare, set_fault_everywhere, start_simulator
 
 MAX_HEAD = 64 * 1024
 

@@ -34,7 +34,7 @@ import requests
 import xmltodict
 import yaml
 
-from bench.bench_exporter import (
+from bench.simpool import (
     REPO,
     cpu_seconds_of,
     free_port,

@@ -36,15 +36,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from bench.bench_exporter import (
-    TARGET_CPU,
-    TARGET_RSS_MB,
-    free_port,
-    load_average,
-    prepare,
-    run_child,
-    start_simulator,
-)
+from bench.bench_exporter import TARGET_CPU, TARGET_RSS_MB, run_child
+from bench.simpool import free_port, load_average, prepare, start_simulator
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from bench.bench_exporter import prepare, start_simulator
 from bench.bench_scale import apply_faults, exporter_process, fault_plan, node_names, rss_mb
+from bench.simpool import prepare, start_simulator
 
 REPO = Path(__file__).resolve().parent.parent
 _LAST = re.compile(rb"^confscale_exporter_last_cycle_timestamp_seconds (\S+)$", re.M)
