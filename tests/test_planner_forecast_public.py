@@ -18,7 +18,6 @@ def always_term(index: pd.DatetimeIndex) -> np.ndarray:
 
 
 def test_ets_beats_seasonal_naive_on_a_smooth_trending_public_series():
-    pytest.importorskip("vega_datasets")
     from confscale.planner.public_series import vega_temperatures
 
     # San Francisco's hourly temperature normals, autumn: a daily cycle on a level that
