@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from confscale.planner.adapters.scalelite import ALGORITHMS, Server, match_servers
+from confscale.planner.adapters import add_scalelite_flags
+from confscale.planner.adapters.scalelite import Server, match_servers
 
 from confscale.flags import add_subcommand
 
@@ -78,32 +79,13 @@ def add_scalelite_check_command(sub) -> None:
         help="the exporter's pool file",
     )
     check.add_argument("--pool.name", dest="pool", help="only this pool's nodes of the file")
-    check.add_argument("--scalelite.url", dest="scalelite_url", required=True)
-    check.add_argument(
-        "--scalelite.secret-file",
-        dest="scalelite_secret_file",
-        type=Path,
-        required=True,
-        help="file holding Scalelite's LOADBALANCER_SECRET",
-    )
-    check.add_argument(
-        "--scalelite.checksum-algorithm",
-        dest="scalelite_algorithm",
-        choices=sorted(ALGORITHMS),
-        default="sha256",
-    )
-    check.add_argument(
-        "--scalelite.server-map",
-        dest="scalelite_map",
-        type=Path,
-        help="YAML node: scalelite server id (default: match URL host)",
-    )
+    add_scalelite_flags(check, required=True)
 
 
 def cmd_scalelite_check(args: argparse.Namespace, read_secret) -> dict[str, object]:
     """Read the pool file and getServers; the comparison as a dict (``ok`` false: exit 1)."""
     from confscale.exporter.config import ConfigError, load_config
-    from confscale.planner.adapters import _yaml_map
+    from confscale.planner.adapters import read_node_map
     from confscale.planner.adapters.http import AdapterError
     from confscale.planner.adapters.scalelite import ScaleliteAdapter
 
@@ -119,7 +101,7 @@ def cmd_scalelite_check(args: argparse.Namespace, read_secret) -> dict[str, obje
     if not nodes:
         raise ValueError(f"{args.config_file}: no node with a bbb: source in pool {args.pool}")
     secret = read_secret(args.scalelite_secret_file, what="--scalelite.secret-file")
-    mapping = _yaml_map(args.scalelite_map, "server map") if args.scalelite_map else {}
+    mapping = read_node_map(args.scalelite_map, "server map") if args.scalelite_map else {}
     adapter = ScaleliteAdapter(
         args.scalelite_url, secret, mapping, dry_run=True, algorithm=args.scalelite_algorithm
     )

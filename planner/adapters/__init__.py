@@ -41,19 +41,14 @@ def _admission_band(text: str) -> float:
     return value
 
 
-def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("balancer adapters (dry-run unless --adapters.actuate)")
-    group.add_argument(
-        "--adapters.actuate",
-        dest="actuate",
-        action="store_true",
-        help="really call the balancers (default: read them and log what would be done)",
-    )
-    group.add_argument("--scalelite.url", dest="scalelite_url")
+def add_scalelite_flags(group, *, required: bool) -> None:
+    """How to reach Scalelite's API: the serve adapter's and ``scalelite-check``'s flags."""
+    group.add_argument("--scalelite.url", dest="scalelite_url", required=required)
     group.add_argument(
         "--scalelite.secret-file",
         dest="scalelite_secret_file",
         type=Path,
+        required=required,
         help="file holding Scalelite's LOADBALANCER_SECRET",
     )
     group.add_argument(
@@ -64,6 +59,23 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         help="checksum digest (Scalelite's LOADBALANCER_CHECKSUM_ALGORITHM must allow it)",
     )
     group.add_argument(
+        "--scalelite.server-map",
+        dest="scalelite_map",
+        type=Path,
+        help="YAML node: scalelite server id (default: match URL host)",
+    )
+
+
+def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("balancer adapters (dry-run unless --adapters.actuate)")
+    group.add_argument(
+        "--adapters.actuate",
+        dest="actuate",
+        action="store_true",
+        help="really call the balancers (default: read them and log what would be done)",
+    )
+    add_scalelite_flags(group, required=False)
+    group.add_argument(
         "--scalelite.admission",
         dest="scalelite_admission",
         type=_admission_band,
@@ -71,12 +83,6 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
         help="admission control: keep only the servers within MEETINGS typical meetings' "
         "pressure of the least-pressed one enabled, cordon the others until they are "
         "(default: off; 1 = the band /next uses, measured best: docs/benchmarks.md)",
-    )
-    group.add_argument(
-        "--scalelite.server-map",
-        dest="scalelite_map",
-        type=Path,
-        help="YAML node: scalelite server id (default: match URL host)",
     )
     group.add_argument(
         "--jitsi.bridges",
@@ -97,7 +103,8 @@ def add_adapter_flags(parser: argparse.ArgumentParser) -> None:
     add_autoscale_flags(parser)
 
 
-def _yaml_map(path: Path, what: str) -> dict[str, str]:
+def read_node_map(path: Path, what: str) -> dict[str, str]:
+    """A YAML mapping of node name to value (a server id, a bridge URL), or a ValueError."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -133,7 +140,7 @@ def build_actuators(args: argparse.Namespace) -> list[AdapterRunner]:
             raise ValueError(
                 f"{args.scalelite_secret_file}: cannot read secret: {exc.strerror}"
             ) from exc
-        mapping = _yaml_map(args.scalelite_map, "server map") if args.scalelite_map else {}
+        mapping = read_node_map(args.scalelite_map, "server map") if args.scalelite_map else {}
         adapters.append(
             ScaleliteAdapter(
                 args.scalelite_url,
@@ -148,7 +155,7 @@ def build_actuators(args: argparse.Namespace) -> list[AdapterRunner]:
     if args.jitsi_bridges:
         adapters.append(
             JitsiAdapter(
-                _yaml_map(args.jitsi_bridges, "bridge map"),
+                read_node_map(args.jitsi_bridges, "bridge map"),
                 dry_run,
                 memory=_records(args, "jitsi", JITSI_SCHEMA),
             )
