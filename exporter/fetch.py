@@ -1,8 +1,9 @@
 """HTTP GET of one source with a total deadline and a byte cap, streamed into a sink.
 
-One urllib3 PoolManager serves every worker thread: it is thread-safe, keeps connections
-alive per host, and costs about a third of a ``requests.Session`` call in CPU (measured in
-bench/bench_exporter.py; at 1,000 nodes that is most of a core-second per cycle).
+Plain ``http://`` exchanges go through exporter/plainhttp.py (kept-alive sockets per host,
+the least HTTP/1.1 a GET needs, every check below: a fifth of urllib3's CPU per exchange,
+bench/bench_fetch.py); ``https://`` and sources with TLS options through one urllib3
+PoolManager, thread-safe, connections kept alive per host.
 
 One deadline covers the host name's lookup, connect, TLS handshake, status line, headers
 and every body read (exporter/resolve.py waits for a lookup at most the time left;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import http.client
+import logging
 import socket
 import ssl
 import sys
@@ -28,6 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import urllib3
+from confscale.exporter import plainhttp
 from confscale.exporter.deadline import Guard, Reaper
 from confscale.exporter.resolve import AddrInfo, Resolver, ResolveTimeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -45,10 +48,16 @@ from urllib3.exceptions import (
 from urllib3.util import parse_url
 from urllib3.util.response import assert_header_parsing
 
+from confscale.redact import MARK, redact_url
+
 if TYPE_CHECKING:
     from confscale.exporter.config import TlsOptions
 
 CHUNK = 64 * 1024
+_LOG = logging.getLogger("confscale.exporter.fetch")
+_SOCKET_OPTIONS: list[tuple[int, int, int | bytes]] = [
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+]  # urllib3's default
 # http.client's own limits on an answer's head (it raises LineTooLong / HTTPException)
 MAX_HEADER_LINE_BYTES = 65536
 MAX_HEADER_LINES = 100
@@ -233,6 +242,8 @@ class HttpClient:
             headers=dict(_HEADERS),
         )
         self._pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self._plain = plainhttp.Pool(connections_per_host, max(hosts, 16))
+        self._plain_http = True  # http:// through plainhttp (bench_fetch compares both)
         self._reaper = Reaper("confscale-fetch-deadline")
         self._resolver = resolver or Resolver()
 
@@ -282,6 +293,10 @@ class HttpClient:
         on_status: Callable[[int], None] | None,
     ) -> int:
         sent = {**_HEADERS, **extra}
+        if self._plain_http and tls is None and url[:7].lower() == "http://":
+            return self._plain_exchange(
+                url, guard, timeout, max_bytes, sink, sent, statuses, on_status
+            )
         options: dict[str, Any] = {
             "preload_content": False,
             "redirect": False,
@@ -301,14 +316,7 @@ class HttpClient:
         try:
             if guard.expired:
                 raise PollError("timeout", f"no answer within {timeout:g}s")
-            if response.status not in statuses:
-                raise PollError("http", f"HTTP status {response.status}", status=response.status)
-            if on_status is not None:
-                on_status(response.status)
-            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                # Asked for identity; decoding it anyway could blow past the cap in one read.
-                raise PollError("parse", f"compressed answer ({encoding[:20]}) refused")
+            _accept(response.status, response.headers.get("Content-Encoding"), statuses, on_status)
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > max_bytes:
                 raise PollError(
@@ -321,6 +329,81 @@ class HttpClient:
         finally:
             response.release_conn()
         return size
+
+    def _plain_exchange(
+        self,
+        url: str,
+        guard: Guard,
+        timeout: float,
+        max_bytes: int,
+        sink: Callable[[bytes], None],
+        sent: Mapping[str, str],
+        statuses: Collection[int],
+        on_status: Callable[[int], None] | None,
+    ) -> int:
+        """One GET through exporter/plainhttp.py, its faults as PollError."""
+        phase = "no answer"
+        try:
+            host, port, target, authority = plainhttp.split_url(url)
+            request = plainhttp.request_bytes(target, authority, sent)
+            conn = self._plain.take((host, port))
+            for fresh in (conn is None, True):  # a reused connection found closed: once more
+                if guard.expired:
+                    raise plainhttp.Deadline
+                if conn is None:
+                    conn = plainhttp.Conn(self._open(host, port, guard, timeout), (host, port))
+                self._reaper.watch(guard, conn.sock)
+                exchange = plainhttp.Exchange(conn, guard.remaining, lambda: guard.expired)
+                keep = False
+                try:
+                    try:
+                        conn.sock.sendall(request)
+                        head = exchange.head()
+                    except (plainhttp.HttpFault, OSError):
+                        if fresh or exchange.got_bytes or guard.expired:
+                            raise
+                        continue
+                    coding = head.get(b"content-encoding")
+                    shown = None if coding is None else coding.decode("latin-1")
+                    _accept(head.status, shown, statuses, on_status)
+                    phase = "body not complete"
+                    size, keep = exchange.body(head, max_bytes, sink)
+                    keep = keep and not conn.buffer and not guard.expired
+                    if _LOG.isEnabledFor(logging.DEBUG):  # as urllib3's request line
+                        shown = redact_url(url) + (f"?{MARK}" if "?" in url else "")
+                        _LOG.debug('"GET %s HTTP/1.1" %d %d', shown, head.status, size)
+                    return size
+                finally:
+                    if keep:
+                        self._plain.give(conn)
+                    else:
+                        conn.sock.close()
+                    conn = None
+            raise plainhttp.HttpFault("connect", "connection closed without an answer")
+        except plainhttp.Deadline:
+            raise PollError("timeout", f"{phase} within {timeout:g}s") from None
+        except plainhttp.HttpFault as fault:
+            raise PollError(fault.reason, fault.detail) from None
+        except OSError as exc:
+            if guard.expired or isinstance(exc, TimeoutError):
+                raise PollError("timeout", f"{phase} within {timeout:g}s") from None
+            raise PollError("connect", _connect_detail(exc)) from None
+
+    def _open(self, host: str, port: int, guard: Guard, timeout: float) -> socket.socket:
+        """A new connection to ``host`` within the time the exchange has left."""
+        try:
+            addresses = self._resolver.resolve(host, port, guard.remaining())
+        except ResolveTimeout:
+            raise PollError("timeout", f"host name not resolved within {timeout:g}s") from None
+        except socket.gaierror:
+            raise PollError("connect", "host name does not resolve") from None
+        limit = min(guard.remaining(), timeout)
+        if limit <= 0 or guard.expired:
+            raise plainhttp.Deadline
+        sock = _connect(addresses, limit, None, _SOCKET_OPTIONS)
+        sock.settimeout(None)  # blocking from here: the Reaper shuts it at the deadline
+        sys.audit("http.client.connect", self, host, port)
+        return sock
 
     def get(
         self,
@@ -350,6 +433,24 @@ class HttpClient:
         self._reaper.close()
         self._resolver.close()
         self._pool.clear()
+        self._plain.clear()
+
+
+def _accept(
+    status: int,
+    encoding: str | None,
+    statuses: Collection[int],
+    on_status: Callable[[int], None] | None,
+) -> None:
+    """An answer's status and Content-Encoding, before its body is read."""
+    if status not in statuses:
+        raise PollError("http", f"HTTP status {status}", status=status)
+    if on_status is not None:
+        on_status(status)
+    coding = (encoding or "identity").strip().lower()
+    if coding not in ("", "identity"):
+        # Asked for identity; decoding it anyway could blow past the cap in one read.
+        raise PollError("parse", f"compressed answer ({coding[:20]}) refused")
 
 
 def _request_error(exc: Exception, guard: Guard, timeout: float) -> PollError:
