@@ -75,7 +75,9 @@ class MeetingTable:
 
         Per trial, meetings are taken in drawn order while the participants before them
         are fewer than ``demand`` (the last one may pass it: meetings are not split). M is
-        a power of two, and draws of one size are cached, so results are stable.
+        a power of two, and draws of one size are cached, so results are stable. Both
+        are held meeting-major (M × trials in memory, seen transposed): a prefix of the
+        draw, and what :class:`Placements` reads along it, is contiguous.
         """
         mean = max(self.mean_size, 1e-9)
         size = 1 << max(4, math.ceil(math.log2(max(demand / mean * 1.5 + 8, 1))))
@@ -86,7 +88,8 @@ class MeetingTable:
                 index = rng.integers(0, len(self), (trials, size), dtype=np.int32)
                 people = self.participants[index]
                 # participants before each drawn meeting, and in all of them
-                self._draws[key] = (index, np.cumsum(people, axis=1) - people, people.sum(1))
+                before = np.ascontiguousarray((np.cumsum(people, axis=1) - people).T).T
+                self._draws[key] = (np.ascontiguousarray(index.T).T, before, people.sum(1))
             index, before, total = self._draws[key]
             if (total >= demand).all() or size >= 1 << 20:
                 return index, before < demand
@@ -107,6 +110,12 @@ class Placements:
     trials × nodes array. Several counts share that loop (their trials stacked, the
     smaller counts' missing nodes never least loaded), so a batch costs one loop's calls.
     4 per node gives the same counts as 3 and 8 on every bench pool (2 does not).
+
+    The loads are held as constraint × meeting × trial (``costs`` from
+    :func:`planner.sizing.packing_problem` are laid out so): the running sums that spread
+    the early arrivals are one cumulative sum along the draw, each step a vector over the
+    trials, made once and read for every count (:meth:`early`), and a pass aligns only
+    its own tail (:meth:`window`).
     """
 
     def __init__(
@@ -118,23 +127,51 @@ class Placements:
     ) -> None:
         arriving = np.flatnonzero(mask.any(axis=0))
         self.last = int(arriving.max()) + 1 if arriving.size else 0
-        scaled = costs[:, : self.last] / targets * mask[:, : self.last, None]
-        # right-aligned: each trial's own arrivals end at ``last`` (the ones left out cost
-        # nothing, before them), so every trial's last arrivals are the ones placed
         arrived = mask[:, : self.last]
+        # right-aligned: each trial's own arrivals end at ``last`` (the ones left out cost
+        # nothing, before them), so every trial's last arrivals are the ones placed; kept
+        # in drawn order with each trial's ``shift``, aligned only for a pass's window
         length = (
             np.where(arrived.any(axis=1), self.last - arrived[:, ::-1].argmax(axis=1), 0)
             if self.last
             else np.zeros(len(mask), int)  # nothing arrives (every meeting has its own node)
         )
-        shift = self.last - length
-        source = np.arange(self.last)[None, :] - shift[:, None]
-        self.scaled = np.take_along_axis(scaled, np.maximum(source, 0)[..., None], axis=1)
-        self.scaled *= (source >= 0)[..., None]
+        self.shift = self.last - length
         self.trials, _, self.k = costs.shape
+        # k × meetings × trials (``costs`` from planner.sizing.packing_problem are laid out
+        # so), 0 where a meeting does not arrive
+        self.scaled = np.empty((self.k, self.last, self.trials))
+        np.divide(costs[:, : self.last].transpose(2, 1, 0), targets[:, None, None], out=self.scaled)
+        self.scaled *= arrived.T
+        self.demand = np.ascontiguousarray(in_order(self.scaled).T)  # trials × k
+        # the load of the meetings drawn before each one from ``origin`` on (k × meetings ×
+        # trials), added in drawn order as the sum over the meetings is: built on demand
+        # from the earliest meeting a count's spread needs (the tails are the last ones)
+        self.origin = self.last
+        self.before = self.demand.T[:, None]
         self.tail_per_node = tail_per_node
-        self.demand = self.scaled.sum(axis=1)  # trials × k, in target units
         self.cache: dict[int, np.ndarray] = {}
+
+    def window(self, first: int) -> np.ndarray:
+        """The right-aligned arrivals from ``first`` on (k × last − first × trials)."""
+        source = np.arange(first, self.last)[:, None] - self.shift
+        cells = np.maximum(source, 0) * self.trials + np.arange(self.trials)
+        window = np.take(self.scaled.reshape(self.k, -1), cells, axis=1)
+        window *= source >= 0
+        return window
+
+    def early(self, first: int) -> np.ndarray:
+        """The load of the right-aligned arrivals before ``first`` (k × trials)."""
+        position = np.maximum(first - self.shift, 0)
+        origin = int(position.min(initial=self.origin))
+        if origin < self.origin:  # the running sums from ``origin`` on
+            before = np.empty((self.k, self.last + 1 - origin, self.trials))
+            before[:, 0] = in_order(self.scaled[:, :origin])
+            for i in range(origin, self.origin):
+                np.add(before[:, i - origin], self.scaled[:, i], out=before[:, i - origin + 1])
+            before[:, self.origin - origin :] = self.before
+            self.origin, self.before = origin, before
+        return self.before[:, position - self.origin, np.arange(self.trials)]
 
     def peaks(self, counts: list[int]) -> dict[int, np.ndarray]:
         """Highest load ÷ target per trial and constraint for each count (cached)."""
@@ -146,43 +183,64 @@ class Placements:
 
     def _place(self, counts: list[int]) -> list[np.ndarray]:
         trials, k, width, groups = self.trials, self.k, max(counts), len(counts)
-        sizes = np.asarray(counts)
+        rows, sizes = groups * trials, np.asarray(counts)
         # each count's own tail (the last tail_per_node × N arrivals), as if placed alone
         every = self.tail_per_node is None  # (bench: every arrival one by one)
         firsts = (
             np.zeros_like(sizes) if every else np.maximum(self.last - self.tail_per_node * sizes, 0)
         )
-        loads = np.zeros((groups, trials, width, k))
+        base = int(firsts.min())
+        window = self.window(base)  # every count's tail
+        # per constraint, (group · trials + trial) · width + node: 1-D take and put of one
+        # cell per row are the cheapest numpy indexing here
+        loads = np.zeros((k, groups, trials, width))
         for g, (first, n) in enumerate(zip(firsts, counts, strict=True)):
             # the early arrivals, even on every node; then the tail's first N arrivals
             # one per node in order (all nodes equal, least loaded is the next empty one)
-            loads[g, :, :n] = self.scaled[:, :first].sum(axis=1)[:, None] / n
-            round_one = self.scaled[:, first : first + n]
-            loads[g, :, : round_one.shape[1]] += round_one
+            loads[:, g, :, :n] = self.early(first)[..., None] / n
+            round_one = window[:, first - base : first - base + n].transpose(0, 2, 1)
+            loads[:, g, :, : round_one.shape[2]] += round_one
         loop_firsts = np.minimum(firsts + sizes, self.last)
         start = int(loop_firsts.min())
-        pressure = loads.max(axis=3).reshape(groups * trials, width)
+        columns = loads.reshape(k, rows * width)
+        pressure = columns.max(axis=0).reshape(rows, width)
         pressure[np.arange(width) >= np.repeat(sizes, trials)[:, None]] = np.inf  # no such node
-        flat = pressure.reshape(-1)
-        # one flat array per constraint, (group · trials + trial) · width + node: 1-D
-        # take and put of one cell per row are the cheapest numpy indexing here
-        columns = [np.ascontiguousarray(loads[..., c]).reshape(-1) for c in range(k)]
-        offset = np.arange(groups * trials) * width
         # the rest of each tail one by one, every count in the same pass; a count whose
         # loop starts later has the arrivals before its start placed already (cost 0)
-        tail = np.tile(self.scaled[:, start:].transpose(2, 1, 0), groups)  # c, arrival, row
+        tail = np.tile(window[:, start - base :].transpose(1, 0, 2), groups)  # arrival, c, row
         late = np.repeat(loop_firsts, trials)  # per row: where its own loop starts
-        tail *= np.arange(start, self.last)[:, None] >= late
-        for j in range(self.last - start):
-            cell = offset + pressure.argmin(axis=1)
-            highest = None
-            for c, column in enumerate(columns):
-                updated = column[cell] + tail[c, j]
-                column[cell] = updated
-                highest = updated if highest is None else np.maximum(highest, updated)
-            flat[cell] = highest
-        stacked = np.stack(columns, axis=-1).reshape(groups, trials, width, k)
-        return list(stacked.max(axis=2))
+        tail *= (np.arange(start, self.last)[:, None] >= late)[:, None]
+        least_loaded(pressure, list(columns), tail)
+        peaks = loads.max(axis=3)  # k × groups × trials
+        return [np.ascontiguousarray(peaks[:, g].T) for g in range(groups)]
+
+
+def in_order(scaled: np.ndarray) -> np.ndarray:
+    """Sum over axis 1 (k × meetings × trials → k × trials) adding the meetings in order.
+
+    numpy adds along an outer axis one row after the other; a single trial would make it
+    the inner axis, summed pairwise, so that one is accumulated instead.
+    """
+    if scaled.shape[2] > 1 or not scaled.shape[1]:
+        return np.add.reduce(scaled, axis=1)
+    return np.cumsum(scaled, axis=1)[:, -1]
+
+
+def least_loaded(pressure: np.ndarray, columns: list[np.ndarray], tail: np.ndarray) -> None:
+    """Place ``tail`` (arrival × constraint × row) one by one, each on its row's least
+    ``pressure`` node (rows × nodes, the first of equals); ``columns`` are the loads per
+    constraint (rows · nodes), updated in place with ``pressure`` (their max)."""
+    rows, width = pressure.shape
+    flat = pressure.reshape(-1)
+    offset = np.arange(rows) * width
+    for step in tail:
+        cell = offset + pressure.argmin(axis=1)
+        highest = None
+        for column, cost in zip(columns, step, strict=True):
+            updated = column[cell] + cost
+            column[cell] = updated
+            highest = updated if highest is None else np.maximum(highest, updated)
+        flat[cell] = highest
 
 
 def place_least_loaded(
@@ -272,9 +330,12 @@ def packing_servers(
     # it wherever it goes: no count of servers makes such a trial pass. Each one gets a
     # node of its own (the 99th percentile of how many a peak holds) and the rest are
     # packed; the analytic count's note says the largest meeting does not fit.
-    oversize = mask & ((costs >= targets * (1 - EPS)).any(axis=2))
-    own_nodes = int(np.ceil(np.quantile(oversize.sum(axis=1), 0.99))) if oversize.any() else 0
-    mask = mask & ~oversize
+    alone = targets * (1 - EPS)
+    own_nodes = 0
+    if (costs.max(axis=(0, 1), initial=0.0) >= alone).any():  # (the drawn ones all fit, usually)
+        oversize = mask & ((costs >= alone).any(axis=2))
+        own_nodes = int(np.ceil(np.quantile(oversize.sum(axis=1), 0.99))) if oversize.any() else 0
+        mask = mask & ~oversize
     # The first QUICK_TRIALS trials are placed first, the rest only for counts they do not
     # already reject: a count with more than ``allowed`` trials over a target among the
     # first ones has as many among all of them, so the answer is the same.

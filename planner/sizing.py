@@ -392,7 +392,9 @@ def packing_problem(
     arrivals = int(mask.sum(axis=1).max())  # each trial's arrivals are a prefix of its draw
     index, mask = index[:, :arrivals], mask[:, :arrivals]
     return (
-        priced[index],
+        # constraint × meeting × trial in memory (what planner.packing reads fastest),
+        # seen as trials × meetings × constraints
+        np.take(np.ascontiguousarray(priced.T), index.T, axis=1).transpose(2, 1, 0),
         mask,
         {
             "constraints": CONSTRAINTS,
