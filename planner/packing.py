@@ -124,6 +124,7 @@ class Placements:
         mask: np.ndarray,
         targets: np.ndarray,
         tail_per_node: int | None = TAIL_PER_NODE,
+        widest: int | None = None,
     ) -> None:
         arriving = np.flatnonzero(mask.any(axis=0))
         self.last = int(arriving.max()) + 1 if arriving.size else 0
@@ -149,16 +150,23 @@ class Placements:
         # from the earliest meeting a count's spread needs (the tails are the last ones)
         self.origin = self.last
         self.before = self.demand.T[:, None]
+        self.aligned_from, self.aligned = self.last, self.scaled[:, :0]
         self.tail_per_node = tail_per_node
         self.cache: dict[int, np.ndarray] = {}
+        if widest is not None:  # the largest count to be placed: align its tail once
+            first = max(self.last - tail_per_node * widest, 0) if tail_per_node else 0
+            self.early(first)
+            self.window(first)
 
     def window(self, first: int) -> np.ndarray:
         """The right-aligned arrivals from ``first`` on (k × last − first × trials)."""
-        source = np.arange(first, self.last)[:, None] - self.shift
-        cells = np.maximum(source, 0) * self.trials + np.arange(self.trials)
-        window = np.take(self.scaled.reshape(self.k, -1), cells, axis=1)
-        window *= source >= 0
-        return window
+        if first < self.aligned_from:
+            source = np.arange(first, self.last)[:, None] - self.shift
+            cells = np.maximum(source, 0) * self.trials + np.arange(self.trials)
+            self.aligned = np.take(self.scaled.reshape(self.k, -1), cells, axis=1)
+            self.aligned *= source >= 0
+            self.aligned_from = first
+        return self.aligned[:, first - self.aligned_from :]
 
     def early(self, first: int) -> np.ndarray:
         """The load of the right-aligned arrivals before ``first`` (k × trials)."""
@@ -336,13 +344,6 @@ def packing_servers(
         oversize = mask & ((costs >= alone).any(axis=2))
         own_nodes = int(np.ceil(np.quantile(oversize.sum(axis=1), 0.99))) if oversize.any() else 0
         mask = mask & ~oversize
-    # The first QUICK_TRIALS trials are placed first, the rest only for counts they do not
-    # already reject: a count with more than ``allowed`` trials over a target among the
-    # first ones has as many among all of them, so the answer is the same.
-    quick = min(QUICK_TRIALS, trials)
-    parts = [Placements(costs[:quick], mask[:quick], targets, tail_per_node)]
-    if quick < trials:
-        parts.append(Placements(costs[quick:], mask[quick:], targets, tail_per_node))
     with np.errstate(invalid="ignore", divide="ignore"):  # a zero target is inf here
         failure_ratio = np.where(np.isfinite(targets), failure / targets, np.inf)
 
@@ -418,6 +419,14 @@ def packing_servers(
             graham_f = np.ceil(demand / (failure - largest)).max() + redundancy
             high = min(high, int(max(graham, graham_f)))
         high = max(high, low)
+    # The first QUICK_TRIALS trials are placed first, the rest only for counts they do not
+    # already reject: a count with more than ``allowed`` trials over a target among the
+    # first ones has as many among all of them, so the answer is the same. No count
+    # placed is above ``high``: its tail is aligned once.
+    quick = min(QUICK_TRIALS, trials)
+    parts = [Placements(costs[:quick], mask[:quick], targets, tail_per_node, high)]
+    if quick < trials:
+        parts.append(Placements(costs[quick:], mask[quick:], targets, tail_per_node, high))
     # Search: measure a few counts at a time (one shared placement pass), aimed by
     # ``estimate``, until the smallest passing count sits just above a failing one (or
     # is the fluid bound); counts are assumed monotone, as the former gallop + bisection
