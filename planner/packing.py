@@ -333,6 +333,8 @@ def packing_servers(
     """
     trials = costs.shape[0]
     meetings = float(mask.sum(axis=1).mean())
+    if not mask.any():  # no meeting arrives (no demand): nothing to place, none to lose
+        return PackingResult(fluid, fluid, fluid, analytic, "fluid", 0.0, 0.0, None, trials, 0.0)
     allowed = allowed_over(trials, risk)
     # A meeting that alone passes a node's target (a lecture bigger than a node) passes
     # it wherever it goes: no count of servers makes such a trial pass. Each one gets a

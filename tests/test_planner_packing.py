@@ -226,6 +226,44 @@ def test_more_growth_never_reads_as_fewer_servers(tmp_path) -> None:
             assert (packing["used"] == "analytic") == (packing["reason"] is not None)
 
 
+def test_no_demand_is_the_fluid_bound_not_a_failed_placement():
+    """Horizon "now" at night on the demo history: no meeting arrives. With R = 1 the
+    count 1 − R = 0 once counted as every trial failing, so the search fell back to the
+    analytic count with a reason ("… a failure target in 100.0% …")."""
+    result = packing_servers(
+        np.zeros((400, 16, 3)),
+        np.zeros((400, 16), bool),
+        constraints=("participants", "cpu", "transmit"),
+        targets=np.array([160.0, 2.4, 8e6]),
+        failure=np.array([200.0, 3.0, 1e7]),
+        redundancy=1,
+        risk=0.01,
+        fluid=1,
+        analytic=1,
+    )
+    assert (result.servers, result.used, result.reason) == (1, "fluid", None)
+    assert (result.risk, result.risk_failure, result.meetings) == (0.0, 0.0, 0.0)
+    # through size_pool: a forecast of no participants now
+    kinds = [SMALL, SEMINAR]
+    history = meeting_history(kinds, nodes=3, days=2, seed=2)
+    pool = pool_totals(history)
+    index = pd.date_range("2026-10-01", periods=3, freq="1h", tz="UTC")
+    forecast = pd.DataFrame(
+        {"actual": [0.0, np.nan, np.nan], "median": 0.0, "upper_95": [np.nan, 300, 310]},
+        index=index,
+    )
+    sizing = size_pool(
+        forecast,
+        mix=demand_mix(pool),
+        model=prior_model(),
+        capacity=NodeCapacity(),
+        servers_online=2,
+        meetings=meeting_table(history, pool),
+    )
+    now = sizing.packing["now"]
+    assert (now["used"], now["reason"], now["servers"]) == ("fluid", None, now["fluid_bound"])
+
+
 def test_meetings_that_each_need_a_node_of_their_own_still_give_a_count():
     # every meeting alone passes a node's target: nothing is left to pack
     costs = np.full((8, 4, 1), 300.0)
