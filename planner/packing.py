@@ -86,10 +86,17 @@ class MeetingTable:
             if key not in self._draws:
                 rng = np.random.default_rng(SEED)
                 index = rng.integers(0, len(self), (trials, size), dtype=np.int32)
+                total = self.participants[index].sum(1)
+                index = np.ascontiguousarray(index.T)
+                # participants before each drawn meeting (the running sum, one vector add per
+                # meeting: np.cumsum along the outer axis is several times slower), and in all
                 people = self.participants[index]
-                # participants before each drawn meeting, and in all of them
-                before = np.ascontiguousarray((np.cumsum(people, axis=1) - people).T).T
-                self._draws[key] = (np.ascontiguousarray(index.T).T, before, people.sum(1))
+                running = np.empty_like(people)
+                running[:1] = people[:1]
+                for i in range(1, size):
+                    np.add(running[i - 1], people[i], out=running[i])
+                running -= people
+                self._draws[key] = (index.T, running.T, total)
             index, before, total = self._draws[key]
             if (total >= demand).all() or size >= 1 << 20:
                 return index, before < demand
