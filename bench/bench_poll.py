@@ -104,13 +104,17 @@ def measure_ours(
                     raise
                 time.sleep(0.2)
         start = wait_new_cycle(url, first, 10 * interval)  # a warm cycle, then measure
-        cpu = cpu_seconds_of(process.pid)
+        cpu, began = cpu_seconds_of(process.pid), time.monotonic()
         errors = poll_errors(url)
-        for _ in range(polls - 1):
-            time.sleep(interval)
-            last_cycle(url)  # one scrape per interval, as Prometheus
-        end = wait_new_cycle(url, start + (polls - 0.5) * interval, 10 * interval)
+        # One scrape per interval, as Prometheus (the other process gets one per poll):
+        # no polling for the last cycle's end inside the window, which would add scrapes
+        # of ours only; half an interval after the last cycle's start it is over.
+        for number in range(1, polls):
+            time.sleep(max(began + (number - 0.5) * interval - time.monotonic(), 0))
+            end = last_cycle(url)
         used = cpu_seconds_of(process.pid) - cpu
+        if end is None:
+            raise SystemExit("the exporter's page lost its last cycle timestamp")
         done = round((end - start) / interval)
         failed = {
             reason: count - errors.get(reason, 0)

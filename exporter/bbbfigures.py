@@ -9,10 +9,11 @@ property test compares.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -24,6 +25,8 @@ _ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
 _REFERENCE = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|amp|lt|gt|quot|apos);")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _MAX_COUNT_DIGITS = 12
+# a column of plain counts joined by spaces: every one ASCII digits, none too long
+_PLAIN_COUNTS = re.compile(rf"(?:[0-9]{{1,{_MAX_COUNT_DIGITS}}} )*[0-9]{{1,{_MAX_COUNT_DIGITS}}}")
 # getMeetings element -> figure
 COUNTERS = MappingProxyType(
     {
@@ -148,6 +151,53 @@ class Tally:
             ids = self._breakout_ids if is_breakout else self._ids
             if len(self._ids) + len(self._breakout_ids) < MAX_TRACKED_IDS:
                 ids.add(meeting_digest(internal_id))
+
+    def add_columns(
+        self,
+        counters: Mapping[str, Sequence[str | None]],
+        *,
+        breakouts: Sequence[str | None],
+        internal_ids: Sequence[str | None],
+        origins: Sequence[str | None],
+    ) -> None:
+        """Many meetings at once, as ``add`` one by one in order (same sums, same caps).
+
+        ``counters``: element name -> one text per meeting (None: the meeting has no such
+        child); the other sequences have one entry per meeting too. A column of plain
+        counts is checked by one regular expression and converted by ``map(int)``; any
+        other goes element by element through ``parse_count``.
+        """
+        meetings = len(breakouts)
+        columns: dict[str, list[int]] = {}
+        for tag, texts in counters.items():
+            present = [t for t in texts if t is not None]
+            if len(present) == len(texts) and _PLAIN_COUNTS.fullmatch(" ".join(present)):
+                values = list(map(int, present))
+            else:
+                values = [0 if t is None else parse_count(t, tag) for t in texts]
+            columns[COUNTERS[tag]] = values
+            self._sums[COUNTERS[tag]] += sum(values)
+        flags = [(b or "").strip().lower() == "true" for b in breakouts]
+        self._breakouts += sum(flags)
+        self.meetings += meetings
+        people = columns.get("participants", [0] * meetings)
+        cameras = columns.get("video_participants", [0] * meetings)
+        if people:
+            self._max = max(self._max, max(people))
+        self._fanout += sum(w * (n - 1) for n, w in zip(people, cameras, strict=True) if n > 1)
+        for bucket in map(bisect.bisect_left, [MEETING_SIZE_BOUNDS] * meetings, people):
+            self._sizes[bucket] += 1
+        for n, origin in zip(people, origins, strict=True):
+            if n > 0:
+                label = origin_label(origin)
+                if label not in self._origins and len(self._origins) >= MAX_ORIGINS:
+                    label = OTHER
+                self._origins[label] += n
+        for internal_id, is_breakout in zip(internal_ids, flags, strict=True):
+            if internal_id is not None and internal_id.strip():
+                ids = self._breakout_ids if is_breakout else self._ids
+                if len(self._ids) + len(self._breakout_ids) < MAX_TRACKED_IDS:
+                    ids.add(meeting_digest(internal_id))
 
     def count_clients(self, clients: Mapping[str, int], attendees: int) -> None:
         """Client types of one meeting (or of several whose typed never exceed attendees)."""

@@ -132,14 +132,21 @@ def scan_meetings(document: bytes) -> BbbFigures | None:
     if head.group("empty"):
         return tally.figures() if _EMPTY_TAIL.fullmatch(document, position) else None
     first = position
+    read: list[tuple[dict[str, str], str | None, str | None, str | None]] = []
     while True:
         meeting = _MEETING.match(document, position)
         if meeting is None:
             break
-        _add(tally, document, meeting)
+        read.append(_read(document, meeting))
         position = meeting.end()
     if _TAIL.fullmatch(document, position) is None:
         return None
+    tally.add_columns(
+        {tag: [found[0].get(tag) for found in read] for tag in COUNTERS},
+        breakouts=[found[1] for found in read],
+        internal_ids=[found[2] for found in read],
+        origins=[found[3] for found in read],
+    )
     # In the grammar <attendee> and <clientType> occur only in attendee lists, at most one
     # clientType per attendee: counting them over all meetings at once is exact.
     raw = _client_texts(document, first, position)
@@ -179,7 +186,10 @@ def _client_texts(doc: bytes, start: int, end: int) -> Counter[bytes]:
     return Counter(_CLIENT.findall(doc, start, end))
 
 
-def _add(tally: Tally, doc: bytes, meeting: re.Match[bytes]) -> None:
+def _read(
+    doc: bytes, meeting: re.Match[bytes]
+) -> tuple[dict[str, str], str | None, str | None, str | None]:
+    """One meeting's counter texts, isBreakout, internalMeetingID and origin texts."""
     start, end = meeting.span()
     # The attendee lists are most of the bytes and hold none of the meeting's own fields
     # (the grammar keeps those names out of them): read the fields around the last list.
@@ -205,14 +215,7 @@ def _add(tally: Tally, doc: bytes, meeting: re.Match[bytes]) -> None:
                 if found is not None:
                     origin = element_text(found.group(1) or b"")
             break
-    tally.add(
-        counters,
-        breakout=breakout,
-        internal_id=internal_id,
-        origin=origin,
-        clients={},
-        attendees=0,
-    )
+    return counters, breakout, internal_id, origin
 
 
 def _find_tag(doc: bytes, opening: bytes, start: int, end: int) -> int:

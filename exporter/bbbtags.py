@@ -250,17 +250,12 @@ def scan_tags(document: bytes) -> BbbFigures | None:
     clients = _clients(tags, children, owner, codes, meetings.size)
     if fields is None or origins is None or clients is None:
         return None
-    for meeting, texts in enumerate(fields):
-        breakout = texts.pop("isBreakout", None)
-        internal_id = texts.pop("internalMeetingID", None)
-        tally.add(
-            texts,
-            breakout=breakout,
-            internal_id=internal_id,
-            origin=origins[meeting],
-            clients={},
-            attendees=0,
-        )
+    tally.add_columns(
+        {tag: fields[tag] for tag in COUNTERS},
+        breakouts=fields["isBreakout"],
+        internal_ids=fields["internalMeetingID"],
+        origins=origins,
+    )
     named, unknown = clients
     tally.count_clients(named, 0)
     tally.count_clients({}, unknown)
@@ -275,17 +270,18 @@ def _first(found: Ints, key: Ints) -> tuple[Ints, Ints]:
 
 def _fields(
     tags: _Tags, children: Ints, owner: Ints, codes: Ints, meetings: int
-) -> list[dict[str, str]] | None:
-    """Per meeting the text of its first child of each name in _FIELDS; None if one of
-    those has element children (findtext reads the text before them: not read here)."""
+) -> dict[str, list[str | None]] | None:
+    """Per name in _FIELDS the text of each meeting's first child of that name (None: no
+    such child); None if one of those has element children (findtext reads the text
+    before them: not read here)."""
     is_field = (codes >= 0) & (codes < len(_FIELDS))
     keys, chosen = _first(children[is_field], owner[is_field] * len(_FIELDS) + codes[is_field])
     if not tags.leaves(chosen):
         return None
-    fields: list[dict[str, str]] = [{} for _ in range(meetings)]
+    columns: list[list[str | None]] = [[None] * meetings for _ in _FIELDS]
     for key, text in zip(keys.tolist(), tags.texts(chosen), strict=True):
-        fields[key // len(_FIELDS)][_FIELDS[key % len(_FIELDS)]] = text
-    return fields
+        columns[key % len(_FIELDS)][key // len(_FIELDS)] = text
+    return dict(zip(_FIELDS, columns, strict=True))
 
 
 def _origins(

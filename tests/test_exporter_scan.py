@@ -19,6 +19,7 @@ from confscale.exporter.bbb import (
     parse_meetings,
     parse_meetings_reference,
 )
+from confscale.exporter.bbbfigures import COUNTERS, Tally
 from confscale.exporter.bbbscan import scan_meetings
 from confscale.exporter.bbbtags import scan_tags
 from confscale.exporter.fetch import PollError
@@ -308,3 +309,53 @@ def test_client_types_counted_per_text_match_the_reference() -> None:
         assert scanned is not None
         assert scanned == parse_meetings_reference(data)
         assert sum(count for _, count in scanned.clients) == len(types)
+
+
+COUNT_TEXTS = st.one_of(
+    st.none(),
+    st.integers(0, 10**13).map(str),
+    st.sampled_from(["1,202", "1.000", " 7 ", "", "x", "١٢", "0012", "9" * 13]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.fixed_dictionaries({}, optional={tag: COUNT_TEXTS for tag in COUNTERS}),
+            st.sampled_from([None, "true", " TRUE ", "false", ""]),
+            st.one_of(st.none(), st.sampled_from(["", " ", "id-a", "id-b"]), st.text(max_size=8)),
+            st.one_of(st.none(), st.integers(0, 40).map(lambda n: f"origin-{n}")),
+        ),
+        max_size=60,
+    )
+)
+def test_a_tally_by_columns_is_the_tally_meeting_by_meeting(meetings) -> None:
+    """Tally.add_columns (both scans) against Tally.add (the reference parser), caps,
+    separators, bad counts and absent fields included."""
+
+    def one_by_one():
+        tally = Tally()
+        for counters, breakout, internal_id, origin in meetings:
+            kept = {tag: text for tag, text in counters.items() if text is not None}
+            tally.add(
+                kept,
+                breakout=breakout,
+                internal_id=internal_id,
+                origin=origin,
+                clients={},
+                attendees=0,
+            )
+        return tally.figures()
+
+    def by_columns():
+        tally = Tally()
+        tally.add_columns(
+            {tag: [m[0].get(tag) for m in meetings] for tag in COUNTERS},
+            breakouts=[m[1] for m in meetings],
+            internal_ids=[m[2] for m in meetings],
+            origins=[m[3] for m in meetings],
+        )
+        return tally.figures()
+
+    assert outcome(lambda _: by_columns(), b"") == outcome(lambda _: one_by_one(), b"")
