@@ -163,6 +163,8 @@ class PollState:
         self._seen: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
         # the last result of each slower source, reused until its next poll is due
         self.held: dict[tuple[str, str], SourceResult] = {}
+        # how long each source's last poll took: the next cycle starts the longest first
+        self.duration: dict[tuple[str, str], float] = {}
 
     def _count_started(self, node: str, figures: BbbFigures) -> None:
         seen = self._seen.get(node)
@@ -179,6 +181,7 @@ class PollState:
     def record(self, results: tuple[SourceResult, ...]) -> None:
         for result in results:
             key = (result.node, result.source)
+            self.duration[key] = result.duration
             if isinstance(result.figures, BbbFigures):
                 self._count_started(result.node, result.figures)
             if result.ok:
@@ -206,6 +209,15 @@ class PollState:
         self.started = {k: v for k, v in self.started.items() if k in bbb}
         self._seen = {k: v for k, v in self._seen.items() if k in bbb}
         self.held = {k: v for k, v in self.held.items() if k in keep}
+        self.duration = {k: v for k, v in self.duration.items() if k in keep}
+
+    def longest_first(self, tasks: list[tuple[NodeConfig, str]]) -> list[tuple[NodeConfig, str]]:
+        """``tasks`` by their last poll's duration, longest first (a stable sort: new
+        sources and equals keep the configured order). A source that timed out last time
+        starts at once beside the others instead of when the queue reaches it, so with a
+        worker for each the cycle is one timeout, not the healthy polls plus a timeout."""
+        last = self.duration
+        return sorted(tasks, key=lambda task: -last.get((task[0].name, task[1]), 0.0))
 
     def due(self, node: NodeConfig, source: str, now: float) -> SourceResult | None:
         """The held result of a slower source that is not due yet, else None (poll it)."""
@@ -309,6 +321,8 @@ class Poller:
         with self._lock:
             held = {(n.name, s): self._state.due(n, s, started_wall) for n, s in pairs}
         tasks = [(node, source) for node, source in pairs if held[(node.name, source)] is None]
+        with self._lock:
+            tasks = self._state.longest_first(tasks)
         labels = node_label_sets(config)
         futures = [
             self._executor.submit(self._task, node, source, config.timeout, labels[node.name])
