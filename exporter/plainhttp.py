@@ -19,7 +19,8 @@ least HTTP/1.1 a GET of a node's page needs, with every check the urllib3 path h
 - request header values with CR or LF refused before anything is sent;
 - a connection is kept only after a complete body that the server did not close
   (``Connection: close``, HTTP/1.0 without keep-alive, a body read to EOF), and an idle
-  one that became readable (closed or junk) is dropped before reuse; a GET that got no
+  one (of a second or more) that became readable (closed or junk) is dropped before
+  reuse; a GET that got no
   byte on a reused connection is sent once more on a new one (the server closed it
   between our check and our request: RFC 9112 section 9.3.1).
 
@@ -32,12 +33,14 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 CHUNK = 256 * 1024
 MAX_LINE = 65536  # http.client's _MAXLINE
 MAX_HEADERS = 100  # http.client's _MAXHEADERS
+FRESH_SECONDS = 1.0  # an idle connection younger than this is reused without a check
 _NAME = re.compile(rb"[!-9;-~]+\Z")  # a header name: printable, no colon, no space
 _STATUS = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?\Z")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
@@ -74,12 +77,13 @@ class Head:
 class Conn:
     """One socket and what has been read from it past the last answer's end."""
 
-    __slots__ = ("buffer", "key", "sock")
+    __slots__ = ("buffer", "idle_since", "key", "sock")
 
     def __init__(self, sock: socket.socket, key: tuple[str, int]) -> None:
         self.sock = sock
         self.key = key
         self.buffer = b""
+        self.idle_since = 0.0
 
 
 class Pool:
@@ -103,12 +107,16 @@ class Pool:
                 if not idle:
                     return None
                 conn = idle.pop()
-            if _alive(conn.sock):
+            # Idle for less than FRESH_SECONDS: no server idle timeout has passed (they are
+            # seconds to minutes), and a close in that moment costs one resend (fetch.py);
+            # the check is a syscall and a GIL hand-off per exchange, so it is skipped.
+            if time.monotonic() - conn.idle_since < FRESH_SECONDS or _alive(conn.sock):
                 return conn
             conn.sock.close()
 
     def give(self, conn: Conn) -> None:
         closing: list[Conn] = []
+        conn.idle_since = time.monotonic()
         with self._lock:
             idle = self._idle.setdefault(conn.key, [])
             self._idle.move_to_end(conn.key)

@@ -12,6 +12,7 @@ import threading
 
 import hostile
 import pytest
+from confscale.exporter import plainhttp
 from confscale.exporter.fetch import HttpClient, PollError
 
 BODY = b"<response><returncode>SUCCESS</returncode></response>"
@@ -221,3 +222,29 @@ def test_the_debug_line_names_the_request_without_its_query(caplog) -> None:
     lines = [r.getMessage() for r in caplog.records if r.name == "confscale.exporter.fetch"]
     assert any("getMeetings?<redacted>" in line and " 200 " in line for line in lines)
     assert not any("deadbeef" in line for line in lines)
+
+
+def test_an_idle_connection_that_got_bytes_later_is_not_reused() -> None:
+    """Junk that arrives after the answer (a server's 408 at its idle timeout) is found
+    by the check before reuse once the connection has been idle FRESH_SECONDS."""
+    late = answer(status=b"408 Request Timeout")
+
+    def first_connection(conn: hostile.Conn) -> None:
+        conn.sock.sendall(answer())
+        conn.stop.wait(0.2)
+        conn.sock.sendall(late)
+        conn.wait_out()
+
+    script = Script([answer()])
+    behaviours = iter([first_connection])
+
+    def run(conn: hostile.Conn) -> None:
+        next(behaviours, script)(conn)
+
+    client = HttpClient()
+    with hostile.HostileNode(run, hold=10) as node:
+        assert get(client, node.url) == BODY
+        threading.Event().wait(plainhttp.FRESH_SECONDS + 0.3)
+        assert get(client, node.url) == BODY  # not the 408: a new connection
+        client.close()
+    assert script.connections == 1  # the second GET went to a connection of its own
