@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{result['cpu']:5.2f} s CPU, peak RSS {result['rss_mb']:4.0f} MB, "
                     f"{result['failed']} of {result['polls']} polls failed "
                     f"({expected} broken; {result['failed'] - expected} healthy polls missed "
-                    f"the timeout); {result['load']}"
+                    f"the timeout); quick polls at once "
+                    f"{'->'.join(map(str, result['concurrency']))}; {result['load']}"
                 )
             best, _ = results[f"concurrent, {counts[0]} workers"]
             print(

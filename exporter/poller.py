@@ -8,19 +8,23 @@ configuration. ``/metrics`` only ever reads the last finished snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from confscale.exporter.bbbfigures import BbbFigures
 from confscale.exporter.coalesce import Coalescer
+from confscale.exporter.concurrency import Limiter
 from confscale.exporter.config import NodeConfig, PoolConfig
 from confscale.exporter.exposition import Labels, Writer
 from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES, HttpClient, PollError
@@ -258,6 +262,10 @@ class Poller:
             max_workers=workers, thread_name_prefix="confscale-poll"
         )
         self._client = HttpClient(connections_per_host=workers, hosts=2 * len(config.nodes))
+        # polls that answered quickly last time run from one queue on at most the
+        # limiter's number of workers, set after each cycle (exporter/concurrency.py)
+        self._limiter = Limiter(workers)
+        self._queue: deque[tuple[Future[SourceResult], tuple[Any, ...]]] = deque()
         self._state = PollState()
         self._probes: Coalescer[Snapshot] = Coalescer()
         self._lock = threading.Lock()
@@ -285,6 +293,26 @@ class Poller:
             self._config = config
             self._state.prune(config)
         self._wake.set()
+
+    @property
+    def concurrency(self) -> int:
+        """How many quick polls may run at once in the next cycle (exporter/concurrency.py)."""
+        return self._limiter.limit
+
+    def _run_queue(self, queue: deque[tuple[Future[SourceResult], tuple[Any, ...]]]) -> None:
+        """One of the cycle's quick-poll workers: polls from the shared queue back to back
+        (no hand-off to another thread between them) until it is empty."""
+        while not self._stop.is_set():
+            try:
+                future, args = queue.popleft()
+            except IndexError:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue  # an overrun cancelled it
+            try:
+                future.set_result(self._task(*args))
+            except BaseException as exc:  # poll_source does not raise; keep the future honest
+                future.set_exception(exc)
 
     def _task(
         self, node: NodeConfig, source: str, timeout: float, labels: Labels | None
@@ -316,18 +344,33 @@ class Poller:
     def run_cycle(self) -> Snapshot:
         """Poll every source of every node once and publish the snapshot."""
         config = self._config
-        started_wall, started = self._clock(), time.monotonic()
+        started_wall, started, cpu = self._clock(), time.monotonic(), time.process_time()
         pairs = [(node, source) for node in config.nodes for source in node.sources()]
         with self._lock:
             held = {(n.name, s): self._state.due(n, s, started_wall) for n, s in pairs}
         tasks = [(node, source) for node, source in pairs if held[(node.name, source)] is None]
         with self._lock:
             tasks = self._state.longest_first(tasks)
+            # slow last time (a timeout, an answer near it): its waiting is what threads are for
+            slow = {
+                (n.name, s)
+                for n, s in tasks
+                if self._state.duration.get((n.name, s), 0.0) >= config.timeout / 2
+            }
         labels = node_label_sets(config)
-        futures = [
-            self._executor.submit(self._task, node, source, config.timeout, labels[node.name])
-            for node, source in tasks
-        ]
+        futures: list[Future[SourceResult]] = []
+        quick: deque[tuple[Future[SourceResult], tuple[Any, ...]]] = deque()
+        for node, source in tasks:
+            args = (node, source, config.timeout, labels[node.name])
+            if (node.name, source) in slow:  # started first, each on a worker of its own
+                futures.append(self._executor.submit(self._task, *args))
+            else:
+                future: Future[SourceResult] = Future()
+                quick.append((future, args))
+                futures.append(future)
+        self._queue = quick
+        for _ in range(min(self._limiter.limit, len(quick))):
+            self._executor.submit(self._run_queue, quick)
         # A cycle gets one interval: what the workers did not reach by then is an overrun
         # (too few workers for the pool), not a reason to delay every other node.
         done, _ = wait(futures, timeout=config.interval)
@@ -364,6 +407,16 @@ class Poller:
             )
             self._snapshot = snapshot
         log.debug("cycle done nodes=%d duration=%.3fs", len(config.nodes), snapshot.duration)
+        late = snapshot.duration > config.interval / 2 or any(r.reason == "overrun" for r in polled)
+        before = self._limiter.limit
+        limit = self._limiter.observe(
+            cpu=time.process_time() - cpu,
+            wall=snapshot.duration,
+            polls=len(tasks) - len(slow),
+            late=late,
+        )
+        if limit != before:
+            log.debug("quick polls at once limit=%d was=%d", limit, before)
         if self._listener is not None:
             self._listener(snapshot)
         return snapshot
@@ -401,6 +454,9 @@ class Poller:
         self._stop.set()
         self._wake.set()
         self._client.close()
+        while self._queue:  # quick polls not started: cancelled, so the cycle's wait ends
+            with contextlib.suppress(IndexError):
+                self._queue.popleft()[0].cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._thread is not None:
             self._thread.join(timeout=self._config.timeout + 5)
