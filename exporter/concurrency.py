@@ -25,7 +25,7 @@ from dataclasses import dataclass
 FLOOR = 2  # polls at once at least (a socket's kernel work overlaps the Python of another)
 BUSY = 0.85  # CPU ÷ wall from which a cycle is CPU-bound (the GIL: about one core)
 IDLE = 0.6  # … below which it waited for answers
-SLOWER = 1.1  # a halving that made a poll's share of the cycle this much longer is undone
+SLOWER = 1.25  # a halving that made a poll's share of the cycle this much longer is undone
 HOLD = 20  # cycles before a limit that was undone is tried again
 
 
