@@ -5,17 +5,19 @@ milliseconds and a dead node holds a thread for its whole timeout. On a pool tha
 at once the same threads only contend for the GIL: every socket call hands it over, and
 with 64 runnable workers the 1,000-node cycle made ~20,000 voluntary context switches
 where two workers made ~4,000, for 0.2–0.5 s more CPU and a longer cycle
-(bench/bench_exporter.py; 2 workers: 1.24–1.28 s CPU, 1.15 s wall; 64: 1.38–1.79 s, 1.3–1.6 s).
+(in-process, one hour: 2 workers 1.24–1.28 s CPU, 1.15 s wall; 64: 1.38–1.79 s, 1.3–1.6 s).
 
 So polls whose last answer was quick run from one queue on at most ``limit`` workers,
 each taking the next poll as soon as it is done (no hand-off between threads), and a
 :class:`Limiter` sets that limit after each cycle from what the process did: a cycle
 that kept the process busy (CPU ÷ wall at least ``BUSY``) cannot go faster with more
-polls at once, so the limit is halved, down to ``FLOOR``; a halving that made the cycle slower per poll is undone and
-not tried again for ``HOLD`` cycles; a cycle that left the process idle (below ``IDLE``:
-waiting for answers) doubles it, up to the workers. Polls that were slow last time (a
-timeout, an answer near it) start first, each on a worker of its own: their waiting is
-what the threads are for. Pure parts: ``Limiter.observe`` is a function of the cycle's figures.
+polls at once, so the limit is halved, down to ``FLOOR``; a halving that made a poll's
+share of the cycle ``SLOWER`` times longer is undone and not tried again for ``HOLD``
+cycles; a cycle that left the process idle (below ``IDLE``: waiting for answers)
+doubles it, up to the workers; a late cycle lets every worker in. Polls that were slow
+last time (a timeout, an answer near it) start first, each on a worker of its own: their
+waiting is what the threads are for. ``Limiter.observe`` is a pure function of the
+cycle's figures.
 """
 
 from __future__ import annotations
