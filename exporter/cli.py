@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=DEFAULT_WORKERS,
         metavar="N",
-        help="concurrent polls: worker threads sharing one keep-alive HTTP client "
-        "(default: %(default)s)",
+        help="concurrent polls at most: worker threads sharing one keep-alive HTTP client; "
+        "polls that answer at once use as few as keep the process busy (default: %(default)s)",
     )
     parser.add_argument(
         "--poll.max-body-bytes",
