@@ -124,9 +124,11 @@ def child(
     from confscale.exporter.config import load_config
     from confscale.exporter.exposition import render
     from confscale.exporter.http import ExporterApp
+    from confscale.exporter.memory import keep_freed_memory
     from confscale.exporter.poller import Poller
     from prometheus_client import CollectorRegistry, generate_latest
 
+    keep_freed_memory()  # as confscale-exporter's main does
     config = load_config(config_path)
     # getMeetings and the node_exporter page: the API root and getRecordings sources that
     # ride on a node's bbb settings poll on their own slower clocks in production

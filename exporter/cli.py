@@ -13,6 +13,7 @@ from confscale.exporter.collector import build_version
 from confscale.exporter.config import ConfigError, load_config
 from confscale.exporter.fetch import DEFAULT_MAX_BODY_BYTES
 from confscale.exporter.http import ExporterApp, serve
+from confscale.exporter.memory import keep_freed_memory
 from confscale.exporter.poller import DEFAULT_WORKERS, Poller
 from confscale.exporter.reload import Reloader
 from confscale.exporter.sharding import Shard, parse_shard
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"interval {config.interval:g}s, timeout {config.timeout:g}s"
         )
         return 0
+    keep_freed_memory()  # a poll's buffers reuse the last one's pages (exporter/memory.py)
     poller = Poller(config, workers=args.workers, max_bytes=args.max_bytes)
     reloader = Reloader(
         lambda: args.shard.select(load_config(args.config_file)), poller.replace_config
