@@ -367,8 +367,6 @@ def _check_partial_head(data: bytes) -> None:
     if len(data) - last - 1 > MAX_LINE:
         what = "status line" if last < 0 else "a header line"
         raise HttpFault("http", f"headers too large: {what} over {MAX_LINE} bytes")
-    if len(data) > (MAX_HEADERS + 1) * (MAX_LINE + 2):  # pragma: no cover - bounded above
-        raise HttpFault("http", "headers too large")
 
 
 def _parse_head(block: bytes) -> Head:
