@@ -387,7 +387,7 @@ def test_a_socket_closed_under_the_body_is_connect_not_a_crash() -> None:
     # A bare OSError (EBADF) once escaped as reason "internal" (CI log:
     # "poll crashed node=bbb-01 source=bbb error=OSError") and took a healthy node down.
     from confscale.exporter.deadline import Guard
-    from confscale.exporter.fetch import _stream
+    from confscale.exporter.pooled import _stream
 
     with pytest.raises(PollError) as caught:
         _stream(_ResponseOnClosedSocket(), Guard(time.monotonic() + 5), 5.0, 1 << 20, print)
