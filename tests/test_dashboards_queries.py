@@ -201,6 +201,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "node:confscale_pressure:ratio",
             "confscale_node_placement_weight",
             "confscale_pool_servers_needed",  # the planner's first sizing, after its refit
+            # the TURN job has only live samples (no backfill): its rate needs two scrapes
+            "rate(turn_total_traffic_sentb[1m])",
         ]
         for expr in waits:
             try:
