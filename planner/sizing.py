@@ -221,8 +221,9 @@ def size_pool(
     """Size the pool from a forecast frame (see :func:`planner.forecast.forecast_frame`).
 
     With ``meetings`` (the pool's own, :func:`planner.mix.meeting_table`) each horizon's
-    count is the packing-aware one (:mod:`planner.packing`), kept inside [fluid bound,
-    analytic bound]; without, the analytic count.
+    count is the packing-aware one (:mod:`planner.packing`): at least the fluid bound, at
+    most Graham's bound for least-loaded placement, the analytic count shown beside it;
+    without, the analytic count.
     """
     what_if = (what_if or WhatIf()).validated()
     caps = effective_capacity(capacity, model, what_if)
@@ -247,6 +248,9 @@ def size_pool(
     }
     demand_now: dict[str, float] = {}
     packing: dict[str, dict[str, object]] = {}
+    # per horizon: the demand factor that makes the analytic formula ask for the
+    # packing-aware count (packing_inflation); 1 without packing
+    inflation: dict[str, float] = {}
     use_packing = meetings is not None and len(meetings) > 0
     priced = (
         meeting_costs(meetings, model, what_if) if meetings is not None and use_packing else None
@@ -266,6 +270,10 @@ def size_pool(
             result = packed_count(priced, meetings, participants, demand, caps, what_if, total)
             packing[horizon] = {**result.as_dict(), "analytic_bound": total}
             if result.servers is not None:
+                inflation[horizon] = packing_inflation(
+                    demand, largest, caps, what_if, result.servers
+                )
+            if result.servers is not None:
                 total = max(result.servers, what_if.min_servers)
                 binding = result.binding or binding
             packing[horizon]["servers"] = total
@@ -278,9 +286,20 @@ def size_pool(
         for k in CONSTRAINTS:
             if not per_horizon[k]["largest_meeting_fits"]:
                 per[k]["largest_meeting_fits"] = False
+    # Headroom and time to saturation scan demand with the analytic formula (cheap, exact
+    # in demand), the demand scaled by the packing-aware count's inflation, so both agree
+    # with the count: more needed now than online is headroom below 0 on the binding
+    # constraint. The horizon nearest the demand scanned gives the factor (now for the
+    # headroom, the next peak for the time to saturation), else the other one.
+    rho_now = inflation.get("now", inflation.get("next_peak", 1.0))
+    rho_peak = inflation.get("next_peak", rho_now)
     supported = supported_demand(caps, largest, servers_online, what_if)
     headroom = {
-        k: (round(1 - demand_now[k] / supported[k], 4) if demand_now and supported[k] > 0 else None)
+        k: (
+            round(1 - rho_now * demand_now[k] / supported[k], 4)
+            if demand_now and supported[k] > 0
+            else None
+        )
         for k in CONSTRAINTS
     }
     utilisation = {
@@ -308,6 +327,7 @@ def size_pool(
         servers_online=servers_online,
         what_if=what_if,
         weekly_growth=weekly_growth,
+        inflation=rho_peak,
     )
     return Sizing(
         needed,
@@ -323,6 +343,34 @@ def size_pool(
         utilisation,
         packing,
     )
+
+
+def packing_inflation(
+    demand: dict[str, float],
+    largest: dict[str, float],
+    caps: dict[str, float],
+    what_if: WhatIf,
+    servers: int,
+) -> float:
+    """ρ such that the analytic formula, unrounded, asks for ``servers`` at ρ × ``demand``.
+
+    The formula's terms are ``D_k / usable_k`` and ``D_k / F_k + R``; the largest of them
+    at ρ·D equals ``servers`` when ρ is the least of ``(servers − extra) ÷ (D_k / den)``
+    over the terms. Headroom and time to saturation scan demand with that cheap formula;
+    scaling the demand by ρ makes them agree with a packing-aware count: a demand is
+    enough for N online servers exactly when its count is at most N. 1 with no demand.
+    """
+    rho = math.inf
+    for k in CONSTRAINTS:
+        if demand[k] <= 0:
+            continue
+        usable = usable_per_node(what_if.headroom(k) * caps[k], largest[k])
+        if usable > 0:
+            rho = min(rho, servers * usable / demand[k])
+        failure = what_if.failure(k) * caps[k]
+        if failure > 0:
+            rho = min(rho, max(servers - what_if.redundancy, 0) * failure / demand[k])
+    return rho if math.isfinite(rho) and rho > 0 else 1.0
 
 
 def fluid_bound(demand: dict[str, float], caps: dict[str, float], what_if: WhatIf) -> int:
@@ -345,15 +393,11 @@ def packed_count(
     caps: dict[str, float],
     what_if: WhatIf,
     analytic: int,
-    ceiling: int | None = None,
 ) -> PackingResult:
-    """The packing-aware count for one horizon's pool participants (see planner.packing).
-
-    ``ceiling`` (tests, bench): search above the analytic count, up to this one.
-    """
+    """The packing-aware count for one horizon's pool participants (see planner.packing)."""
     targets = np.array([what_if.headroom(k) * caps[k] for k in CONSTRAINTS])
     failure = np.array([what_if.failure(k) * caps[k] for k in CONSTRAINTS])
-    fluid = min(fluid_bound(demand, caps, what_if), analytic)
+    fluid = fluid_bound(demand, caps, what_if)
     key = (
         round(participants * what_if.growth, 6),
         hash(priced.tobytes()),
@@ -363,7 +407,6 @@ def packed_count(
         what_if.packing_risk,
         fluid,
         analytic,
-        ceiling,
     )
     cached = meetings.results.get(key)
     if cached is not None:
@@ -371,8 +414,7 @@ def packed_count(
     costs, mask, options = packing_problem(
         priced, meetings, participants, what_if, targets, failure
     )
-    bounds = {"fluid": fluid, "analytic": analytic, "ceiling": ceiling}
-    result = packing_servers(costs, mask, **options, **bounds)  # type: ignore[arg-type]
+    result = packing_servers(costs, mask, **options, fluid=fluid, analytic=analytic)  # type: ignore[arg-type]
     if len(meetings.results) >= 256:
         meetings.results.clear()
     meetings.results[key] = result
@@ -416,8 +458,11 @@ def time_to_saturation(
     servers_online: int,
     what_if: WhatIf,
     weekly_growth: float,
+    inflation: float = 1.0,
 ) -> float | None:
     """Seconds from the last observation until the online servers are not enough.
+
+    ``inflation`` scales each demand before the analytic count (see packing_inflation).
 
     Scans the forecast's upper band hour by hour; past its end, extrapolates the weekly
     growth from the last forecast week's peak. 0 when short already; None when never
@@ -436,9 +481,8 @@ def time_to_saturation(
     upper = upper.dropna()
 
     def enough(participants: float) -> bool:
-        per = servers_for(
-            constraint_demand(participants, mix, model, what_if), largest, caps, what_if
-        )
+        demand = constraint_demand(participants, mix, model, what_if)
+        per = servers_for({k: v * inflation for k, v in demand.items()}, largest, caps, what_if)
         total, _ = total_servers(per, what_if)
         return total is not None and total <= servers_online
 

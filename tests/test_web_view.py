@@ -69,7 +69,8 @@ def test_cards_show_the_engine_figures_and_flag_a_short_lead_time(snapshot):
 
 
 def test_what_if_growth_raises_the_cards(snapshot):
-    more = what_if(snapshot, growth=2.0)
+    # (4 weeks out this pool is 3 servers at growth 1 and 2: 172 and 344 participants)
+    more = what_if(snapshot, growth=3.0)
     base = snapshot.sizing.servers_needed["4w"]
     assert more.servers_needed["4w"] > base
     cards = {c.key: c for c in overview_cards(snapshot, more, 28)}
@@ -246,12 +247,22 @@ def test_the_horizon_cards_say_which_packing_bound_was_used_and_why(snapshot):
 
     sizing = snapshot.sizing
     packing = dict(sizing.packing["next_peak"])
-    packing.update(used="analytic", risk=0.31, servers=sizing.servers_needed["next_peak"])
+    packing.update(
+        used="upper", risk=0.31, servers=sizing.servers_needed["next_peak"], lectures_apart=None
+    )
     forced = replace(sizing, packing={**sizing.packing, "next_peak": packing})
     card = {c.key: c for c in overview_cards(snapshot, forced, lead_time_days=28)}["next_peak"]
-    assert "analytic bound (least-loaded over a target in 31% of peaks)" in card.detail
+    assert "upper bound (least-loaded over a target in 31% of peaks)" in card.detail
     assert f"analytic {packing['analytic_bound']}" in card.detail
-    packing.update(used="packing", risk=0.0)
+    assert f"upper {packing['upper_bound']}" in card.detail
+    assert "apart" not in card.detail
+    fewer = packing["servers"] - 1
+    packing.update(used="packing", risk=0.0, lectures_apart=fewer)
     forced = replace(sizing, packing={**sizing.packing, "next_peak": packing})
     card = {c.key: c for c in overview_cards(snapshot, forced, lead_time_days=28)}["next_peak"]
     assert "packed · fluid" in card.detail and "least-loaded" not in card.detail
+    assert f"{fewer} with meetings over half a node apart" in card.detail
+    packing.update(lectures_apart=packing["servers"] + 3)  # no way out: not on the card
+    forced = replace(sizing, packing={**sizing.packing, "next_peak": packing})
+    card = {c.key: c for c in overview_cards(snapshot, forced, lead_time_days=28)}["next_peak"]
+    assert "apart" not in card.detail

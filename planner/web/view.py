@@ -153,19 +153,26 @@ def jitsi_card(jitsi: dict[str, object]) -> Card:
 
 
 def packing_line(sizing: Sizing, horizon: str) -> str:
-    """``packed 12 (fluid 8, analytic 13)``: the packing-aware count and its bounds."""
+    """``packed 12 · fluid 8, analytic 10, upper 15``: the count, its bounds, the way out."""
     packing = sizing.packing.get(horizon)
     if not packing:
         return ""
-    used = {"packing": "packed", "fluid": "fluid bound", "analytic": "analytic bound"}
+    used = {"packing": "packed", "fluid": "fluid bound", "upper": "upper bound"}
     label = used.get(str(packing["used"]), str(packing["used"]))
-    if packing["used"] == "analytic" and isinstance(packing.get("risk"), float):
+    if packing["used"] == "upper" and isinstance(packing.get("risk"), float):
         # why: least-loaded placement overfilled a node too often even at that count
         label = f"{label} (least-loaded over a target in {packing['risk']:.0%} of peaks)"
-    return (
-        f"{label} · fluid "
-        f"{fmt_servers(packing['fluid_bound'])}, analytic {fmt_servers(packing['analytic_bound'])}"
+    line = (
+        f"{label} · fluid {fmt_servers(packing['fluid_bound'])}, "
+        f"analytic {fmt_servers(packing['analytic_bound'])}, "
+        f"upper {fmt_servers(packing.get('upper_bound'))}"
     )
+    apart = packing.get("lectures_apart")
+    servers = packing.get("servers")
+    # the way out, when it is one (the JSON has it either way)
+    if isinstance(apart, int) and isinstance(servers, int) and apart < servers:
+        line = f"{line} · {fmt_servers(apart)} with meetings over half a node apart"
+    return line
 
 
 def forecast_health(snapshot: Snapshot) -> Card:
