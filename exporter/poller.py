@@ -299,13 +299,19 @@ class Poller:
         """How many quick polls may run at once in the next cycle (exporter/concurrency.py)."""
         return self._limiter.limit
 
-    def _run_queue(self, queue: deque[tuple[Future[SourceResult], tuple[Any, ...]]]) -> None:
+    def _run_queue(
+        self,
+        queue: deque[tuple[Future[SourceResult], tuple[Any, ...]]],
+        drained: list[tuple[float, float]],
+    ) -> None:
         """One of the cycle's quick-poll workers: polls from the shared queue back to back
-        (no hand-off to another thread between them) until it is empty."""
+        (no hand-off to another thread between them) until it is empty, then notes when
+        (monotonic and process CPU seconds) in ``drained``."""
         while not self._stop.is_set():
             try:
                 future, args = queue.popleft()
             except IndexError:
+                drained.append((time.monotonic(), time.process_time()))
                 return
             if not future.set_running_or_notify_cancel():
                 continue  # an overrun cancelled it
@@ -369,8 +375,10 @@ class Poller:
                 quick.append((future, args))
                 futures.append(future)
         self._queue = quick
-        for _ in range(min(self._limiter.limit, len(quick))):
-            self._executor.submit(self._run_queue, quick)
+        gated = len(quick)
+        drained: list[tuple[float, float]] = []  # when each quick worker found the queue empty
+        for _ in range(min(self._limiter.limit, gated)):
+            self._executor.submit(self._run_queue, quick, drained)
         # A cycle gets one interval: what the workers did not reach by then is an overrun
         # (too few workers for the pool), not a reason to delay every other node.
         done, _ = wait(futures, timeout=config.interval)
@@ -409,10 +417,15 @@ class Poller:
         log.debug("cycle done nodes=%d duration=%.3fs", len(config.nodes), snapshot.duration)
         late = snapshot.duration > config.interval / 2 or any(r.reason == "overrun" for r in polled)
         before = self._limiter.limit
+        # The gated polls' own span: from the start until the last quick worker found the
+        # queue empty. Sources that wait out a timeout on workers of their own stretch the
+        # cycle, not the quick polls: judged by the whole cycle, a pool with dead nodes
+        # looked idle and let every worker in (256 bodies in flight, 150 MB).
+        ended, spent = max(drained) if drained else (started + snapshot.duration, -1.0)
         limit = self._limiter.observe(
-            cpu=time.process_time() - cpu,
-            wall=snapshot.duration,
-            polls=len(tasks) - len(slow),
+            cpu=(spent if spent >= 0 else time.process_time()) - cpu,
+            wall=ended - started,
+            polls=gated,
             late=late,
         )
         if limit != before:

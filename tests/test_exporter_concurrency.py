@@ -8,6 +8,7 @@ waited for answers lets more polls in the next time.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -83,3 +84,42 @@ def test_quick_polls_run_at_most_the_limit_at_once_and_waiting_raises_it() -> No
     assert all(r.ok for r in first.results) and len(first.results) == 12
     assert most_at_two == 2
     assert raised == 4 and bridge.most == 4
+
+
+def test_the_limiter_judges_the_quick_polls_span_not_a_dead_sources_timeout() -> None:
+    """A dead node stretches the cycle to its timeout on a worker of its own; judged by
+    the whole cycle a pool with dead nodes looked idle and let every worker in (256
+    bodies in flight on the 1,000-node bench). The limiter gets the quick polls' span."""
+    bridge = Counting(delay=0.0)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    seen: list[dict[str, float]] = []
+    try:
+        with serve(bridge) as base:
+            port = silent.getsockname()[1]
+            nodes = [
+                {"name": f"jvb-{n:02d}", "jitsi": {"url": f"{base}/colibri/stats"}}
+                for n in range(12)
+            ] + [{"name": "dead", "jitsi": {"url": f"http://127.0.0.1:{port}/colibri/stats"}}]
+            config = parse_config({"interval": "30s", "timeout": "1s", "nodes": nodes}, "t.yml", {})
+            poller = Poller(config, workers=16)
+            poller._limiter.limit = 2  # (the test server's listen backlog is 5)
+            observe = poller._limiter.observe
+
+            def recording(**figures: float) -> int:
+                seen.append(dict(figures))
+                return observe(**figures)  # type: ignore[arg-type]
+
+            poller._limiter.observe = recording  # type: ignore[method-assign]
+            try:
+                cycles = [poller.run_cycle() for _ in range(2)]
+            finally:
+                poller.stop()
+    finally:
+        silent.close()
+    second = cycles[1]
+    assert second.duration >= 0.9  # the dead node's timeout bounds the cycle
+    failed = [(r.node, r.reason) for r in second.results if not r.ok]
+    assert failed == [("dead", "timeout")]
+    # the second cycle knew the dead source was slow: it ran apart, not in the queue
+    assert seen[1]["polls"] == 12
+    assert seen[1]["wall"] < second.duration / 2, (seen[1], second.duration)
