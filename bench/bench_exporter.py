@@ -3,8 +3,10 @@
 Starts the pool simulator (frozen clock) on 127.0.0.1, gives every BBB node about ten
 25-attendee meetings (the simulator's ``huge`` answer at ~0.08 MB), writes the exporter
 configuration with the simulator's own ``--exporter.write-config``, then runs the exporter's poll
-cycle in a child process (so its CPU and peak RSS are the exporter's alone): one warm-up
-cycle, one measured cycle, and the ``/metrics`` render of the whole pool (ours and
+cycle in a child process (so its CPU and peak RSS are the exporter's alone): warm-up
+cycles, then ``--cycles`` measured ones (the median is reported with the range: the
+simulator shares the two cores, so one cycle's CPU varies by a third from run to run),
+and the ``/metrics`` render of the whole pool (ours and
 prometheus_client's generate_latest). The same child code with one worker is the
 sequential alternative; by default it polls the first 100 nodes and scales the time by
 10 to keep the run short (``--sequential-nodes 1000`` polls them all). The child also
@@ -23,6 +25,7 @@ import json
 import os
 import resource
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,9 +118,14 @@ def cycle_parts(poller: Any, snapshot: Any) -> dict[str, float]:
 
 
 def child(
-    config_path: str, workers: int, nodes: int, renders: int, breakdown: bool = True
+    config_path: str,
+    workers: int,
+    nodes: int,
+    renders: int,
+    breakdown: bool = True,
+    cycles: int = 5,
 ) -> dict[str, Any]:
-    """Runs inside the measured process: warm-up cycle, measured cycle, render."""
+    """Runs inside the measured process: warm-up cycles, measured cycles, render."""
     import dataclasses
 
     from confscale.exporter.collector import SnapshotCollector
@@ -150,9 +158,13 @@ def child(
         seen.append(poller.concurrency)
         if len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
             break
-    cpu_started, started = time.process_time(), time.perf_counter()
-    snapshot = poller.run_cycle()
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    walls, cpus = [], []
+    for _ in range(max(cycles, 1)):
+        cpu_started, started = time.process_time(), time.perf_counter()
+        snapshot = poller.run_cycle()
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(poller.snapshot))
     best = reference = best_cpu = reference_cpu = float("inf")
@@ -192,6 +204,8 @@ def child(
         "stale": snapshot.is_stale(time.time()),
         "wall": wall,
         "cpu": cpu,
+        "walls": walls,
+        "cpus": cpus,
         "render": best,
         "reference_render": reference,
         "render_cpu": best_cpu,
@@ -217,6 +231,7 @@ def run_child(
     sim_pid: int,
     reference: bool = False,
     breakdown: bool = False,
+    cycles: int = 5,
 ) -> dict[str, Any]:
     sim_cpu = cpu_seconds_of(sim_pid)
     done = subprocess.run(
@@ -228,6 +243,7 @@ def run_child(
             str(config),
             f"--workers={workers}",
             f"--nodes={nodes}",
+            f"--cycles={cycles}",
             *(["--reference-parser"] if reference else []),
             *(["--no-breakdown"] if not breakdown else []),
         ],
@@ -247,7 +263,10 @@ def run_child(
 
 def report(name: str, result: dict[str, Any], nodes: int) -> None:
     print(
-        f"  {name:<36} cycle {result['wall']:6.2f} s wall, {result['cpu']:5.2f} s CPU, "
+        f"  {name:<36} cycle {result['wall']:6.2f} s wall, {result['cpu']:5.2f} s CPU "
+        f"(median of {len(result['cpus'])}: CPU {min(result['cpus']):.2f}-"
+        f"{max(result['cpus']):.2f} s, wall {min(result['walls']):.2f}-"
+        f"{max(result['walls']):.2f} s), "
         f"peak RSS {result['rss_mb']:4.0f} MB, {result['polls']} polls, "
         f"{result['failed']} failed {result['failed_reasons'] or ''}, "
         f"{result['meetings'] / nodes:.1f} meetings/node; quick polls at once "
@@ -297,13 +316,16 @@ def compare(before: dict[str, Any], after: dict[str, Any], what: str) -> str:
 
 
 def scenario(title: str, config: Path, args: argparse.Namespace, sim_pid: int) -> None:
-    concurrent = run_child(config, args.workers, args.nodes, sim_pid, breakdown=True)
-    before = run_child(config, args.workers, args.nodes, sim_pid, reference=True)
+    cycles = args.cycles
+    concurrent = run_child(config, args.workers, args.nodes, sim_pid, breakdown=True, cycles=cycles)
+    before = run_child(config, args.workers, args.nodes, sim_pid, reference=True, cycles=cycles)
     fewer = (
-        run_child(config, args.fewer_workers, args.nodes, sim_pid) if args.fewer_workers else None
+        run_child(config, args.fewer_workers, args.nodes, sim_pid, cycles=cycles)
+        if args.fewer_workers
+        else None
     )
     sample = min(args.sequential_nodes, args.nodes)
-    sequential = run_child(config, 1, sample, sim_pid) if sample > 0 else None
+    sequential = run_child(config, 1, sample, sim_pid, cycles=1) if sample > 0 else None
     print(title)
     report(f"concurrent ({args.workers} workers)", concurrent, args.nodes)
     report("same, reference getMeetings parser", before, args.nodes)
@@ -382,6 +404,9 @@ def main(argv: list[str] | None = None) -> None:
         help="nodes polled sequentially; the time is scaled to --nodes "
         "(0: skip the sequential runs)",
     )
+    parser.add_argument(
+        "--cycles", type=int, default=5, help="measured cycles per run (the median is reported)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--reference-parser", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-breakdown", action="store_true", help=argparse.SUPPRESS)
@@ -399,6 +424,7 @@ def main(argv: list[str] | None = None) -> None:
                     args.nodes,
                     renders=7,
                     breakdown=not args.no_breakdown,
+                    cycles=args.cycles,
                 )
             )
         )

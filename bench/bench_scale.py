@@ -4,12 +4,12 @@ exporter process per node.
 The simulator (frozen clock, its own Tuesday 10:30) serves 1,000 BBB nodes on 127.0.0.1;
 10 % hold the connection without answering, 5 % answer garbage (HTML or truncated XML),
 5 % answer ``checksumError`` (``fault_plan``, shared with tests/test_scale_faults.py). The
-exporter's cycle runs in a child process (``bench.bench_exporter``'s: one warm-up cycle,
-one measured) with the pool's ``timeout`` (default 2 s):
+exporter's cycle runs in a child process (``bench.bench_exporter``'s: warm-up cycles,
+then five measured, the median reported) with the pool's ``timeout`` (default 2 s):
 
-- concurrent with a worker for every dead source and some to spare (``--workers 128``),
-  with the exporter's default 64 (dead sources then queue behind each other), and with
-  any other counts given (``--workers 128,64,256``);
+- concurrent with a worker for every dead source and some to spare (``--workers 256``:
+  the 100 silent nodes are 200 sources, getMeetings and node_exporter), with 128 (two
+  waves of them) and the exporter's default 64 (four), or any counts given;
 - sequential (one worker) on the first ``--sequential-nodes`` nodes, scaled to the pool;
 - one exporter process per node (the "one exporter per server" setup): RSS of a few
   real ``confscale-exporter`` processes with a one-node configuration, times the pool.
@@ -17,7 +17,7 @@ one measured) with the pool's ``timeout`` (default 2 s):
 First, without any process: the share of nodes a resize of ``--shard`` moves, rendezvous
 hashing (``exporter/sharding.py``) vs ``crc32(name) mod N``.
 
-    .venv/bin/python -m bench.bench_scale [--nodes 1000] [--timeout 2] [--workers 128,64]
+    .venv/bin/python -m bench.bench_scale [--nodes 1000] [--timeout 2] [--workers 256,128,64]
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=2.0, help="the pool's poll timeout")
     parser.add_argument(
         "--workers",
-        default="128,64",
+        default="256,128,64",
         help="worker counts to measure, comma-separated; the first is the reference",
     )
     parser.add_argument("--sequential-nodes", type=int, default=20)
