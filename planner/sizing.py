@@ -277,6 +277,8 @@ def size_pool(
                 total = max(result.servers, what_if.min_servers)
                 binding = result.binding or binding
             packing[horizon]["servers"] = total
+            if horizon in inflation:  # the count's factor over the analytic formula
+                packing[horizon]["inflation"] = round(inflation[horizon], 4)
         needed[horizon], binding_by[horizon] = total, binding
         for k in CONSTRAINTS:
             per[k]["demand"][horizon] = round(demand[k], 3)  # type: ignore[index]

@@ -29,6 +29,7 @@ from confscale.planner.web.figures import (
     constraint_chart,
     fan_chart,
     heatmaps,
+    packing_factor,
     regime_spans,
     servers_for_participants,
     window_range,
@@ -151,6 +152,24 @@ def test_heatmaps_use_the_engines_sizing(snapshot):
         heatmaps(snapshot, what_if_inputs(snapshot, {"growth": 2}))[1].data[0].z, dtype=float
     )
     assert np.nansum(grown) > np.nansum(z)
+
+
+def test_the_servers_heatmap_agrees_with_the_packing_aware_next_peak_card(snapshot):
+    """The cells once used the analytic formula alone while the cards showed the
+    packing-aware count (3 at 4 weeks where the heatmap said 2)."""
+    from confscale.planner.sizing import horizon_demand
+
+    sizing = snapshot.sizing
+    factor = packing_factor(sizing)
+    assert factor == sizing.packing["next_peak"]["inflation"] > 0
+    participants, _ = horizon_demand(snapshot.forecast, sizing.what_if)["next_peak"]
+    at_peak = servers_for_participants(snapshot, sizing.what_if, participants, factor)
+    assert at_peak == sizing.servers_needed["next_peak"]
+    z = np.array(heatmaps(snapshot, sizing.what_if, factor)[1].data[0].z, dtype=float)
+    plain = np.array(heatmaps(snapshot, sizing.what_if)[1].data[0].z, dtype=float)
+    known = ~np.isnan(plain)
+    assert known.any()
+    assert (z[known] >= plain[known]).all() if factor >= 1 else (z[known] <= plain[known]).all()
 
 
 def test_constraint_chart_highlights_the_binding_constraint(snapshot):

@@ -231,20 +231,33 @@ def weekday_hour(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def servers_for_participants(
-    snapshot: Snapshot, what_if: WhatIf, participants: float
+    snapshot: Snapshot, what_if: WhatIf, participants: float, inflation: float = 1.0
 ) -> int | None:
-    """Servers the engine's sizing asks for at a pool-wide participant count."""
+    """Servers the engine's sizing asks for at a pool-wide participant count: the analytic
+    formula at ``inflation`` × the demand (the packing-aware count's factor over it, see
+    :func:`packing_factor`), so the cells agree with the horizon cards."""
     if not math.isfinite(participants):
         return None
     caps = effective_capacity(snapshot.capacity, snapshot.model, what_if)
     largest = largest_meeting_load(snapshot.mix, snapshot.model, what_if)
     demand = constraint_demand(participants, snapshot.mix, snapshot.model, what_if)
+    demand = {k: v * inflation for k, v in demand.items()}
     total, _ = total_servers(servers_for(demand, largest, caps, what_if), what_if)
     return total
 
 
-def heatmaps(snapshot: Snapshot, what_if: WhatIf) -> tuple[go.Figure, go.Figure]:
-    """Forecast demand (median) and servers needed (upper band) per weekday × hour."""
+def packing_factor(sizing: Sizing) -> float:
+    """The next peak's packing-aware count ÷ the analytic formula (1 without packing)."""
+    packing = sizing.packing.get("next_peak") or sizing.packing.get("now") or {}
+    value = packing.get("inflation")
+    return float(value) if isinstance(value, int | float) and value > 0 else 1.0
+
+
+def heatmaps(
+    snapshot: Snapshot, what_if: WhatIf, inflation: float = 1.0
+) -> tuple[go.Figure, go.Figure]:
+    """Forecast demand (median) and servers needed (upper band) per weekday × hour, the
+    count at ``inflation`` (:func:`packing_factor` of the sizing the cards show)."""
     frame = snapshot.forecast
     demand = weekday_hour(frame, "median")
     column = f"upper_{what_if.band}"
@@ -254,7 +267,9 @@ def heatmaps(snapshot: Snapshot, what_if: WhatIf) -> tuple[go.Figure, go.Figure]
         lambda v: (
             float("nan")
             if v is None or not math.isfinite(v)
-            else float(servers_for_participants(snapshot, what_if, float(v)) or float("nan"))
+            else float(
+                servers_for_participants(snapshot, what_if, float(v), inflation) or float("nan")
+            )
         )
     )
     hours = [f"{h:02d}" for h in range(24)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confscale.planner.web.components import error_figure, graph
 from confscale.planner.web.context import Context, safe, what_if_changes, what_if_inputs
-from confscale.planner.web.figures import WINDOWS, fan_chart, heatmaps
+from confscale.planner.web.figures import WINDOWS, fan_chart, heatmaps, packing_factor
 from dash import Dash, Input, Output, dcc, html
 
 PATH = "/forecast"
@@ -77,5 +77,5 @@ def register(app: Dash, ctx: Context) -> None:
             inputs, sizing = snapshot.sizing.what_if, snapshot.sizing
         past = getattr(snapshot, "past_forecasts", None) if "past" in (overlay or []) else None
         fan = fan_chart(snapshot, sizing, window or "4w", past)
-        demand, servers = heatmaps(snapshot, inputs)
+        demand, servers = heatmaps(snapshot, inputs, packing_factor(sizing))
         return fan, demand, servers
