@@ -39,13 +39,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from confscale.planner.leastloaded import TAIL_PER_NODE, TAIL_PER_NODE_BIG, Placements
 
 TRIALS = 400  # Monte Carlo trials per count
 SEED = 20261201
 MAX_MEETINGS = 20_000  # meetings kept in a table (an even subsample beyond)
 EPS = 1e-9  # a node exactly at its target has not passed it
-TAIL_PER_NODE = 4  # arrivals per node placed one by one (earlier ones: spread evenly)
-TAIL_PER_NODE_BIG = 6  # … when meetings above half a node are packed (see Placements)
 QUICK_TRIALS = 64  # trials placed first: a count they already reject is not placed further
 
 
@@ -107,175 +106,6 @@ class MeetingTable:
             if (total >= demand).all() or size >= 1 << 20:
                 return index, before < demand
             size *= 2
-
-
-class Placements:
-    """Least-loaded placements of one draw, on several node counts in one pass.
-
-    ``costs``: trials × meetings × constraints; ``mask``: which meetings arrive;
-    ``targets``: per constraint, the normal target the balancer's pressure divides by.
-    :meth:`peaks` gives, per node count, trials × constraints of the highest node load
-    per constraint ÷ ``targets``. With more than ``tail_per_node`` × N arrivals the
-    earlier ones are spread evenly (least-loaded keeps nodes within one meeting of each
-    other, and the last arrivals decide which node passes a target) and only the last
-    ones are placed: the first N of them one per node in order (on equal nodes that is
-    what least-loaded does, so no search), the rest one by one, each an argmin over a
-    trials × nodes array. Several counts share that loop (their trials stacked, the
-    smaller counts' missing nodes never least loaded), so a batch costs one loop's calls.
-    4 per node gives the same counts as 6, 8, 12 and every arrival placed on the bench
-    pools of meetings up to half a node (2 does not); with bigger meetings, whose early
-    arrivals are lumpier than an even spread, the huge lecture took 27 at 4 where 6 and
-    more take 24, so :func:`packing_servers` places 6 per node there.
-
-    The loads are held as constraint × meeting × trial (``costs`` from
-    :func:`planner.sizing.packing_problem` are laid out so): the running sums that spread
-    the early arrivals are one cumulative sum along the draw, each step a vector over the
-    trials, made once and read for every count (:meth:`early`), and a pass aligns only
-    its own tail (:meth:`window`).
-    """
-
-    def __init__(
-        self,
-        costs: np.ndarray,
-        mask: np.ndarray,
-        targets: np.ndarray,
-        tail_per_node: int | None = TAIL_PER_NODE,
-        widest: int | None = None,
-    ) -> None:
-        arriving = np.flatnonzero(mask.any(axis=0))
-        self.last = int(arriving.max()) + 1 if arriving.size else 0
-        arrived = mask[:, : self.last]
-        # right-aligned: each trial's own arrivals end at ``last`` (the ones left out cost
-        # nothing, before them), so every trial's last arrivals are the ones placed; kept
-        # in drawn order with each trial's ``shift``, aligned only for a pass's window
-        length = (
-            np.where(arrived.any(axis=1), self.last - arrived[:, ::-1].argmax(axis=1), 0)
-            if self.last
-            else np.zeros(len(mask), int)  # nothing arrives (every meeting has its own node)
-        )
-        self.shift = self.last - length
-        self.trials, _, self.k = costs.shape
-        # k × meetings × trials (``costs`` from planner.sizing.packing_problem are laid out
-        # so), 0 where a meeting does not arrive
-        self.scaled = np.empty((self.k, self.last, self.trials))
-        np.divide(costs[:, : self.last].transpose(2, 1, 0), targets[:, None, None], out=self.scaled)
-        self.scaled *= arrived.T
-        self.demand = np.ascontiguousarray(in_order(self.scaled).T)  # trials × k
-        # the load of the meetings drawn before each one from ``origin`` on (k × meetings ×
-        # trials), added in drawn order as the sum over the meetings is: built on demand
-        # from the earliest meeting a count's spread needs (the tails are the last ones)
-        self.origin = self.last
-        self.before = self.demand.T[:, None]
-        self.aligned_from, self.aligned = self.last, self.scaled[:, :0]
-        self.tail_per_node = tail_per_node
-        self.cache: dict[int, np.ndarray] = {}
-        if widest is not None:  # the largest count to be placed: align its tail once
-            first = max(self.last - tail_per_node * widest, 0) if tail_per_node else 0
-            self.early(first)
-            self.window(first)
-
-    def window(self, first: int) -> np.ndarray:
-        """The right-aligned arrivals from ``first`` on (k × last − first × trials)."""
-        if first < self.aligned_from:
-            source = np.arange(first, self.last)[:, None] - self.shift
-            cells = np.maximum(source, 0) * self.trials + np.arange(self.trials)
-            self.aligned = np.take(self.scaled.reshape(self.k, -1), cells, axis=1)
-            self.aligned *= source >= 0
-            self.aligned_from = first
-        return self.aligned[:, first - self.aligned_from :]
-
-    def early(self, first: int) -> np.ndarray:
-        """The load of the right-aligned arrivals before ``first`` (k × trials)."""
-        position = np.maximum(first - self.shift, 0)
-        origin = int(position.min(initial=self.origin))
-        if origin < self.origin:  # the running sums from ``origin`` on
-            before = np.empty((self.k, self.last + 1 - origin, self.trials))
-            before[:, 0] = in_order(self.scaled[:, :origin])
-            for i in range(origin, self.origin):
-                np.add(before[:, i - origin], self.scaled[:, i], out=before[:, i - origin + 1])
-            before[:, self.origin - origin :] = self.before
-            self.origin, self.before = origin, before
-        return self.before[:, position - self.origin, np.arange(self.trials)]
-
-    def peaks(self, counts: list[int]) -> dict[int, np.ndarray]:
-        """Highest load ÷ target per trial and constraint for each count (cached)."""
-        todo = sorted({n for n in counts if n > 0 and n not in self.cache})
-        if todo:
-            for n, peak in zip(todo, self._place(todo), strict=True):
-                self.cache[n] = peak
-        return {n: self.cache[n] for n in counts if n > 0}
-
-    def _place(self, counts: list[int]) -> list[np.ndarray]:
-        trials, k, width, groups = self.trials, self.k, max(counts), len(counts)
-        rows, sizes = groups * trials, np.asarray(counts)
-        # each count's own tail (the last tail_per_node × N arrivals), as if placed alone
-        every = self.tail_per_node is None  # (bench: every arrival one by one)
-        firsts = (
-            np.zeros_like(sizes) if every else np.maximum(self.last - self.tail_per_node * sizes, 0)
-        )
-        base = int(firsts.min())
-        window = self.window(base)  # every count's tail
-        # per constraint, (group · trials + trial) · width + node: 1-D take and put of one
-        # cell per row are the cheapest numpy indexing here
-        loads = np.zeros((k, groups, trials, width))
-        for g, (first, n) in enumerate(zip(firsts, counts, strict=True)):
-            # the early arrivals, even on every node; then the tail's first N arrivals
-            # one per node in order (all nodes equal, least loaded is the next empty one)
-            loads[:, g, :, :n] = self.early(first)[..., None] / n
-            round_one = window[:, first - base : first - base + n].transpose(0, 2, 1)
-            loads[:, g, :, : round_one.shape[2]] += round_one
-        loop_firsts = np.minimum(firsts + sizes, self.last)
-        start = int(loop_firsts.min())
-        columns = loads.reshape(k, rows * width)
-        pressure = columns.max(axis=0).reshape(rows, width)
-        pressure[np.arange(width) >= np.repeat(sizes, trials)[:, None]] = np.inf  # no such node
-        # the rest of each tail one by one, every count in the same pass; a count whose
-        # loop starts later has the arrivals before its start placed already (cost 0)
-        tail = np.tile(window[:, start - base :].transpose(1, 0, 2), groups)  # arrival, c, row
-        late = np.repeat(loop_firsts, trials)  # per row: where its own loop starts
-        tail *= (np.arange(start, self.last)[:, None] >= late)[:, None]
-        least_loaded(pressure, list(columns), tail)
-        peaks = loads.max(axis=3)  # k × groups × trials
-        return [np.ascontiguousarray(peaks[:, g].T) for g in range(groups)]
-
-
-def in_order(scaled: np.ndarray) -> np.ndarray:
-    """Sum over axis 1 (k × meetings × trials → k × trials) adding the meetings in order.
-
-    numpy adds along an outer axis one row after the other; a single trial would make it
-    the inner axis, summed pairwise, so that one is accumulated instead.
-    """
-    if scaled.shape[2] > 1 or not scaled.shape[1]:
-        return np.add.reduce(scaled, axis=1)
-    return np.cumsum(scaled, axis=1)[:, -1]
-
-
-def least_loaded(pressure: np.ndarray, columns: list[np.ndarray], tail: np.ndarray) -> None:
-    """Place ``tail`` (arrival × constraint × row) one by one, each on its row's least
-    ``pressure`` node (rows × nodes, the first of equals); ``columns`` are the loads per
-    constraint (rows · nodes), updated in place with ``pressure`` (their max)."""
-    rows, width = pressure.shape
-    flat = pressure.reshape(-1)
-    offset = np.arange(rows) * width
-    for step in tail:
-        cell = offset + pressure.argmin(axis=1)
-        highest = None
-        for column, cost in zip(columns, step, strict=True):
-            updated = column[cell] + cost
-            column[cell] = updated
-            highest = updated if highest is None else np.maximum(highest, updated)
-        flat[cell] = highest
-
-
-def place_least_loaded(
-    costs: np.ndarray,
-    mask: np.ndarray,
-    targets: np.ndarray,
-    nodes: int,
-    tail_per_node: int | None = TAIL_PER_NODE,
-) -> np.ndarray:
-    """Max load ÷ target per trial and constraint after least-pressure placement on N."""
-    return Placements(costs, mask, targets, tail_per_node).peaks([nodes])[nodes]
 
 
 @dataclass(frozen=True)
@@ -344,6 +174,21 @@ class _Count:
     at: tuple[int, int, int] | None = None  # (normal, lost, of trials) at ``at``, if asked
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """What :func:`packing_servers` searches over, for :func:`_search` (its arguments)."""
+
+    costs: np.ndarray
+    mask: np.ndarray
+    constraints: tuple[str, ...]
+    targets: np.ndarray
+    failure: np.ndarray
+    redundancy: int
+    risk: float
+    fluid: int
+    tail_per_node: int | Literal["auto"] | None
+
+
 def packing_servers(
     costs: np.ndarray,
     mask: np.ndarray,
@@ -382,164 +227,16 @@ def packing_servers(
             fluid, fluid, fluid, analytic, "fluid", 0.0, 0.0, None, trials, 0.0, None, fluid
         )
 
-    def search(own_threshold: float, at: int | None = None) -> _Count:
-        """The least-loaded count with meetings at ``own_threshold`` × a target apart."""
-        trials = costs.shape[0]
-        allowed = allowed_over(trials, risk)
-        packed = mask  # the meetings placed least loaded (the others: a node each)
-        arriving = costs.max(axis=(0, 1), where=packed[..., None], initial=0.0)
-        big = bool((arriving > targets * LECTURE_SHARE).any())
-        # A meeting at ``own_threshold`` of a node's target gets a node of its own (at 1, a
-        # lecture bigger than a node passes its target wherever it goes: no count of servers
-        # makes such a trial pass): as many nodes as the 99th percentile of how many a peak
-        # holds, and the rest are packed.
-        alone = targets * own_threshold * (1 - EPS)
-        own_nodes = 0
-        if (arriving >= alone).any():
-            oversize = packed & ((costs >= alone).any(axis=2))
-            own_nodes = (
-                int(np.ceil(np.quantile(oversize.sum(axis=1), 0.99))) if oversize.any() else 0
-            )
-            packed = packed & ~oversize
-        with np.errstate(invalid="ignore", divide="ignore"):  # a zero target is inf here
-            failure_ratio = np.where(np.isfinite(targets), failure / targets, np.inf)
-
-        def peak_of(n: int, part: int | None = None) -> np.ndarray:
-            """Highest load ÷ target per trial on ``n`` nodes (one part, or all trials)."""
-            if part is not None:
-                return parts[part].peaks([n])[n]
-            return np.concatenate([placed.peaks([n])[n] for placed in parts])
-
-        def over(n: int, part: int | None = None) -> tuple[int, int]:
-            """Trials over a target on ``n`` packed nodes, and over a failure target on n − R."""
-            size = trials if part is None else parts[part].trials
-            normal = int((peak_of(n, part) > 1 + EPS).any(axis=1).sum()) if n > 0 else size
-            if not redundancy:
-                return normal, 0
-            if n - redundancy <= 0:
-                return normal, size
-            lost = peak_of(n - redundancy, part) > failure_ratio * (1 + EPS)
-            return normal, int(lost.any(axis=1).sum())
-
-        def measure(batch: list[int]) -> dict[int, bool]:
-            """Which counts of ``batch`` pass (those decided: the rest are left out).
-
-            The first trials are placed for the whole batch in one pass and reject what they
-            can; the others, whose cost grows with the count, only from the smallest count
-            the first ones left up to the first that passes.
-            """
-            verdict: dict[int, bool] = {}
-            parts[0].peaks([m for n in batch for m in (n, n - redundancy)])
-            for n in batch:
-                if max(over(n, 0)) > allowed:
-                    verdict[n] = False
-            for n in sorted(set(batch) - set(verdict)):
-                for placed in parts[1:]:  # n and n − R in one pass
-                    placed.peaks([n, n - redundancy])
-                verdict[n] = max(over(n)) <= allowed
-                if verdict[n]:
-                    break
-            return verdict
-
-        def estimate(n: int) -> int:
-            """The count the placements on ``n`` (and n − R) point to.
-
-            Least-loaded placement leaves the fullest node at D/N plus an excess that hardly
-            depends on N (about the late meetings that landed on it), so each trial needs
-            N ≥ D / (T − excess); the count is the one only ``risk`` of trials need more.
-            """
-            placed = parts[0]
-            need = np.zeros(placed.trials)
-            cases: list[tuple[int, float | np.ndarray, int]] = [(n, 1.0, 0)]
-            if redundancy:
-                cases.append((n - redundancy, failure_ratio, redundancy))
-            for m, limit, extra in cases:
-                if m <= 0:
-                    continue
-                demand = placed.demand
-                room = limit - (placed.peaks([m])[m] - demand / m)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    nodes = np.where(demand > 0, demand / np.where(room > 0, room, 0), 0.0)
-                need = np.maximum(need, np.nan_to_num(nodes, nan=np.inf).max(axis=1) + extra)
-            guess = float(np.quantile(need, 1 - risk))
-            return math.ceil(guess - 1e-9) if math.isfinite(guess) else high
-
-        low = max(fluid - own_nodes, 1)
-        # Graham's bound on the packed part (the largest meeting left, the heaviest trial's
-        # demand), capped at UPPER_CAP × the fluid bound when meetings near a node's target
-        # make it explode
-        demand = (costs * packed[..., None]).sum(axis=1).max(axis=0)
-        largest = costs.max(axis=(0, 1), where=packed[..., None], initial=0.0)
-        high = low * UPPER_CAP + redundancy
-        if (largest < targets).all() and (largest < failure).all():
-            graham = np.ceil(demand / (targets - largest) - 1e-9).max()
-            graham_f = np.ceil(demand / (failure - largest) - 1e-9).max() + redundancy
-            high = min(high, int(max(graham, graham_f)))
-        high = max(high, low)
-        # The first QUICK_TRIALS trials are placed first, the rest only for counts they do not
-        # already reject: a count with more than ``allowed`` trials over a target among the
-        # first ones has as many among all of them, so the answer is the same. No count
-        # placed is above ``high``: its tail is aligned once.
-        quick = min(QUICK_TRIALS, trials)
-        tail = tail_per_node
-        if tail == "auto":  # by the largest meeting left to pack
-            tail = TAIL_PER_NODE_BIG if (largest > targets * LECTURE_SHARE).any() else TAIL_PER_NODE
-        parts = [Placements(costs[:quick], packed[:quick], targets, tail, high)]
-        if quick < trials:
-            parts.append(Placements(costs[quick:], packed[quick:], targets, tail, high))
-        # Search: measure a few counts at a time (one shared placement pass), aimed by
-        # ``estimate``, until the smallest passing count sits just above a failing one (or
-        # is the fluid bound); counts are assumed monotone, as the former gallop + bisection
-        # did, so the answer is the same in two or three passes instead of six to ten.
-        verdict: dict[int, bool] = {}
-        batch, step, found = [low], 1, None
-        while batch:
-            verdict.update(measure(batch))
-            passing = sorted(n for n, good in verdict.items() if good)
-            failing = sorted(n for n, good in verdict.items() if not good)
-            top = passing[0] if passing else None
-            bottom = max([f for f in failing if top is None or f < top], default=low - 1)
-            if top is not None and top - bottom <= 1:
-                found = top
-                break
-            upper = high if top is None else top - 1
-            if bottom >= upper:
-                break  # nothing left to try: no count up to ``high`` passes
-            guess = min(max(estimate(bottom) if bottom >= low else low, bottom + 1), upper)
-            window = {guess - 1, guess, guess + 1}
-            if top is None:
-                window |= {min(guess + step, upper)}
-                step *= 2
-            batch = sorted(n for n in window if bottom < n <= upper and n not in verdict)
-            if not batch:  # the estimate points at counts already measured: bisect
-                batch = [(bottom + upper + 1) // 2]
-        count = high if found is None else found
-        normal, lost = over(count)
-        binding = constraints[int(np.argmax(peak_of(count).mean(axis=0)))]
-        # the risk at ``at`` from the first trials only (a full placement there would cost a
-        # third of the search; the reason only needs to show it is far over the allowed)
-        measured = None
-        if at is not None and own_nodes < at < count + own_nodes:  # only when the count is above
-            quick_over = over(at - own_nodes, 0)
-            measured = (quick_over[0], quick_over[1], quick)
-        return _Count(
-            max(count + own_nodes, fluid),
-            None if found is None else max(found + own_nodes, fluid),
-            max(high + own_nodes, fluid),
-            normal,
-            lost,
-            binding,
-            big,
-            measured,
-        )
-
-    count = search(own_threshold=own_threshold, at=analytic)
+    problem = _Problem(
+        costs, mask, constraints, targets, failure, redundancy, risk, fluid, tail_per_node
+    )
+    count = _search(problem, own_threshold, at=analytic)
     servers = count.servers
     used = "upper" if count.found is None else ("fluid" if servers == fluid else "packing")
     reason, apart = None, None
     if analytic is not None and servers > analytic:
         if count.big and own_threshold > LECTURE_SHARE:
-            apart = search(own_threshold=LECTURE_SHARE).servers
+            apart = _search(problem, LECTURE_SHARE).servers
         cause = (
             "meetings above half a node that arrive late land on a node already holding "
             "about D/N; first fit keeps a node free for them"
@@ -584,4 +281,156 @@ def packing_servers(
         reason,
         count.upper,
         apart,
+    )
+
+
+def _search(problem: _Problem, own_threshold: float, at: int | None = None) -> _Count:
+    """The least-loaded count with meetings at ``own_threshold`` × a target apart."""
+    costs, mask, targets, failure = problem.costs, problem.mask, problem.targets, problem.failure
+    redundancy, risk, fluid = problem.redundancy, problem.risk, problem.fluid
+    trials = costs.shape[0]
+    allowed = allowed_over(trials, risk)
+    packed = mask  # the meetings placed least loaded (the others: a node each)
+    arriving = costs.max(axis=(0, 1), where=packed[..., None], initial=0.0)
+    big = bool((arriving > targets * LECTURE_SHARE).any())
+    # A meeting at ``own_threshold`` of a node's target gets a node of its own (at 1, a
+    # lecture bigger than a node passes its target wherever it goes: no count of servers
+    # makes such a trial pass): as many nodes as the 99th percentile of how many a peak
+    # holds, and the rest are packed.
+    alone = targets * own_threshold * (1 - EPS)
+    own_nodes = 0
+    if (arriving >= alone).any():
+        oversize = packed & ((costs >= alone).any(axis=2))
+        own_nodes = int(np.ceil(np.quantile(oversize.sum(axis=1), 0.99))) if oversize.any() else 0
+        packed = packed & ~oversize
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero target is inf here
+        failure_ratio = np.where(np.isfinite(targets), failure / targets, np.inf)
+
+    def peak_of(n: int, part: int | None = None) -> np.ndarray:
+        """Highest load ÷ target per trial on ``n`` nodes (one part, or all trials)."""
+        if part is not None:
+            return parts[part].peaks([n])[n]
+        return np.concatenate([placed.peaks([n])[n] for placed in parts])
+
+    def over(n: int, part: int | None = None) -> tuple[int, int]:
+        """Trials over a target on ``n`` packed nodes, and over a failure target on n − R."""
+        size = trials if part is None else parts[part].trials
+        normal = int((peak_of(n, part) > 1 + EPS).any(axis=1).sum()) if n > 0 else size
+        if not redundancy:
+            return normal, 0
+        if n - redundancy <= 0:
+            return normal, size
+        lost = peak_of(n - redundancy, part) > failure_ratio * (1 + EPS)
+        return normal, int(lost.any(axis=1).sum())
+
+    def measure(batch: list[int]) -> dict[int, bool]:
+        """Which counts of ``batch`` pass (those decided: the rest are left out).
+
+        The first trials are placed for the whole batch in one pass and reject what they
+        can; the others, whose cost grows with the count, only from the smallest count
+        the first ones left up to the first that passes.
+        """
+        verdict: dict[int, bool] = {}
+        parts[0].peaks([m for n in batch for m in (n, n - redundancy)])
+        for n in batch:
+            if max(over(n, 0)) > allowed:
+                verdict[n] = False
+        for n in sorted(set(batch) - set(verdict)):
+            for placed in parts[1:]:  # n and n − R in one pass
+                placed.peaks([n, n - redundancy])
+            verdict[n] = max(over(n)) <= allowed
+            if verdict[n]:
+                break
+        return verdict
+
+    def estimate(n: int) -> int:
+        """The count the placements on ``n`` (and n − R) point to.
+
+        Least-loaded placement leaves the fullest node at D/N plus an excess that hardly
+        depends on N (about the late meetings that landed on it), so each trial needs
+        N ≥ D / (T − excess); the count is the one only ``risk`` of trials need more.
+        """
+        placed = parts[0]
+        need = np.zeros(placed.trials)
+        cases: list[tuple[int, float | np.ndarray, int]] = [(n, 1.0, 0)]
+        if redundancy:
+            cases.append((n - redundancy, failure_ratio, redundancy))
+        for m, limit, extra in cases:
+            if m <= 0:
+                continue
+            demand = placed.demand
+            room = limit - (placed.peaks([m])[m] - demand / m)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                nodes = np.where(demand > 0, demand / np.where(room > 0, room, 0), 0.0)
+            need = np.maximum(need, np.nan_to_num(nodes, nan=np.inf).max(axis=1) + extra)
+        guess = float(np.quantile(need, 1 - risk))
+        return math.ceil(guess - 1e-9) if math.isfinite(guess) else high
+
+    low = max(fluid - own_nodes, 1)
+    # Graham's bound on the packed part (the largest meeting left, the heaviest trial's
+    # demand), capped at UPPER_CAP × the fluid bound when meetings near a node's target
+    # make it explode
+    demand = (costs * packed[..., None]).sum(axis=1).max(axis=0)
+    largest = costs.max(axis=(0, 1), where=packed[..., None], initial=0.0)
+    high = low * UPPER_CAP + redundancy
+    if (largest < targets).all() and (largest < failure).all():
+        graham = np.ceil(demand / (targets - largest) - 1e-9).max()
+        graham_f = np.ceil(demand / (failure - largest) - 1e-9).max() + redundancy
+        high = min(high, int(max(graham, graham_f)))
+    high = max(high, low)
+    # The first QUICK_TRIALS trials are placed first, the rest only for counts they do not
+    # already reject: a count with more than ``allowed`` trials over a target among the
+    # first ones has as many among all of them, so the answer is the same. No count
+    # placed is above ``high``: its tail is aligned once.
+    quick = min(QUICK_TRIALS, trials)
+    tail = problem.tail_per_node
+    if tail == "auto":  # by the largest meeting left to pack
+        tail = TAIL_PER_NODE_BIG if (largest > targets * LECTURE_SHARE).any() else TAIL_PER_NODE
+    parts = [Placements(costs[:quick], packed[:quick], targets, tail, high)]
+    if quick < trials:
+        parts.append(Placements(costs[quick:], packed[quick:], targets, tail, high))
+    # Search: measure a few counts at a time (one shared placement pass), aimed by
+    # ``estimate``, until the smallest passing count sits just above a failing one (or
+    # is the fluid bound); counts are assumed monotone, as the former gallop + bisection
+    # did, so the answer is the same in two or three passes instead of six to ten.
+    verdict: dict[int, bool] = {}
+    batch, step, found = [low], 1, None
+    while batch:
+        verdict.update(measure(batch))
+        passing = sorted(n for n, good in verdict.items() if good)
+        failing = sorted(n for n, good in verdict.items() if not good)
+        top = passing[0] if passing else None
+        bottom = max([f for f in failing if top is None or f < top], default=low - 1)
+        if top is not None and top - bottom <= 1:
+            found = top
+            break
+        upper = high if top is None else top - 1
+        if bottom >= upper:
+            break  # nothing left to try: no count up to ``high`` passes
+        guess = min(max(estimate(bottom) if bottom >= low else low, bottom + 1), upper)
+        window = {guess - 1, guess, guess + 1}
+        if top is None:
+            window |= {min(guess + step, upper)}
+            step *= 2
+        batch = sorted(n for n in window if bottom < n <= upper and n not in verdict)
+        if not batch:  # the estimate points at counts already measured: bisect
+            batch = [(bottom + upper + 1) // 2]
+    count = high if found is None else found
+    normal, lost = over(count)
+    binding = problem.constraints[int(np.argmax(peak_of(count).mean(axis=0)))]
+    # the risk at ``at`` from the first trials only (a full placement there would cost a
+    # third of the search; the reason only needs to show it is far over the allowed)
+    measured = None
+    if at is not None and own_nodes < at < count + own_nodes:  # only when the count is above
+        quick_over = over(at - own_nodes, 0)
+        measured = (quick_over[0], quick_over[1], quick)
+    return _Count(
+        max(count + own_nodes, fluid),
+        None if found is None else max(found + own_nodes, fluid),
+        max(high + own_nodes, fluid),
+        normal,
+        lost,
+        binding,
+        big,
+        measured,
     )

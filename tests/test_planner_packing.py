@@ -15,8 +15,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from confscale.planner.leastloaded import place_least_loaded
 from confscale.planner.mix import demand_mix, meeting_table
-from confscale.planner.packing import allowed_over, packing_servers, place_least_loaded
+from confscale.planner.packing import allowed_over, packing_servers
 from confscale.planner.peaks import pool_totals
 from confscale.planner.resources import prior_model
 from confscale.planner.sizing import (
