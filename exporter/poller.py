@@ -421,9 +421,9 @@ class Poller:
         # queue empty. Sources that wait out a timeout on workers of their own stretch the
         # cycle, not the quick polls: judged by the whole cycle, a pool with dead nodes
         # looked idle and let every worker in (256 bodies in flight, 150 MB).
-        ended, spent = max(drained) if drained else (started + snapshot.duration, -1.0)
+        ended, spent = max(drained) if drained else (time.monotonic(), time.process_time())
         limit = self._limiter.observe(
-            cpu=(spent if spent >= 0 else time.process_time()) - cpu,
+            cpu=spent - cpu,
             wall=ended - started,
             polls=gated,
             late=late,
