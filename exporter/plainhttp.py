@@ -229,7 +229,8 @@ class Exchange:
         data, start, status_seen = conn.buffer, 0, False
         while True:
             if not status_seen and b"\n" in data:  # refuse a banner at once, as http.client
-                _parse_status(data.split(b"\n", 1)[0].rstrip(b"\r"))
+                # the line alone: a split would copy the body bytes after it too
+                _parse_status(data[: data.index(b"\n")].rstrip(b"\r"))
                 status_seen = True
             # the usual end first; a bare-LF end only before it (a whole body is no head)
             crlf = data.find(b"\n\r\n", start)
