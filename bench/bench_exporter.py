@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.simpool import (
+    BYTES_PER_MEETING,
     REPO,
     cpu_seconds_of,
     load_average,
@@ -42,7 +43,6 @@ from bench.simpool import (
     start_simulator,
 )
 
-BYTES_PER_MEETING = 8_300  # a 25-attendee meeting in bbb-web's getMeetings XML
 # issue #18's targets for one cycle over 1,000 nodes and the pool's /metrics
 TARGET_WALL, TARGET_CPU, TARGET_RSS_MB, TARGET_RENDER_MS = 2.0, 1.5, 150, 50
 # The measured child waits this long for a cycle: a slow run (a loaded machine, the

@@ -16,15 +16,11 @@ alternative to ship: it says how much of an exchange is the client's Python.
 from __future__ import annotations
 
 import argparse
-import secrets
 import socket
-import tempfile
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.bench_exporter import BYTES_PER_MEETING
-from bench.simpool import load_average, prepare, set_fault_everywhere, start_simulator
+from bench.simpool import huge_answers_pool, load_average
 
 MAX_HEAD = 64 * 1024
 
@@ -79,49 +75,42 @@ def main(argv: list[str] | None = None) -> None:
     from confscale.exporter.config import load_config
     from confscale.exporter.fetch import HttpClient
 
-    secret = secrets.token_hex(16)
-    sim, url, sim_args = start_simulator(args.nodes, secret)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            config = load_config(prepare(url, sim_args, secret, Path(tmp)))
-            set_fault_everywhere(url, args.nodes, "huge", args.meetings * BYTES_PER_MEETING / 1e6)
-            urls = []
-            for node in config.nodes:
-                bbb, host = node.source("bbb"), node.source("host")
-                if bbb is not None:
-                    urls.append(signed_url(bbb))
-                if host is not None and host.node_exporter is not None:
-                    urls.append(host.node_exporter)
-            client = HttpClient(connections_per_host=4, hosts=2 * len(urls))
-            first = urlsplit(urls[0])
-            sock = socket.create_connection((first.hostname, first.port), timeout=10)
-            try:
-                sizes = {}
-                for target in urls:  # warm-up: connections, and both bodies must agree
-                    sizes[target] = len(client.get(target, timeout=10, max_bytes=16 << 20)[1])
-                    if len(_bare_get(sock, target)) != sizes[target]:
-                        raise SystemExit("the bare GET read a different body")
-                started = time.process_time()
-                for target in urls:
-                    client.get(target, timeout=10, max_bytes=16 << 20)
-                ours = (time.process_time() - started) / len(urls)
-                client._plain_http = False  # the urllib3 path, same checks
-                for target in urls[:64]:  # its own keep-alive connections, warm
-                    client.get(target, timeout=10, max_bytes=16 << 20)
-                started = time.process_time()
-                for target in urls:
-                    client.get(target, timeout=10, max_bytes=16 << 20)
-                pooled = (time.process_time() - started) / len(urls)
-                started = time.process_time()
-                for target in urls:
-                    _bare_get(sock, target)
-                bare = (time.process_time() - started) / len(urls)
-            finally:
-                sock.close()
-                client.close()
-    finally:
-        sim.terminate()
-        sim.wait(30)
+    with huge_answers_pool(args.nodes, args.meetings) as config_path:
+        config = load_config(config_path)
+        urls = []
+        for node in config.nodes:
+            bbb, host = node.source("bbb"), node.source("host")
+            if bbb is not None:
+                urls.append(signed_url(bbb))
+            if host is not None and host.node_exporter is not None:
+                urls.append(host.node_exporter)
+        client = HttpClient(connections_per_host=4, hosts=2 * len(urls))
+        first = urlsplit(urls[0])
+        sock = socket.create_connection((first.hostname, first.port), timeout=10)
+        try:
+            sizes = {}
+            for target in urls:  # warm-up: connections, and both bodies must agree
+                sizes[target] = len(client.get(target, timeout=10, max_bytes=16 << 20)[1])
+                if len(_bare_get(sock, target)) != sizes[target]:
+                    raise SystemExit("the bare GET read a different body")
+            started = time.process_time()
+            for target in urls:
+                client.get(target, timeout=10, max_bytes=16 << 20)
+            ours = (time.process_time() - started) / len(urls)
+            client._plain_http = False  # the urllib3 path, same checks
+            for target in urls[:64]:  # its own keep-alive connections, warm
+                client.get(target, timeout=10, max_bytes=16 << 20)
+            started = time.process_time()
+            for target in urls:
+                client.get(target, timeout=10, max_bytes=16 << 20)
+            pooled = (time.process_time() - started) / len(urls)
+            started = time.process_time()
+            for target in urls:
+                _bare_get(sock, target)
+            bare = (time.process_time() - started) / len(urls)
+        finally:
+            sock.close()
+            client.close()
     mean_kb = sum(sizes.values()) / len(sizes) / 1e3
     print(
         f"{len(urls)} exchanges (mean body {mean_kb:.0f} KB) in one thread, CPU per exchange: "

@@ -1,20 +1,25 @@
 """A simulated pool on 127.0.0.1 for the exporter benches (bench_exporter, bench_poll,
-bench_scale, bench_fetch, bench_soak): the simulator started and waited for, the exporter
+bench_scale, bench_fetch, bench_interleave, bench_soak): the simulator started and waited for, the exporter
 configuration it writes, faults set on every node, and the process figures they print."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+BYTES_PER_MEETING = 8_300  # a 25-attendee meeting in bbb-web's getMeetings XML
 
 
 def load_average() -> str:
@@ -106,3 +111,19 @@ def set_fault_everywhere(url: str, nodes: int, mode: str | None, arg: float) -> 
                 timeout=30,
                 json={"node": f"bbb-{index:0{width}d}", "mode": mode, "arg": arg},
             ).raise_for_status()
+
+
+@contextlib.contextmanager
+def huge_answers_pool(nodes: int, meetings: int) -> Iterator[Path]:
+    """The simulator with ``nodes`` BBB nodes whose getMeetings answers hold about
+    ``meetings`` 25-attendee meetings each: yields the exporter configuration it wrote."""
+    secret = secrets.token_hex(16)
+    sim, url, sim_args = start_simulator(nodes, secret)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = prepare(url, sim_args, secret, Path(tmp))
+            set_fault_everywhere(url, nodes, "huge", meetings * BYTES_PER_MEETING / 1e6)
+            yield config
+    finally:
+        sim.terminate()
+        sim.wait(30)
