@@ -1,6 +1,7 @@
 """A simulated pool on 127.0.0.1 for the exporter benches (bench_exporter, bench_poll,
-bench_scale, bench_fetch, bench_interleave, bench_soak): the simulator started and waited for, the exporter
-configuration it writes, faults set on every node, and the process figures they print."""
+bench_scale, bench_fetch, bench_interleave, bench_soak): the simulator started and
+waited for, the exporter configuration it writes, faults set on every node, and the
+process figures they print."""
 
 from __future__ import annotations
 
