@@ -37,6 +37,7 @@ from bench.simpool import (
     BYTES_PER_MEETING,
     REPO,
     cpu_seconds_of,
+    cycle_config,
     load_average,
     prepare,
     set_fault_everywhere,
@@ -126,8 +127,6 @@ def child(
     cycles: int = 5,
 ) -> dict[str, Any]:
     """Runs inside the measured process: warm-up cycles, measured cycles, render."""
-    import dataclasses
-
     from confscale.exporter.collector import SnapshotCollector
     from confscale.exporter.config import load_config
     from confscale.exporter.exposition import render
@@ -137,18 +136,7 @@ def child(
     from prometheus_client import CollectorRegistry, generate_latest
 
     keep_freed_memory()  # as confscale-exporter's main does
-    config = load_config(config_path)
-    # getMeetings and the node_exporter page: the API root and getRecordings sources that
-    # ride on a node's bbb settings poll on their own slower clocks in production
-    kept = ("bbb", "host", "jitsi")
-    config = dataclasses.replace(
-        config,
-        interval=max(config.interval, CHILD_INTERVAL),
-        nodes=tuple(
-            dataclasses.replace(n, settings={k: v for k, v in n.settings.items() if k in kept})
-            for n in config.nodes[:nodes]
-        ),
-    )
+    config = cycle_config(load_config(config_path), nodes, CHILD_INTERVAL)
     poller = Poller(config, workers=workers)
     # warm-up: threads, connections, and the quick polls' limit (exporter/concurrency.py)
     # settled, as in a running exporter: until it holds for two cycles (at most 10)

@@ -6,8 +6,8 @@ the interleaving of network waits with parsing. In one process, over the same 1,
 simulated nodes (frozen clock, about ten 25-attendee meetings each, as bench_exporter):
 
 - the cycle itself, ``Poller.run_cycle``, with 64 workers and with one;
-- one thread, parse as you fetch: each getMeetings answer is read, then parsed at once
-  (what a poll does);
+- one thread, parse as you fetch: each getMeetings answer is parsed right after its
+  fetch (as a poll does, though a poll feeds libxml2 chunk by chunk as they arrive);
 - one thread, fetch then parse: all answers read first, then all parsed (the parts'
   way; the bodies are held, so this is a measurement, not a design);
 
@@ -19,12 +19,11 @@ alternated for ``--rounds`` rounds, CPU by ``time.process_time`` (medians and ra
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 from collections.abc import Callable
 
-from bench.simpool import huge_answers_pool, load_average
+from bench.simpool import cycle_config, huge_answers_pool, load_average
 
 
 def measure(rounds: int, runs: dict[str, Callable[[], object]]) -> dict[str, list[float]]:
@@ -53,20 +52,10 @@ def main(argv: list[str] | None = None) -> None:
 
     keep_freed_memory()  # as confscale-exporter's main does
     with huge_answers_pool(args.nodes, args.meetings) as config_path:
-        config = load_config(config_path)
-        config = dataclasses.replace(
-            config,
-            interval=600.0,
-            nodes=tuple(
-                dataclasses.replace(
-                    n, settings={k: v for k, v in n.settings.items() if k in ("bbb", "host")}
-                )
-                for n in config.nodes[: args.nodes]
-            ),
-        )
+        config = cycle_config(load_config(config_path), args.nodes, 600.0)
         pooled, single = Poller(config, workers=64), Poller(config, workers=1)
         client = single._client
-        urls = [signed_url(n.source("bbb")) for n in config.nodes if n.source("bbb")]
+        urls = [signed_url(bbb) for n in config.nodes if (bbb := n.source("bbb"))]
 
         def get(target: str) -> bytes:
             return client.get(target, timeout=5, max_bytes=16 << 20)[1]

@@ -6,6 +6,7 @@ process figures they print."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import socket
@@ -15,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -112,6 +114,22 @@ def set_fault_everywhere(url: str, nodes: int, mode: str | None, arg: float) -> 
                 timeout=30,
                 json={"node": f"bbb-{index:0{width}d}", "mode": mode, "arg": arg},
             ).raise_for_status()
+
+
+def cycle_config(config: Any, nodes: int, interval: float) -> Any:
+    """The exporter configuration a measured cycle polls: the first ``nodes`` nodes with
+    getMeetings, the node_exporter page and Jitsi only (the API root and getRecordings
+    sources that ride on a node's bbb settings poll on their own slower clocks in
+    production), and an ``interval`` long enough that no poll is cut as an overrun."""
+    kept = ("bbb", "host", "jitsi")
+    return dataclasses.replace(
+        config,
+        interval=max(config.interval, interval),
+        nodes=tuple(
+            dataclasses.replace(n, settings={k: v for k, v in n.settings.items() if k in kept})
+            for n in config.nodes[:nodes]
+        ),
+    )
 
 
 @contextlib.contextmanager
